@@ -1,0 +1,298 @@
+"""Read one YAML file into plain data, keeping the line and column of every key and value.
+
+The loader is strict where YAML is surprising: it rejects duplicate keys, non-text keys, merge keys, custom
+tags, several documents in one file, tabs in indentation and bytes that are not UTF-8. Scalars follow the YAML
+1.2 core schema, so `country_code: NO` is the text "NO" (Norway), not `false`. Aliases are followed, but a
+file that expands past `MAX_NODES` values or nests deeper than `MAX_DEPTH` is refused, so an alias bomb costs
+nothing. Failures are returned as `Problem` values, never raised.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import BaseResolver
+
+from reconciler.model import Problem, Source
+
+MAX_FILE_BYTES = 1 << 20
+MAX_NODES = 10_000
+MAX_DEPTH = 32
+
+#: A JSON path as a tuple of keys and indexes; () is the document itself.
+JsonPath = tuple[str | int, ...]
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+
+class _CoreResolver(BaseResolver):
+    """YAML 1.2 core schema: only true/false are booleans; no sexagesimal numbers, no timestamps."""
+
+
+_CoreResolver.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_CoreResolver.add_implicit_resolver(
+    _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+_CoreResolver.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+_CoreResolver.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+
+if yaml.__with_libyaml__:
+    from yaml.cyaml import CParser  # type: ignore[attr-defined]
+
+    class _Composer(CParser, _CoreResolver):
+        def __init__(self, text: str) -> None:
+            CParser.__init__(self, text)
+            _CoreResolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML built without libyaml
+
+    class _Composer(  # type: ignore[no-redef]
+        yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, _CoreResolver
+    ):
+        def __init__(self, text: str) -> None:
+            yaml.reader.Reader.__init__(self, text)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+            yaml.composer.Composer.__init__(self)
+            _CoreResolver.__init__(self)
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """A parsed file: its data as plain JSON-like values and where each value and key stands."""
+
+    file: str
+    data: Any
+    value_marks: Mapping[JsonPath, Source]
+    key_marks: Mapping[JsonPath, Source]
+
+    def source(self, path: JsonPath = (), *, key: bool = False) -> Source:
+        """Where the value at `path` stands (or its key, with key=True); the nearest parent if unknown."""
+        marks = self.key_marks if key else self.value_marks
+        if key and path not in marks:
+            marks = self.value_marks
+        for end in range(len(path), -1, -1):
+            found = marks.get(path[:end])
+            if found is not None:
+                return found
+        return Source(self.file, 1, 1)
+
+
+class _Refused(Exception):
+    def __init__(self, node: Node, code: str, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.code = code
+
+
+class _Builder:
+    """Turns a composed YAML node graph into Python values, recording positions and enforcing the limits."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.count = 0
+        self.seen: set[int] = set()
+        self.aliased = False
+        self.value_marks: dict[JsonPath, Source] = {}
+        self.key_marks: dict[JsonPath, Source] = {}
+
+    def source(self, node: Node) -> Source:
+        return Source(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def build(self, node: Node, path: JsonPath) -> Any:
+        self.count += 1
+        if id(node) in self.seen:
+            self.aliased = True
+        self.seen.add(id(node))
+        if self.count > MAX_NODES:
+            hint = ": anchors and aliases (&name, *name) repeat it too often" if self.aliased else ""
+            raise _Refused(node, "too-large", f"the document expands to more than {MAX_NODES:,} values{hint}")
+        if len(path) > MAX_DEPTH:
+            hint = " (an alias refers to itself)" if self.aliased else ""
+            raise _Refused(node, "too-deep", f"values nest more than {MAX_DEPTH} levels deep{hint}")
+        if len(path) not in (0,) and path not in self.value_marks:
+            self.value_marks[path] = self.source(node)
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
+        if isinstance(node, SequenceNode):
+            if node.tag != _SEQ:
+                raise _Refused(node, "yaml-tag", f"the tag {_tag(node)} is not allowed in party files")
+            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path)
+        raise _Refused(node, "yaml-syntax", "unsupported YAML node")  # pragma: no cover
+
+    def _mapping(self, node: MappingNode, path: JsonPath) -> dict[str, Any]:
+        if node.tag != _MAP:
+            raise _Refused(node, "yaml-tag", f"the tag {_tag(node)} is not allowed in party files")
+        result: dict[str, Any] = {}
+        first_seen: dict[str, Source] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag != _STR:
+                shown = key_node.value if isinstance(key_node, ScalarNode) else "a collection"
+                raise _Refused(
+                    key_node, "key-not-text", f"key {shown!s} is not text: quote it, or use a text key"
+                )
+            key = key_node.value
+            if key == "<<" and not key_node.style:
+                raise _Refused(key_node, "merge-key", "merge keys (<<) are not supported: write the keys out")
+            key_source = self.source(key_node)
+            if key in first_seen:
+                raise _Refused(
+                    key_node,
+                    "duplicate-key",
+                    f"duplicate key {key!r} (first at line {first_seen[key].line})",
+                )
+            first_seen[key] = key_source
+            self.key_marks[(*path, key)] = key_source
+            result[key] = self.build(value_node, (*path, key))
+        return result
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        text: str = node.value
+        try:
+            if node.tag == _STR:
+                return text
+            if node.tag == _NULL:
+                return None
+            if node.tag == _BOOL:
+                return text.lower() == "true"
+            if node.tag == _INT:
+                lowered = text.lower()
+                if lowered.startswith(("0o", "0x")):
+                    return int(lowered, 0)
+                return int(text, 10)
+            if node.tag == _FLOAT:
+                number = float(text.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf"))
+                if math.isnan(number) or math.isinf(number):
+                    raise _Refused(node, "yaml-value", f"{text} is not a usable number")
+                return number
+        except ValueError:
+            raise _Refused(
+                node, "yaml-value", f"{text!r} is not a valid {node.tag.rsplit(':', 1)[-1]}"
+            ) from None
+        raise _Refused(node, "yaml-tag", f"the tag {_tag(node)} is not allowed in party files")
+
+
+def _tag(node: Node) -> str:
+    return node.tag.replace("tag:yaml.org,2002:", "!!")
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, column
+
+
+def _decode(raw: bytes, file: str) -> str | Problem:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        head = raw[: error.start].decode("utf-8", errors="replace")
+        line, column = _position(head, len(head))
+        return Problem(
+            Source(file, line, column),
+            "not-utf8",
+            f"the file is not UTF-8: byte 0x{raw[error.start]:02x} cannot be decoded; save it as UTF-8",
+        )
+    return text.removeprefix("\ufeff")
+
+
+def _tab_in_indentation(text: str, file: str) -> Problem | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent and line.strip():
+            return Problem(
+                Source(file, number, indent.index("\t") + 1),
+                "tab",
+                "tab character in indentation: YAML indents with spaces",
+            )
+    return None
+
+
+def _syntax_problem(error: yaml.YAMLError, file: str, text: str) -> Problem:
+    if isinstance(error, yaml.reader.ReaderError):
+        line, column = _position(text, error.position)
+        char = error.character if isinstance(error.character, int) else ord(error.character)
+        return Problem(
+            Source(file, line, column), "yaml-syntax", f"invalid YAML: character U+{char:04X} is not allowed"
+        )
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    return Problem(Source(file, line, column), "yaml-syntax", f"invalid YAML: {detail}")
+
+
+def parse_text(text: str, file: str) -> LoadedFile | Problem:
+    """Parse YAML text (already decoded) into a `LoadedFile`, or the first problem that prevents it."""
+    tab = _tab_in_indentation(text, file)
+    if tab is not None:
+        return tab
+    composer = _Composer(text)
+    try:
+        if not composer.check_node():
+            return Problem(Source(file, 1, 1), "empty-file", "the file is empty")
+        node = composer.get_node()
+        if node is None:  # pragma: no cover - check_node() said there is a document
+            return Problem(Source(file, 1, 1), "empty-file", "the file is empty")
+        if composer.check_node():
+            second = composer.get_node()
+            line = second.start_mark.line + 1 if second is not None else 1
+            return Problem(
+                Source(file, line, 1),
+                "multiple-documents",
+                "more than one YAML document (---): a party file holds exactly one",
+            )
+    except yaml.YAMLError as error:
+        return _syntax_problem(error, file, text)
+    finally:
+        composer.dispose()
+    builder = _Builder(file)
+    try:
+        data = builder.build(node, ())
+    except _Refused as refused:
+        return Problem(builder.source(refused.node), refused.code, str(refused))
+    builder.value_marks[()] = builder.source(node)
+    return LoadedFile(file, data, builder.value_marks, builder.key_marks)
+
+
+def load_file(path: Path, file: str) -> LoadedFile | Problem:
+    """Read and parse `path`; `file` is the name used in messages (usually the path as the user gave it)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return Problem(
+                Source(file, 1, 1),
+                "too-large",
+                f"the file is {size:,} bytes; party files are limited to {MAX_FILE_BYTES:,}",
+            )
+        raw = path.read_bytes()
+    except OSError as error:
+        return Problem(Source(file), "unreadable", f"cannot read the file: {error.strerror or error}")
+    text = _decode(raw, file)
+    if isinstance(text, Problem):
+        return text
+    return parse_text(text, file)

@@ -1,0 +1,144 @@
+"""Plain data shared by every stage: where a value stands in a file, problems found, and the desired state.
+
+All classes are frozen dataclasses with no behaviour beyond formatting, so later stages (plan, render, apply)
+can be tested with values built by hand.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+CPO = "CPO"
+
+_IDENTITY = re.compile(r"^([A-Za-z]{2})-([A-Za-z0-9]{3})$")
+
+
+@dataclass(frozen=True, order=True)
+class Identity:
+    """An OCPI party identity: country_code + party_id, written `GB-TWK`. Always upper case."""
+
+    country_code: str
+    party_id: str
+
+    def __str__(self) -> str:
+        return f"{self.country_code}-{self.party_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> Identity | None:
+        """`gb-twk` -> Identity('GB', 'TWK'); None when the text is not of that shape."""
+        match = _IDENTITY.match(text)
+        if match is None:
+            return None
+        return cls(match.group(1).upper(), match.group(2).upper())
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where something stands: a file and a 1-based line and column."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.column}"
+        return self.file
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of `validate`. `code` is a stable identifier (documented in the README)."""
+
+    source: Source
+    code: str
+    message: str
+    #: JSON path of the value concerned, e.g. `$.roles[0].business_details.website`; "" when none applies.
+    path: str = ""
+    severity: Severity = Severity.ERROR
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.source.file, self.source.line, self.source.column, self.path, self.message)
+
+
+@dataclass(frozen=True)
+class Image:
+    """OCPI Image (used for a party's logo)."""
+
+    url: str
+    category: str
+    type: str
+    thumbnail: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+    def to_ocpi(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"url": self.url}
+        if self.thumbnail is not None:
+            data["thumbnail"] = self.thumbnail
+        data["category"] = self.category
+        data["type"] = self.type
+        if self.width is not None:
+            data["width"] = self.width
+        if self.height is not None:
+            data["height"] = self.height
+        return data
+
+
+@dataclass(frozen=True)
+class BusinessDetails:
+    """OCPI BusinessDetails: what the database stores for one party role."""
+
+    name: str
+    website: str | None = None
+    logo: Image | None = None
+
+    def to_ocpi(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name}
+        if self.website is not None:
+            data["website"] = self.website
+        if self.logo is not None:
+            data["logo"] = self.logo.to_ocpi()
+        return data
+
+
+@dataclass(frozen=True)
+class PartyRole:
+    """One declared (role, country_code, party_id): one row of `ocpi_parties`."""
+
+    role: str
+    business_details: BusinessDetails
+    source: Source = field(default=Source(""), compare=False)
+
+
+@dataclass(frozen=True)
+class Party:
+    """One party file: an identity, its OCPI versions URL and its roles."""
+
+    identity: Identity
+    roles: tuple[PartyRole, ...]
+    url: str | None = None
+    source: Source = field(default=Source(""), compare=False)
+
+    def role(self, name: str) -> PartyRole | None:
+        return next((r for r in self.roles if r.role == name), None)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything the files declare, after validation: what the database should hold."""
+
+    parties: tuple[Party, ...]
+    default_party: Identity
+    default_source: Source = field(default=Source(""), compare=False)
+
+    def party(self, identity: Identity) -> Party | None:
+        return next((p for p in self.parties if p.identity == identity), None)

@@ -1,0 +1,458 @@
+"""Check a party directory: every file against its JSON Schema, then the rules that span files.
+
+`validate_path` collects every problem in every file before it returns; it never raises for bad input. When
+there are no errors it also returns the `DesiredState` the files declare, for `plan` and `apply`.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+from jsonschema import Draft202012Validator, FormatChecker
+
+from reconciler.errors import UsageError
+from reconciler.load import JsonPath, LoadedFile, load_file
+from reconciler.model import (
+    CPO,
+    BusinessDetails,
+    DesiredState,
+    Identity,
+    Image,
+    Party,
+    PartyRole,
+    Problem,
+    Severity,
+    Source,
+)
+
+DEFAULT_FILE = "default-party.yaml"
+PARTY_SCHEMA = "party.schema.json"
+DEFAULT_SCHEMA = "default-party.schema.json"
+
+_PARTY_FILE = re.compile(r"^([A-Za-z]{2})-([A-Za-z0-9]{3})\.(yaml|yml)$", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"^(token|.*_token|token_.*|password|secret)$", re.IGNORECASE)
+_COMMON_COUNTRY_MISTAKES = {"UK": "GB", "EL": "GR"}
+
+
+def schema_directory() -> Path:
+    """The JSON Schemas: inside the installed wheel, or `schema/` of the source tree."""
+    packaged = Path(__file__).parent / "_data" / "schema"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "schema"
+
+
+def _is_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not value.isascii() or any(char.isspace() for char in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
+
+
+@functools.cache
+def _validator(name: str) -> Draft202012Validator:
+    schema = json.loads((schema_directory() / name).read_text(encoding="utf-8"))
+    checker = FormatChecker(formats=())
+    checker.checks("uri")(_is_url)
+    return Draft202012Validator(schema, format_checker=checker)
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    problems: tuple[Problem, ...]
+    files_checked: int
+    #: What the files declare; None when there are errors or when a single file was checked.
+    state: DesiredState | None = None
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.WARNING)
+
+
+def format_path(path: JsonPath) -> str:
+    """('roles', 0, 'business_details') -> '$.roles[0].business_details'."""
+    text = "$"
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            text += f".{part}"
+        else:
+            text += f"[{json.dumps(part)}]"
+    return text
+
+
+@dataclass
+class _FileCheck:
+    """The problems of one file and helpers to report them at the right place."""
+
+    loaded: LoadedFile
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(
+        self, path: JsonPath, code: str, message: str, *, key: bool = False, warning: bool = False
+    ) -> None:
+        self.problems.append(
+            Problem(
+                self.loaded.source(path, key=key),
+                code,
+                message,
+                format_path(path),
+                Severity.WARNING if warning else Severity.ERROR,
+            )
+        )
+
+    @property
+    def failed(self) -> bool:
+        return any(p.severity is Severity.ERROR for p in self.problems)
+
+
+def _secret_keys(data: Any, path: JsonPath = ()) -> Iterator[JsonPath]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if _SECRET_KEY.match(key):
+                yield (*path, key)
+            else:
+                yield from _secret_keys(value, (*path, key))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from _secret_keys(item, (*path, index))
+
+
+def _remove_secrets(check: _FileCheck, data: Any) -> Any:
+    """Report keys that would hold a secret, and return the data without them (so the schema stays quiet)."""
+    paths = list(_secret_keys(data))
+    if not paths:
+        return data
+    cleaned = copy.deepcopy(data)
+    for path in paths:
+        check.add(
+            path,
+            "secret-in-git",
+            f"{path[-1]!r}: OCPI tokens and other secrets never belong in git; the CSMS exchanges tokens "
+            "through OCPI credentials registration and keeps them in its database",
+            key=True,
+        )
+        parent = cleaned
+        for part in path[:-1]:
+            parent = parent[part]
+        del parent[path[-1]]
+    return cleaned
+
+
+def _normalise(check: _FileCheck, data: Any, path: JsonPath, *, upper: bool) -> None:
+    """CiString: case-insensitive. Rewrite `data[path]` in canonical case, warning when the file differs."""
+    parent = data
+    for part in path[:-1]:
+        present = (isinstance(parent, dict) and part in parent) or (
+            isinstance(parent, list) and isinstance(part, int) and part < len(parent)
+        )
+        if not present:
+            return
+        parent = parent[part]
+    last = path[-1]
+    if not isinstance(parent, dict) or not isinstance(last, str):
+        return
+    value = parent.get(last)
+    if not isinstance(value, str):
+        return
+    canonical = value.upper() if upper else value.lower()
+    if canonical != value:
+        parent[last] = canonical
+        case = "upper" if upper else "lower"
+        check.add(
+            path,
+            "case",
+            f"{value!r} is read as {canonical!r}: OCPI compares it without regard to case; "
+            f"write it in {case} case",
+            warning=True,
+        )
+
+
+def _type_hint(error: jsonschema.ValidationError) -> str:
+    expected = error.validator_value
+    if expected == "string" and isinstance(error.instance, bool | int | float):
+        return f"{json.dumps(error.instance)} is not text: put it in quotes"
+    if expected == "object" and error.instance is None:
+        return "is empty: give its keys, or remove it"
+    return f"{json.dumps(error.instance)} is not of type {expected!r}"
+
+
+def _schema_problems(check: _FileCheck, data: Any, schema_name: str) -> None:
+    for error in _validator(schema_name).iter_errors(data):
+        path: JsonPath = tuple(error.absolute_path)
+        kind = error.validator
+        title = str(error.schema.get("title", "value")).lower() if isinstance(error.schema, dict) else "value"
+        if kind == "additionalProperties" and isinstance(error.instance, dict):
+            known = list(error.schema.get("properties", {}))
+            for key in sorted(set(error.instance) - set(known)):
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; allowed here: {', '.join(known)}"
+                check.add((*path, key), "schema", f"unknown key {key!r}{hint}", key=True)
+            continue
+        if kind == "enum" and len(error.validator_value) > 20:
+            suggestion = _COMMON_COUNTRY_MISTAKES.get(str(error.instance))
+            hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+            message = f"{error.instance!r} is not an assigned ISO 3166-1 alpha-2 country code{hint}"
+        elif kind == "enum":
+            message = (
+                f"{error.instance!r} is not a valid {title}; use one of {', '.join(error.validator_value)}"
+            )
+        elif kind == "type":
+            message = _type_hint(error)
+        elif kind == "maxLength":
+            message = (
+                f"{title} is too long: {len(error.instance)} characters, at most {error.validator_value}"
+            )
+        elif kind == "minLength":
+            message = f"{title} is empty"
+        elif kind == "pattern":
+            message = f"{error.instance!r} is not a valid {title}: {error.schema['description']}"
+        elif kind == "minItems":
+            message = f"{title} must not be empty: list at least one"
+        else:
+            message = error.message
+        check.add(path, "schema", message)
+
+
+def _merged_details(shared: dict[str, Any], own: dict[str, Any]) -> BusinessDetails | None:
+    merged = {**shared, **own}
+    if "name" not in merged:
+        return None
+    logo = merged.get("logo")
+    return BusinessDetails(
+        name=merged["name"],
+        website=merged.get("website"),
+        logo=Image(
+            url=logo["url"],
+            category=logo["category"],
+            type=logo["type"],
+            thumbnail=logo.get("thumbnail"),
+            width=logo.get("width"),
+            height=logo.get("height"),
+        )
+        if logo is not None
+        else None,
+    )
+
+
+def _party_from(check: _FileCheck, data: dict[str, Any], file_name: str) -> Party | None:
+    """Rules inside one party file that the schema cannot say; the Party when the file is valid."""
+    identity = Identity(data["country_code"], data["party_id"])
+    shared = data.get("business_details", {})
+    roles: list[PartyRole] = []
+    first: dict[str, int] = {}
+    for index, entry in enumerate(data["roles"]):
+        name = entry["role"]
+        where = ("roles", index)
+        if name in first:
+            line = check.loaded.source(("roles", first[name])).line
+            check.add(
+                (*where, "role"),
+                "duplicate-role",
+                f"role {name} is declared twice for {identity} (first at line {line}); "
+                "each (role, country_code, party_id) is one row",
+            )
+            continue
+        first[name] = index
+        details = _merged_details(shared, entry.get("business_details", {}))
+        if details is None:
+            check.add(
+                where,
+                "missing-name",
+                f"role {name} has no business_details.name: give one in this role or in the shared "
+                "business_details at the top of the file",
+            )
+            continue
+        roles.append(PartyRole(name, details, check.loaded.source(where)))
+    match = _PARTY_FILE.match(file_name)
+    expected = f"{identity}.yaml"
+    if match is not None and file_name != expected:
+        check.add(
+            ("party_id",),
+            "file-name",
+            f"the file name {file_name} does not match the party {identity} declared in it: "
+            f"rename the file to {expected}",
+        )
+    if check.failed:
+        return None
+    return Party(identity, tuple(roles), data.get("url"), check.loaded.source())
+
+
+def check_party_file(path: Path, file: str) -> tuple[list[Problem], Party | None]:
+    """All problems of one party file, and the Party it declares when it has no errors."""
+    loaded = load_file(path, file)
+    if isinstance(loaded, Problem):
+        return [loaded], None
+    check = _FileCheck(loaded)
+    data = _remove_secrets(check, loaded.data)
+    if isinstance(data, dict):
+        data = copy.deepcopy(data)
+        for key in ("country_code", "party_id"):
+            _normalise(check, data, (key,), upper=True)
+        roles = data.get("roles")
+        for index in range(len(roles) if isinstance(roles, list) else 0):
+            _normalise(check, data, ("roles", index, "role"), upper=True)
+            _normalise(check, data, ("roles", index, "business_details", "logo", "type"), upper=False)
+        _normalise(check, data, ("business_details", "logo", "type"), upper=False)
+    _schema_problems(check, data, PARTY_SCHEMA)
+    party = None if check.failed else _party_from(check, data, path.name)
+    return check.problems, party
+
+
+def check_default_file(path: Path, file: str) -> tuple[list[Problem], tuple[Identity, Source] | None]:
+    """All problems of the default-party file, and the identity it names (with its position)."""
+    loaded = load_file(path, file)
+    if isinstance(loaded, Problem):
+        return [loaded], None
+    check = _FileCheck(loaded)
+    data = _remove_secrets(check, loaded.data)
+    if isinstance(data, dict):
+        data = copy.deepcopy(data)
+        _normalise(check, data, ("default_party",), upper=True)
+    _schema_problems(check, data, DEFAULT_SCHEMA)
+    if check.failed:
+        return check.problems, None
+    identity = Identity.parse(data["default_party"])
+    assert identity is not None  # the schema's pattern guarantees the shape
+    return check.problems, (identity, loaded.source(("default_party",)))
+
+
+def _unknown_entry(entry: Path, file: str) -> Problem:
+    if entry.is_dir():
+        message = "folders are not read: party files go directly under the parties directory"
+    elif entry.name.lower().endswith(".yml") and (
+        _PARTY_FILE.match(entry.name) or entry.name.lower() == "default-party.yml"
+    ):
+        message = f"party files end in .yaml: rename it to {entry.stem}.yaml"
+    else:
+        message = (
+            "not a party file: name party files <country_code>-<party_id>.yaml (for example GB-TWK.yaml) "
+            f"and the default party file {DEFAULT_FILE}"
+        )
+    return Problem(Source(file), "unknown-file", message)
+
+
+def _display(directory_text: str, name: str) -> str:
+    return f"{directory_text.rstrip('/')}/{name}" if directory_text not in ("", ".") else name
+
+
+def validate_path(path: Path, display: str | None = None) -> ValidationResult:
+    """Validate a parties directory (every file plus the rules across files) or a single file."""
+    shown = display if display is not None else str(path)
+    if not path.exists():
+        raise UsageError(f"{shown}: no such file or directory")
+    if path.is_file():
+        if path.name == DEFAULT_FILE:
+            problems, _ = check_default_file(path, shown)
+        else:
+            problems, _ = check_party_file(path, shown)
+        return ValidationResult(tuple(sorted(problems, key=Problem.sort_key)), 1)
+    return _validate_directory(path, shown)
+
+
+def _validate_directory(directory: Path, shown: str) -> ValidationResult:
+    problems: list[Problem] = []
+    parties: dict[Identity, Party] = {}
+    named: dict[Identity, str] = {}  # identity from the file name -> file, valid or not
+    default: tuple[Identity, Source] | None = None
+    default_file_seen = False
+    checked = 0
+    for entry in sorted(directory.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        file = _display(shown, entry.name)
+        match = _PARTY_FILE.match(entry.name)
+        if entry.is_file() and entry.name == DEFAULT_FILE:
+            checked += 1
+            default_file_seen = True
+            found, default = check_default_file(entry, file)
+            problems.extend(found)
+        elif entry.is_file() and match is not None and match.group(3).lower() == "yaml":
+            checked += 1
+            found, party = check_party_file(entry, file)
+            problems.extend(found)
+            named.setdefault(Identity(match.group(1).upper(), match.group(2).upper()), file)
+            if party is None:
+                continue
+            if party.identity in parties:
+                problems.append(
+                    Problem(
+                        party.source,
+                        "duplicate-identity",
+                        f"party {party.identity} is already declared in "
+                        f"{parties[party.identity].source.file}",
+                        "$",
+                    )
+                )
+                continue
+            parties[party.identity] = party
+        else:
+            problems.append(_unknown_entry(entry, file))
+    problems.extend(_default_problems(shown, default_file_seen, default, parties, named))
+    problems.sort(key=Problem.sort_key)
+    state = None
+    if default is not None and not any(p.severity is Severity.ERROR for p in problems):
+        state = DesiredState(tuple(parties[i] for i in sorted(parties)), default[0], default[1])
+    return ValidationResult(tuple(problems), checked, state)
+
+
+def _default_problems(
+    shown: str,
+    seen: bool,
+    default: tuple[Identity, Source] | None,
+    parties: dict[Identity, Party],
+    named: dict[Identity, str],
+) -> list[Problem]:
+    if not seen:
+        return [
+            Problem(
+                Source(_display(shown, DEFAULT_FILE)),
+                "no-default-party",
+                f"no default party: create {_display(shown, DEFAULT_FILE)} with `default_party: CC-PID` "
+                "naming the CPO that owns every location no other party claims",
+            )
+        ]
+    if default is None:
+        return []
+    identity, source = default
+    party = parties.get(identity)
+    if party is None:
+        if identity in named:
+            return []  # that party's file is invalid and already reported
+        return [
+            Problem(
+                source,
+                "default-party-undeclared",
+                f"the default party {identity} is not declared: add {_display(shown, f'{identity}.yaml')}",
+                "$.default_party",
+            )
+        ]
+    if party.role(CPO) is None:
+        return [
+            Problem(
+                source,
+                "default-party-not-cpo",
+                f"the default party {identity} does not hold the CPO role (it holds "
+                f"{', '.join(r.role for r in party.roles)}): locations can only belong to a CPO",
+                "$.default_party",
+            )
+        ]
+    return []
