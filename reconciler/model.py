@@ -142,3 +142,32 @@ class DesiredState:
 
     def party(self, identity: Identity) -> Party | None:
         return next((p for p in self.parties if p.identity == identity), None)
+
+
+#: Every problem code `validate` can report, with what it means. The README's table lists the same codes.
+PROBLEM_CODES: dict[str, str] = {
+    "unreadable": "the file cannot be read (permissions, a broken link)",
+    "too-large": "the file is over 1 MiB, or its aliases expand to more than 10,000 values",
+    "too-deep": "values nest more than 32 levels deep (or an alias refers to itself)",
+    "not-utf8": "the file has bytes that are not UTF-8",
+    "tab": "a tab character in indentation",
+    "yaml-syntax": "the file is not valid YAML, or holds a forbidden control character",
+    "yaml-tag": "an explicit tag (!!binary, !custom) that party files do not use",
+    "yaml-value": "a tagged value that is not what its tag says (!!int abc), or .inf/.nan",
+    "empty-file": "the file has no content",
+    "multiple-documents": "more than one YAML document (---) in one file",
+    "duplicate-key": "the same key twice in one mapping",
+    "key-not-text": "a key that is a number, true/false, null or a collection",
+    "merge-key": "a YAML merge key (<<)",
+    "secret-in-git": "a token, password or secret key: these never belong in git",
+    "schema": "the value breaks the JSON Schema (type, limit, enum, unknown or missing key)",
+    "case": "warning: a case-insensitive code written in the wrong case; it is read in canonical case",
+    "duplicate-role": "the same role twice in one party file",
+    "missing-name": "a role ends up with no business_details.name, shared or its own",
+    "file-name": "the file name is not <country_code>-<party_id>.yaml of the party it declares",
+    "duplicate-identity": "two files (names differing only in case) declare the same party",
+    "unknown-file": "a file or folder under parties/ that is neither a party file nor default-party.yaml",
+    "no-default-party": "parties/default-party.yaml is missing",
+    "default-party-undeclared": "the default party names a party that no file declares",
+    "default-party-not-cpo": "the default party does not hold the CPO role",
+}

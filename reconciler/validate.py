@@ -42,6 +42,11 @@ DEFAULT_SCHEMA = "default-party.schema.json"
 _PARTY_FILE = re.compile(r"^([A-Za-z]{2})-([A-Za-z0-9]{3})\.(yaml|yml)$", re.IGNORECASE)
 _SECRET_KEY = re.compile(r"^(token|.*_token|token_.*|password|secret)$", re.IGNORECASE)
 _COMMON_COUNTRY_MISTAKES = {"UK": "GB", "EL": "GR"}
+_PATTERN_HINTS = {
+    "party ID": "three upper-case letters or digits, for example TWK",
+    "image type": "a file type in lower-case letters and digits, for example png",
+    "default party": "write <country_code>-<party_id>, for example GB-TWK",
+}
 
 
 def schema_directory() -> Path:
@@ -146,8 +151,8 @@ def _remove_secrets(check: _FileCheck, data: Any) -> Any:
         check.add(
             path,
             "secret-in-git",
-            f"{path[-1]!r}: OCPI tokens and other secrets never belong in git; the CSMS exchanges tokens "
-            "through OCPI credentials registration and keeps them in its database",
+            "OCPI tokens and other secrets never belong in git: the CSMS exchanges tokens through "
+            "OCPI credentials registration and keeps them in its database",
             key=True,
         )
         parent = cleaned
@@ -186,20 +191,45 @@ def _normalise(check: _FileCheck, data: Any, path: JsonPath, *, upper: bool) -> 
         )
 
 
-def _type_hint(error: jsonschema.ValidationError) -> str:
+def _label(error: jsonschema.ValidationError) -> str:
+    """The schema title as a noun in a sentence: 'Image type' -> 'image type', 'OCPI role' stays."""
+    title = str(error.schema.get("title", "value")) if isinstance(error.schema, dict) else "value"
+    return title if title[1:2].isupper() else title[:1].lower() + title[1:]
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, str):
+        return "text"
+    if value is None:
+        return "nothing"
+    return "a number" if isinstance(value, int | float) and not isinstance(value, bool) else "true/false"
+
+
+def _type_message(error: jsonschema.ValidationError, label: str) -> str:
     expected = error.validator_value
     if expected == "string" and isinstance(error.instance, bool | int | float):
         return f"{json.dumps(error.instance)} is not text: put it in quotes"
-    if expected == "object" and error.instance is None:
-        return "is empty: give its keys, or remove it"
-    return f"{json.dumps(error.instance)} is not of type {expected!r}"
+    if expected == "object":
+        if error.instance is None:
+            return f"{label} is empty: give its keys or remove it"
+        return f"{label} must be a mapping of keys, not {_kind(error.instance)}"
+    if expected == "array":
+        return f"{label} must be a list (lines starting with '- '), not {_kind(error.instance)}"
+    return (
+        f"{label} must be {'a whole number' if expected == 'integer' else expected}, not {error.instance!r}"
+    )
 
 
 def _schema_problems(check: _FileCheck, data: Any, schema_name: str) -> None:
+    reported_required: set[JsonPath] = set()
     for error in _validator(schema_name).iter_errors(data):
         path: JsonPath = tuple(error.absolute_path)
         kind = error.validator
-        title = str(error.schema.get("title", "value")).lower() if isinstance(error.schema, dict) else "value"
+        title = _label(error)
         if kind == "additionalProperties" and isinstance(error.instance, dict):
             known = list(error.schema.get("properties", {}))
             for key in sorted(set(error.instance) - set(known)):
@@ -216,7 +246,7 @@ def _schema_problems(check: _FileCheck, data: Any, schema_name: str) -> None:
                 f"{error.instance!r} is not a valid {title}; use one of {', '.join(error.validator_value)}"
             )
         elif kind == "type":
-            message = _type_hint(error)
+            message = _type_message(error, title)
         elif kind == "maxLength":
             message = (
                 f"{title} is too long: {len(error.instance)} characters, at most {error.validator_value}"
@@ -224,7 +254,15 @@ def _schema_problems(check: _FileCheck, data: Any, schema_name: str) -> None:
         elif kind == "minLength":
             message = f"{title} is empty"
         elif kind == "pattern":
-            message = f"{error.instance!r} is not a valid {title}: {error.schema['description']}"
+            message = (
+                f"{error.instance!r} is not a valid {title}: {_PATTERN_HINTS.get(title, 'see the schema')}"
+            )
+        elif kind == "required":
+            if path in reported_required or not isinstance(error.instance, dict):
+                continue
+            reported_required.add(path)
+            missing = [key for key in error.validator_value if key not in error.instance]
+            message = f"missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
         elif kind == "minItems":
             message = f"{title} must not be empty: list at least one"
         else:
@@ -237,6 +275,10 @@ def _merged_details(shared: dict[str, Any], own: dict[str, Any]) -> BusinessDeta
     if "name" not in merged:
         return None
     logo = merged.get("logo")
+    if not isinstance(merged["name"], str) or not (logo is None or isinstance(logo, dict)):
+        return BusinessDetails(str(merged["name"]))  # a schema error is already reported
+    if logo is not None and not all(k in logo for k in ("url", "category", "type")):
+        logo = None  # a schema error is already reported
     return BusinessDetails(
         name=merged["name"],
         website=merged.get("website"),
@@ -253,26 +295,41 @@ def _merged_details(shared: dict[str, Any], own: dict[str, Any]) -> BusinessDeta
     )
 
 
-def _party_from(check: _FileCheck, data: dict[str, Any], file_name: str) -> Party | None:
-    """Rules inside one party file that the schema cannot say; the Party when the file is valid."""
-    identity = Identity(data["country_code"], data["party_id"])
-    shared = data.get("business_details", {})
+def _party_from(check: _FileCheck, data: Any, file_name: str) -> Party | None:
+    """Rules inside one party file that the schema cannot express; the Party when the file is valid.
+
+    The rules look only at the parts that are well formed, so they report alongside schema errors.
+    """
+    if not isinstance(data, dict):
+        return None
+    country_code, party_id = data.get("country_code"), data.get("party_id")
+    identity = (
+        Identity(country_code, party_id)
+        if isinstance(country_code, str) and isinstance(party_id, str)
+        else None
+    )
+    shared = data.get("business_details")
+    shared = shared if isinstance(shared, dict) else {}
     roles: list[PartyRole] = []
     first: dict[str, int] = {}
-    for index, entry in enumerate(data["roles"]):
-        name = entry["role"]
+    entries = data.get("roles")
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        name = entry.get("role") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            continue
         where = ("roles", index)
         if name in first:
             line = check.loaded.source(("roles", first[name])).line
             check.add(
                 (*where, "role"),
                 "duplicate-role",
-                f"role {name} is declared twice for {identity} (first at line {line}); "
-                "each (role, country_code, party_id) is one row",
+                f"role {name} is declared twice (first at line {line}); "
+                "each (role, country_code, party_id) is one database row",
             )
             continue
         first[name] = index
-        details = _merged_details(shared, entry.get("business_details", {}))
+        own = entry.get("business_details")
+        details = _merged_details(shared, own if isinstance(own, dict) else {})
         if details is None:
             check.add(
                 where,
@@ -282,18 +339,18 @@ def _party_from(check: _FileCheck, data: dict[str, Any], file_name: str) -> Part
             )
             continue
         roles.append(PartyRole(name, details, check.loaded.source(where)))
-    match = _PARTY_FILE.match(file_name)
     expected = f"{identity}.yaml"
-    if match is not None and file_name != expected:
+    if identity is not None and _PARTY_FILE.match(expected) and file_name != expected:
         check.add(
             ("party_id",),
             "file-name",
             f"the file name {file_name} does not match the party {identity} declared in it: "
             f"rename the file to {expected}",
         )
-    if check.failed:
+    if check.failed or identity is None:
         return None
-    return Party(identity, tuple(roles), data.get("url"), check.loaded.source())
+    url = data.get("url")
+    return Party(identity, tuple(roles), url if isinstance(url, str) else None, check.loaded.source())
 
 
 def check_party_file(path: Path, file: str) -> tuple[list[Problem], Party | None]:
@@ -313,7 +370,7 @@ def check_party_file(path: Path, file: str) -> tuple[list[Problem], Party | None
             _normalise(check, data, ("roles", index, "business_details", "logo", "type"), upper=False)
         _normalise(check, data, ("business_details", "logo", "type"), upper=False)
     _schema_problems(check, data, PARTY_SCHEMA)
-    party = None if check.failed else _party_from(check, data, path.name)
+    party = _party_from(check, data, path.name)
     return check.problems, party
 
 
@@ -385,25 +442,26 @@ def _validate_directory(directory: Path, shown: str) -> ValidationResult:
             default_file_seen = True
             found, default = check_default_file(entry, file)
             problems.extend(found)
-        elif entry.is_file() and match is not None and match.group(3).lower() == "yaml":
+        elif entry.is_file() and entry.suffix == ".yaml":
             checked += 1
-            found, party = check_party_file(entry, file)
-            problems.extend(found)
-            named.setdefault(Identity(match.group(1).upper(), match.group(2).upper()), file)
-            if party is None:
-                continue
-            if party.identity in parties:
+            named_identity = Identity(match.group(1).upper(), match.group(2).upper()) if match else None
+            if named_identity is not None and named_identity in named:
+                # Only file names that differ in case can name the same identity twice.
                 problems.append(
                     Problem(
-                        party.source,
+                        Source(file),
                         "duplicate-identity",
-                        f"party {party.identity} is already declared in "
-                        f"{parties[party.identity].source.file}",
-                        "$",
+                        f"party {named_identity} is already declared in {named[named_identity]}: "
+                        "keep one file per party",
                     )
                 )
                 continue
-            parties[party.identity] = party
+            if named_identity is not None:
+                named[named_identity] = file
+            found, party = check_party_file(entry, file)
+            problems.extend(found)
+            if party is not None:
+                parties[party.identity] = party
         else:
             problems.append(_unknown_entry(entry, file))
     problems.extend(_default_problems(shown, default_file_seen, default, parties, named))
