@@ -261,6 +261,11 @@ def parse_text(text: str, file: str) -> LoadedFile | Problem:
         if composer.check_node():
             second = composer.get_node()
             line = second.start_mark.line + 1 if second is not None else 1
+            # Point at the `---` that starts the second document rather than at its content.
+            lines = text.splitlines()
+            line = next(
+                (n for n in range(min(line, len(lines)), 0, -1) if lines[n - 1].startswith("---")), line
+            )
             return Problem(
                 Source(file, line, 1),
                 "multiple-documents",

@@ -1,0 +1,229 @@
+"""`ocpi-parties validate` end to end, as a user runs it: real processes, every format and exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler import cli as cli_module
+
+ROOT = Path(__file__).parent.parent
+EXE = shutil.which("ocpi-parties", path=str(Path(sys.executable).parent)) or "ocpi-parties"
+BAD = ROOT / "tests" / "examples" / "invalid"
+
+
+def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EXE, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_shipped_example_is_valid() -> None:
+    done = run("validate", "parties/")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "5 files checked: 0 errors, 0 warnings. Valid.\n"
+
+
+def test_default_path_is_parties() -> None:
+    assert run("validate").stdout == "5 files checked: 0 errors, 0 warnings. Valid.\n"
+
+
+def test_python_dash_m_runs_the_same_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", "parties"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "5 files checked: 0 errors, 0 warnings. Valid.\n")
+    version = subprocess.run(
+        [sys.executable, "-m", "reconciler", "--version"], capture_output=True, text=True, check=False
+    )
+    assert version.stdout.startswith("ocpi-parties, version ")
+
+
+def test_invalid_text_exit_1() -> None:
+    done = run("validate", "parties", cwd=BAD / "website-not-url")
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "parties/GB-ABC.yaml:5:12: $.business_details.website: 'htp:/x' is not a 'uri'",
+        "3 files checked: 1 error, 0 warnings. Invalid.",
+    ]
+
+
+def test_json_format_is_stable() -> None:
+    done = run("validate", "--format", "json", "parties", cwd=BAD / "duplicate-role")
+    assert done.returncode == 1
+    document = json.loads(done.stdout)
+    assert document == {
+        "format_version": 1,
+        "valid": False,
+        "files_checked": 3,
+        "error_count": 1,
+        "warning_count": 1,
+        "problems": [
+            {
+                "severity": "warning",
+                "code": "case",
+                "file": "parties/GB-ABC.yaml",
+                "line": 8,
+                "column": 11,
+                "path": "$.roles[2].role",
+                "message": "'cpo' is read as 'CPO': OCPI compares it without regard to case; "
+                "write it in upper case",
+            },
+            {
+                "severity": "error",
+                "code": "duplicate-role",
+                "file": "parties/GB-ABC.yaml",
+                "line": 8,
+                "column": 11,
+                "path": "$.roles[2].role",
+                "message": "role CPO is declared twice (first at line 6); "
+                "each (role, country_code, party_id) is one database row",
+            },
+        ],
+    }
+
+
+def test_json_format_for_a_file_level_problem_has_null_position() -> None:
+    document = json.loads(run("validate", "--format", "json", "parties", cwd=BAD / "unknown-file").stdout)
+    assert document["problems"][0]["line"] is None and document["problems"][0]["path"] is None
+
+
+def test_json_valid() -> None:
+    document = json.loads(run("validate", "--format", "json").stdout)
+    assert (document["valid"], document["problems"], document["files_checked"]) == (True, [], 5)
+
+
+def test_github_format_annotates_inline_and_escapes() -> None:
+    done = run("validate", "--format", "github", "parties", cwd=BAD / "website-not-url")
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[0] == (
+        "::error file=parties/GB-ABC.yaml,line=5,col=12,title=ocpi-parties validate (schema)::"
+        "$.business_details.website: 'htp:/x' is not a 'uri'"
+    )
+    warning = run(
+        "validate", "--format", "github", "parties", cwd=ROOT / "tests/examples/valid/lower-case-codes"
+    )
+    assert warning.returncode == 0
+    assert warning.stdout.startswith("::warning file=parties/GB-ABC.yaml,line=1,col=15,")
+
+
+def test_github_escapes_newlines_and_percent(tmp_path: Path) -> None:
+    from reconciler.model import Problem, Source
+    from reconciler.report import render_github
+    from reconciler.validate import ValidationResult
+
+    problem = Problem(Source("a,b:c.yaml", 1, 2), "schema", "100% bad\nsecond line")
+    rendered = render_github(ValidationResult((problem,), 1))
+    assert rendered.splitlines()[0] == (
+        "::error file=a%2Cb%3Ac.yaml,line=1,col=2,title=ocpi-parties validate (schema)::"
+        "100%25 bad%0Asecond line"
+    )
+
+
+def test_strict_turns_warnings_into_failure() -> None:
+    case = ROOT / "tests/examples/valid/lower-case-codes"
+    assert run("validate", "parties", cwd=case).returncode == 0
+    strict = run("validate", "--strict", "parties", cwd=case)
+    assert strict.returncode == 1
+    assert strict.stdout.endswith("0 errors, 5 warnings. Invalid.\n")
+    assert (
+        json.loads(run("validate", "--strict", "--format", "json", "parties", cwd=case).stdout)["valid"]
+        is False
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["validate", "no-such-dir"], "error: no-such-dir: no such file or directory"),
+        (["validate", "--format", "xml"], "Invalid value for '--format'"),
+        (["validate", "--bogus"], "No such option '--bogus'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], message: str) -> None:
+    done = run(*args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_help_documents_exit_codes() -> None:
+    for args in (["--help"], ["validate", "--help"]):
+        out = run(*args).stdout
+        for line in ("0   success", "1   invalid input", "2   usage error", "70  internal error"):
+            assert line in out
+
+
+def test_unexpected_error_exit_70_and_points_to_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli_module, "validate_path", broken)
+    with pytest.raises(SystemExit) as exited:
+        cli_module.main(["validate", str(ROOT / "parties")])
+    assert exited.value.code == 70
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: boom" in err and "--traceback" in err
+    with pytest.raises(RuntimeError, match="boom"):
+        cli_module.main(["--traceback", "validate", str(ROOT / "parties")])
+
+
+def _on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """Run with stdout on a pseudo-terminal and return what it printed."""
+    main, child = pty.openpty()
+    environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | env
+    process = subprocess.Popen(
+        [EXE, *args], cwd=cwd, stdout=child, stderr=subprocess.DEVNULL, env=environment
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=60)
+    os.close(main)
+    return b"".join(chunks).decode()
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:
+    case = BAD / "website-not-url"
+    assert "\x1b[" in _on_terminal(["validate", "parties"], case, {})
+    assert "\x1b[" not in _on_terminal(["validate", "parties"], case, {"NO_COLOR": "1"})
+    assert "\x1b[" not in run("validate", "parties", cwd=case).stdout
+
+
+def test_output_into_a_closed_pipe_is_quiet() -> None:
+    done = subprocess.run(
+        f"'{EXE}' validate --format json parties | head -c 1",
+        shell=True,
+        cwd=BAD / "many-problems-one-file",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr

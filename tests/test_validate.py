@@ -1,0 +1,135 @@
+"""Rules and the desired state built from valid files. No database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import UsageError
+from reconciler.model import BusinessDetails, DesiredState, Identity, Image, Severity
+from reconciler.validate import format_path, validate_path
+
+REPOSITORY = Path(__file__).parent.parent / "parties"
+
+
+def _write(directory: Path, files: dict[str, str]) -> Path:
+    parties = directory / "parties"
+    parties.mkdir()
+    for name, text in files.items():
+        (parties / name).write_text(text, encoding="utf-8")
+    return parties
+
+
+def _state(directory: Path, files: dict[str, str]) -> DesiredState:
+    result = validate_path(_write(directory, files), "parties")
+    assert not result.errors, result.errors
+    assert result.state is not None
+    return result.state
+
+
+def test_shipped_repository_state() -> None:
+    result = validate_path(REPOSITORY, "parties")
+    assert result.problems == ()
+    assert result.files_checked == 5
+    state = result.state
+    assert state is not None
+    assert state.default_party == Identity("GB", "TWK")
+    assert [str(p.identity) for p in state.parties] == ["DE-EMO", "ES-CPO", "GB-TWK", "NL-VLT"]
+    assert [r.role for r in state.parties[0].roles] == ["CPO", "EMSP"]
+
+
+def test_shared_details_merge_field_by_field(tmp_path: Path) -> None:
+    state = _state(
+        tmp_path,
+        {
+            "default-party.yaml": "default_party: DE-EMO\n",
+            "DE-EMO.yaml": (
+                "country_code: DE\nparty_id: EMO\nurl: https://ocpi.emo.example/versions\n"
+                "business_details:\n  name: Emo\n  website: https://emo.example\n"
+                "  logo: {url: https://emo.example/l.svg, category: OPERATOR, type: svg}\n"
+                "roles:\n  - role: CPO\n  - role: EMSP\n    business_details:\n      name: Emo Card\n"
+                "      logo: {url: https://emo.example/card.png, category: NETWORK, type: png, width: 64}\n"
+            ),
+        },
+    )
+    party = state.parties[0]
+    assert party.url == "https://ocpi.emo.example/versions"
+    cpo, emsp = party.roles
+    assert cpo.business_details == BusinessDetails(
+        "Emo", "https://emo.example", Image("https://emo.example/l.svg", "OPERATOR", "svg")
+    )
+    assert emsp.business_details == BusinessDetails(
+        "Emo Card", "https://emo.example", Image("https://emo.example/card.png", "NETWORK", "png", width=64)
+    )
+    assert emsp.business_details.to_ocpi() == {
+        "name": "Emo Card",
+        "website": "https://emo.example",
+        "logo": {"url": "https://emo.example/card.png", "category": "NETWORK", "type": "png", "width": 64},
+    }
+    assert (cpo.source.file, cpo.source.line) == ("parties/DE-EMO.yaml", 9)
+
+
+def test_case_is_normalised_with_warnings(tmp_path: Path) -> None:
+    files = {
+        "default-party.yaml": "default_party: gb-twk\n",
+        "GB-TWK.yaml": "country_code: gb\nparty_id: twk\nroles: [{role: Cpo, business_details: {name: T}}]\n",
+    }
+    result = validate_path(_write(tmp_path, files), "parties")
+    assert not result.errors
+    assert [p.path for p in result.warnings] == [
+        "$.country_code",
+        "$.party_id",
+        "$.roles[0].role",
+        "$.default_party",
+    ]
+    assert all(p.severity is Severity.WARNING and p.code == "case" for p in result.warnings)
+    assert result.state is not None
+    assert result.state.parties[0].identity == Identity("GB", "TWK")
+    assert result.state.parties[0].roles[0].role == "CPO"
+
+
+def test_no_state_when_any_file_has_errors(tmp_path: Path) -> None:
+    files = {
+        "default-party.yaml": "default_party: GB-TWK\n",
+        "GB-TWK.yaml": "country_code: GB\nparty_id: TWK\nroles: [{role: CPO, business_details: {name: T}}]\n",
+        "GB-BAD.yaml": "country_code: GB\nparty_id: BAD\n",
+    }
+    result = validate_path(_write(tmp_path, files), "parties")
+    assert [p.code for p in result.errors] == ["schema"]
+    assert result.state is None
+
+
+def test_every_file_is_checked_before_returning(tmp_path: Path) -> None:
+    files = {f"GB-A{n:02d}.yaml": "country_code: GB\n" for n in range(12)}
+    result = validate_path(_write(tmp_path, files), "parties")
+    assert result.files_checked == 12
+    assert len([p for p in result.errors if p.code == "schema"]) == 12
+    assert [p.code for p in result.errors if p.code != "schema"] == ["no-default-party"]
+
+
+def test_single_file_is_checked_without_cross_file_rules(tmp_path: Path) -> None:
+    parties = _write(tmp_path, {"GB-TWK.yaml": "country_code: GB\nparty_id: TWK\nroles: [{role: EMSP}]\n"})
+    result = validate_path(parties / "GB-TWK.yaml", "parties/GB-TWK.yaml")
+    assert [(p.code, p.path) for p in result.problems] == [("missing-name", "$.roles[0]")]
+    assert result.files_checked == 1 and result.state is None
+    default = validate_path(REPOSITORY / "default-party.yaml")
+    assert default.problems == () and default.files_checked == 1
+
+
+def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="nowhere: no such file or directory"):
+        validate_path(tmp_path / "nowhere", "nowhere")
+
+
+def test_json_paths_quote_keys_that_are_not_names() -> None:
+    assert format_path(()) == "$"
+    assert format_path(("roles", 0, "business_details")) == "$.roles[0].business_details"
+    assert format_path(("a b", "x.y")) == '$["a b"]["x.y"]'
+
+
+def test_identity_parse() -> None:
+    assert Identity.parse("gb-twk") == Identity("GB", "TWK")
+    assert str(Identity("GB", "TWK")) == "GB-TWK"
+    assert Identity.parse("GBTWK") is None
+    assert Identity.parse("GB-TW") is None
