@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,8 @@ class LoadedFile:
     data: Any
     value_marks: Mapping[JsonPath, Source]
     key_marks: Mapping[JsonPath, Source]
+    #: The source text of unquoted scalars that were not read as text (`007` read as 7), by path.
+    plain_text: Mapping[JsonPath, str] = field(default_factory=dict)
 
     def source(self, path: JsonPath = (), *, key: bool = False) -> Source:
         """Where the value at `path` stands (or its key, with key=True); the nearest parent if unknown."""
@@ -116,6 +118,7 @@ class _Builder:
         self.aliased = False
         self.value_marks: dict[JsonPath, Source] = {}
         self.key_marks: dict[JsonPath, Source] = {}
+        self.plain_text: dict[JsonPath, str] = {}
 
     def source(self, node: Node) -> Source:
         return Source(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -134,6 +137,8 @@ class _Builder:
         if len(path) not in (0,) and path not in self.value_marks:
             self.value_marks[path] = self.source(node)
         if isinstance(node, ScalarNode):
+            if node.tag != _STR and not node.style:
+                self.plain_text[path] = node.value
             return self._scalar(node)
         if isinstance(node, SequenceNode):
             if node.tag != _SEQ:
@@ -281,7 +286,7 @@ def parse_text(text: str, file: str) -> LoadedFile | Problem:
     except _Refused as refused:
         return Problem(builder.source(refused.node), refused.code, str(refused))
     builder.value_marks[()] = builder.source(node)
-    return LoadedFile(file, data, builder.value_marks, builder.key_marks)
+    return LoadedFile(file, data, builder.value_marks, builder.key_marks, builder.plain_text)
 
 
 def load_file(path: Path, file: str) -> LoadedFile | Problem:

@@ -65,8 +65,9 @@ class Problem:
     path: str = ""
     severity: Severity = Severity.ERROR
 
-    def sort_key(self) -> tuple[str, int, int, str, str]:
-        return (self.source.file, self.source.line, self.source.column, self.path, self.message)
+    def sort_key(self) -> tuple[str, int, int]:
+        """By position; problems at the same position keep the order they were found in."""
+        return (self.source.file, self.source.line, self.source.column)
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ PROBLEM_CODES: dict[str, str] = {
     "merge-key": "a YAML merge key (<<)",
     "secret-in-git": "a token, password or secret key: these never belong in git",
     "schema": "the value breaks the JSON Schema (type, limit, enum, unknown or missing key)",
+    "unquoted": "warning: a code written as a bare number (party_id: 007); it is read as the text written",
     "case": "warning: a case-insensitive code written in the wrong case; it is read in canonical case",
     "duplicate-role": "the same role twice in one party file",
     "missing-name": "a role ends up with no business_details.name, shared or its own",

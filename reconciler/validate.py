@@ -163,7 +163,11 @@ def _remove_secrets(check: _FileCheck, data: Any) -> Any:
 
 
 def _normalise(check: _FileCheck, data: Any, path: JsonPath, *, upper: bool) -> None:
-    """CiString: case-insensitive. Rewrite `data[path]` in canonical case, warning when the file differs."""
+    """CiString: case-insensitive. Rewrite `data[path]` in canonical case, warning when the file differs.
+
+    An unquoted value that YAML reads as a number (`party_id: 007`) is taken as the text written, with a
+    warning to quote it, since the file name already spells the identity out.
+    """
     parent = data
     for part in path[:-1]:
         present = (isinstance(parent, dict) and part in parent) or (
@@ -173,9 +177,23 @@ def _normalise(check: _FileCheck, data: Any, path: JsonPath, *, upper: bool) -> 
             return
         parent = parent[part]
     last = path[-1]
-    if not isinstance(parent, dict) or not isinstance(last, str):
+    if not isinstance(parent, dict) or not isinstance(last, str) or last not in parent:
         return
-    value = parent.get(last)
+    value = parent[last]
+    written = check.loaded.plain_text.get(path)
+    if (
+        not isinstance(value, str)
+        and written is not None
+        and not isinstance(value, bool)
+        and value is not None
+    ):
+        value = parent[last] = written
+        check.add(
+            path,
+            "unquoted",
+            f"{written} is read as the text {written!r}; put it in quotes so every YAML reader agrees",
+            warning=True,
+        )
     if not isinstance(value, str):
         return
     canonical = value.upper() if upper else value.lower()
