@@ -11,7 +11,7 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,8 @@ class _FileCheck:
     """The problems of one file and helpers to report them at the right place."""
 
     loaded: LoadedFile
+    #: A copy of the loaded data that the checks normalise in place.
+    data: Any = None
     problems: list[Problem] = field(default_factory=list)
 
     def add(
@@ -141,13 +143,9 @@ def _secret_keys(data: Any, path: JsonPath = ()) -> Iterator[JsonPath]:
             yield from _secret_keys(item, (*path, index))
 
 
-def _remove_secrets(check: _FileCheck, data: Any) -> Any:
-    """Report keys that would hold a secret, and return the data without them (so the schema stays quiet)."""
-    paths = list(_secret_keys(data))
-    if not paths:
-        return data
-    cleaned = copy.deepcopy(data)
-    for path in paths:
+def _remove_secrets(check: _FileCheck) -> None:
+    """Report keys that would hold a secret and drop them from the data, so the schema stays quiet."""
+    for path in list(_secret_keys(check.data)):
         check.add(
             path,
             "secret-in-git",
@@ -155,11 +153,10 @@ def _remove_secrets(check: _FileCheck, data: Any) -> Any:
             "OCPI credentials registration and keeps them in its database",
             key=True,
         )
-        parent = cleaned
+        parent = check.data
         for part in path[:-1]:
             parent = parent[part]
         del parent[path[-1]]
-    return cleaned
 
 
 def _normalise(check: _FileCheck, data: Any, path: JsonPath, *, upper: bool) -> None:
@@ -371,43 +368,58 @@ def _party_from(check: _FileCheck, data: Any, file_name: str) -> Party | None:
     return Party(identity, tuple(roles), url if isinstance(url, str) else None, check.loaded.source())
 
 
-def check_party_file(path: Path, file: str) -> tuple[list[Problem], Party | None]:
-    """All problems of one party file, and the Party it declares when it has no errors."""
+def _party_case_fields(data: dict[str, Any]) -> Iterator[tuple[JsonPath, bool]]:
+    """The case-insensitive fields of a party file, each with True for upper case, False for lower."""
+    yield ("country_code",), True
+    yield ("party_id",), True
+    yield ("business_details", "logo", "type"), False
+    roles = data.get("roles")
+    for index in range(len(roles) if isinstance(roles, list) else 0):
+        yield ("roles", index, "role"), True
+        yield ("roles", index, "business_details", "logo", "type"), False
+
+
+def _default_case_fields(_: dict[str, Any]) -> Iterator[tuple[JsonPath, bool]]:
+    yield ("default_party",), True
+
+
+def _check_file(
+    path: Path,
+    file: str,
+    schema_name: str,
+    case_fields: Callable[[dict[str, Any]], Iterator[tuple[JsonPath, bool]]],
+) -> _FileCheck | Problem:
+    """Load a file, report secrets, read codes in canonical case and check the schema."""
     loaded = load_file(path, file)
     if isinstance(loaded, Problem):
-        return [loaded], None
-    check = _FileCheck(loaded)
-    data = _remove_secrets(check, loaded.data)
-    if isinstance(data, dict):
-        data = copy.deepcopy(data)
-        for key in ("country_code", "party_id"):
-            _normalise(check, data, (key,), upper=True)
-        roles = data.get("roles")
-        for index in range(len(roles) if isinstance(roles, list) else 0):
-            _normalise(check, data, ("roles", index, "role"), upper=True)
-            _normalise(check, data, ("roles", index, "business_details", "logo", "type"), upper=False)
-        _normalise(check, data, ("business_details", "logo", "type"), upper=False)
-    _schema_problems(check, data, PARTY_SCHEMA)
-    party = _party_from(check, data, path.name)
-    return check.problems, party
+        return loaded
+    check = _FileCheck(loaded, data=copy.deepcopy(loaded.data))
+    _remove_secrets(check)
+    if isinstance(check.data, dict):
+        for field_path, upper in list(case_fields(check.data)):
+            _normalise(check, check.data, field_path, upper=upper)
+    _schema_problems(check, check.data, schema_name)
+    return check
+
+
+def check_party_file(path: Path, file: str) -> tuple[list[Problem], Party | None]:
+    """All problems of one party file, and the Party it declares when it has no errors."""
+    check = _check_file(path, file, PARTY_SCHEMA, _party_case_fields)
+    if isinstance(check, Problem):
+        return [check], None
+    return check.problems, _party_from(check, check.data, path.name)
 
 
 def check_default_file(path: Path, file: str) -> tuple[list[Problem], tuple[Identity, Source] | None]:
     """All problems of the default-party file, and the identity it names (with its position)."""
-    loaded = load_file(path, file)
-    if isinstance(loaded, Problem):
-        return [loaded], None
-    check = _FileCheck(loaded)
-    data = _remove_secrets(check, loaded.data)
-    if isinstance(data, dict):
-        data = copy.deepcopy(data)
-        _normalise(check, data, ("default_party",), upper=True)
-    _schema_problems(check, data, DEFAULT_SCHEMA)
+    check = _check_file(path, file, DEFAULT_SCHEMA, _default_case_fields)
+    if isinstance(check, Problem):
+        return [check], None
     if check.failed:
         return check.problems, None
-    identity = Identity.parse(data["default_party"])
+    identity = Identity.parse(check.data["default_party"])
     assert identity is not None  # the schema's pattern guarantees the shape
-    return check.problems, (identity, loaded.source(("default_party",)))
+    return check.problems, (identity, check.loaded.source(("default_party",)))
 
 
 def _unknown_entry(entry: Path, file: str) -> Problem:
