@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 CPO = "CPO"
 
@@ -121,16 +123,37 @@ class PartyRole:
 
 
 @dataclass(frozen=True)
+class Declared(Generic[T]):
+    """A value from a file and where it was written (the position takes no part in equality)."""
+
+    value: T
+    source: Source = field(default=Source(""), compare=False)
+
+
+@dataclass(frozen=True)
 class Party:
-    """One party file: an identity, its OCPI versions URL and its roles."""
+    """One party file: an identity, its OCPI versions URL, its roles and the locations it takes over."""
 
     identity: Identity
     roles: tuple[PartyRole, ...]
     url: str | None = None
     source: Source = field(default=Source(""), compare=False)
+    #: Identities whose recorded locations belong to this party (`moved_from:`).
+    moved_from: tuple[Declared[Identity], ...] = ()
+    #: Location ids this party owns wherever they are recorded now (`locations:`).
+    locations: tuple[Declared[str], ...] = ()
 
     def role(self, name: str) -> PartyRole | None:
         return next((r for r in self.roles if r.role == name), None)
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """`deleted: true` in a file: delete one role of an identity, or every role when `role` is None."""
+
+    identity: Identity
+    role: str | None = None
+    source: Source = field(default=Source(""), compare=False)
 
 
 @dataclass(frozen=True)
@@ -140,6 +163,7 @@ class DesiredState:
     parties: tuple[Party, ...]
     default_party: Identity
     default_source: Source = field(default=Source(""), compare=False)
+    tombstones: tuple[Tombstone, ...] = ()
 
     def party(self, identity: Identity) -> Party | None:
         return next((p for p in self.parties if p.identity == identity), None)
@@ -172,4 +196,7 @@ PROBLEM_CODES: dict[str, str] = {
     "no-default-party": "parties/default-party.yaml is missing",
     "default-party-undeclared": "the default party names a party that no file declares",
     "default-party-not-cpo": "the default party does not hold the CPO role",
+    "deleted-with-content": "a tombstone (deleted: true) that still declares roles, details or locations",
+    "move-to-non-cpo": "moved_from or locations on a party that does not hold the CPO role",
+    "move-conflict": "an identity or location claimed by two parties, a move from a live CPO, or a cycle",
 }

@@ -25,6 +25,7 @@ from reconciler.load import JsonPath, LoadedFile, load_file
 from reconciler.model import (
     CPO,
     BusinessDetails,
+    Declared,
     DesiredState,
     Identity,
     Image,
@@ -33,6 +34,7 @@ from reconciler.model import (
     Problem,
     Severity,
     Source,
+    Tombstone,
 )
 
 DEFAULT_FILE = "default-party.yaml"
@@ -46,6 +48,7 @@ _PATTERN_HINTS = {
     "party ID": "three upper-case letters or digits, for example TWK",
     "image type": "a file type in lower-case letters and digits, for example png",
     "default party": "write <country_code>-<party_id>, for example GB-TWK",
+    "identity": "write <country_code>-<party_id>, for example PT-CPO",
 }
 
 
@@ -174,7 +177,10 @@ def _normalise(check: _FileCheck, data: Any, path: JsonPath, *, upper: bool) -> 
             return
         parent = parent[part]
     last = path[-1]
-    if not isinstance(parent, dict) or not isinstance(last, str) or last not in parent:
+    present = (isinstance(parent, dict) and last in parent) or (
+        isinstance(parent, list) and isinstance(last, int) and last < len(parent)
+    )
+    if not present:
         return
     value = parent[last]
     written = check.loaded.plain_text.get(path)
@@ -278,6 +284,13 @@ def _schema_problems(check: _FileCheck, data: Any, schema_name: str) -> None:
             reported_required.add(path)
             missing = [key for key in error.validator_value if key not in error.instance]
             message = f"missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+        elif kind == "uniqueItems" and isinstance(error.instance, list):
+            seen: list[Any] = []
+            for index, item in enumerate(error.instance):
+                if item in seen:
+                    check.add((*path, index), "schema", f"{item!r} is listed twice")
+                seen.append(item)
+            continue
         elif kind == "minItems":
             message = f"{title} must not be empty: list at least one"
         else:
@@ -310,22 +323,74 @@ def _merged_details(shared: dict[str, Any], own: dict[str, Any]) -> BusinessDeta
     )
 
 
-def _party_from(check: _FileCheck, data: Any, file_name: str) -> Party | None:
-    """Rules inside one party file that the schema cannot express; the Party when the file is valid.
+_TOMBSTONE_KEEPS = ("country_code", "party_id", "deleted")
 
-    The rules look only at the parts that are well formed, so they report alongside schema errors.
+
+def _party_from(check: _FileCheck, data: Any, file_name: str) -> tuple[Party | None, list[Tombstone]]:
+    """Rules inside one party file that the schema cannot express.
+
+    Returns the Party and the tombstones the file declares when it is valid. The rules look only at the parts
+    that are well formed, so they report alongside schema errors.
     """
     if not isinstance(data, dict):
-        return None
+        return None, []
     country_code, party_id = data.get("country_code"), data.get("party_id")
     identity = (
         Identity(country_code, party_id)
         if isinstance(country_code, str) and isinstance(party_id, str)
         else None
     )
+    expected = f"{identity}.yaml"
+    if identity is not None and _PARTY_FILE.match(expected) and file_name != expected:
+        check.add(
+            ("party_id",),
+            "file-name",
+            f"the file name {file_name} does not match the party {identity} declared in it: "
+            f"rename the file to {expected}",
+        )
+    if data.get("deleted") is True:
+        for key in data:
+            if key not in _TOMBSTONE_KEEPS:
+                check.add(
+                    (key,),
+                    "deleted-with-content",
+                    f"a deleted party declares only {', '.join(_TOMBSTONE_KEEPS)}: remove {key}",
+                    key=True,
+                )
+        if check.failed or identity is None:
+            return None, []
+        return None, [Tombstone(identity, None, check.loaded.source(("deleted",)))]
+    roles, tombstones = _roles_from(check, data, identity)
+    if check.failed or identity is None:
+        return None, []
+    url = data.get("url")
+    moved = [
+        Declared(parsed, check.loaded.source(("moved_from", index)))
+        for index, text in enumerate(data.get("moved_from", []))
+        if (parsed := Identity.parse(text)) is not None
+    ]
+    owned = [
+        Declared(location, check.loaded.source(("locations", index)))
+        for index, location in enumerate(data.get("locations", []))
+    ]
+    party = Party(
+        identity,
+        tuple(roles),
+        url if isinstance(url, str) else None,
+        check.loaded.source(),
+        tuple(moved),
+        tuple(owned),
+    )
+    return party, tombstones
+
+
+def _roles_from(
+    check: _FileCheck, data: dict[str, Any], identity: Identity | None
+) -> tuple[list[PartyRole], list[Tombstone]]:
     shared = data.get("business_details")
     shared = shared if isinstance(shared, dict) else {}
     roles: list[PartyRole] = []
+    tombstones: list[Tombstone] = []
     first: dict[str, int] = {}
     entries = data.get("roles")
     for index, entry in enumerate(entries if isinstance(entries, list) else []):
@@ -344,6 +409,17 @@ def _party_from(check: _FileCheck, data: Any, file_name: str) -> Party | None:
             continue
         first[name] = index
         own = entry.get("business_details")
+        if entry.get("deleted") is True:
+            if own is not None:
+                check.add(
+                    (*where, "business_details"),
+                    "deleted-with-content",
+                    f"role {name} is marked deleted: remove its business_details",
+                    key=True,
+                )
+            elif identity is not None:
+                tombstones.append(Tombstone(identity, name, check.loaded.source(where)))
+            continue
         details = _merged_details(shared, own if isinstance(own, dict) else {})
         if details is None:
             check.add(
@@ -354,18 +430,7 @@ def _party_from(check: _FileCheck, data: Any, file_name: str) -> Party | None:
             )
             continue
         roles.append(PartyRole(name, details, check.loaded.source(where)))
-    expected = f"{identity}.yaml"
-    if identity is not None and _PARTY_FILE.match(expected) and file_name != expected:
-        check.add(
-            ("party_id",),
-            "file-name",
-            f"the file name {file_name} does not match the party {identity} declared in it: "
-            f"rename the file to {expected}",
-        )
-    if check.failed or identity is None:
-        return None
-    url = data.get("url")
-    return Party(identity, tuple(roles), url if isinstance(url, str) else None, check.loaded.source())
+    return roles, tombstones
 
 
 def _party_case_fields(data: dict[str, Any]) -> Iterator[tuple[JsonPath, bool]]:
@@ -373,6 +438,9 @@ def _party_case_fields(data: dict[str, Any]) -> Iterator[tuple[JsonPath, bool]]:
     yield ("country_code",), True
     yield ("party_id",), True
     yield ("business_details", "logo", "type"), False
+    moved = data.get("moved_from")
+    for index in range(len(moved) if isinstance(moved, list) else 0):
+        yield ("moved_from", index), True
     roles = data.get("roles")
     for index in range(len(roles) if isinstance(roles, list) else 0):
         yield ("roles", index, "role"), True
@@ -402,12 +470,13 @@ def _check_file(
     return check
 
 
-def check_party_file(path: Path, file: str) -> tuple[list[Problem], Party | None]:
-    """All problems of one party file, and the Party it declares when it has no errors."""
+def check_party_file(path: Path, file: str) -> tuple[list[Problem], Party | None, list[Tombstone]]:
+    """All problems of one party file, and the Party and tombstones it declares when it has no errors."""
     check = _check_file(path, file, PARTY_SCHEMA, _party_case_fields)
     if isinstance(check, Problem):
-        return [check], None
-    return check.problems, _party_from(check, check.data, path.name)
+        return [check], None, []
+    party, tombstones = _party_from(check, check.data, path.name)
+    return check.problems, party, tombstones
 
 
 def check_default_file(path: Path, file: str) -> tuple[list[Problem], tuple[Identity, Source] | None]:
@@ -450,7 +519,7 @@ def validate_path(path: Path, display: str | None = None) -> ValidationResult:
         if path.name == DEFAULT_FILE:
             problems, _ = check_default_file(path, shown)
         else:
-            problems, _ = check_party_file(path, shown)
+            problems, _, _ = check_party_file(path, shown)
         return ValidationResult(tuple(sorted(problems, key=Problem.sort_key)), 1)
     return _validate_directory(path, shown)
 
@@ -461,6 +530,7 @@ def _validate_directory(directory: Path, shown: str) -> ValidationResult:
     named: dict[Identity, str] = {}  # identity from the file name -> file, valid or not
     default: tuple[Identity, Source] | None = None
     default_file_seen = False
+    tombstones: list[Tombstone] = []
     checked = 0
     for entry in sorted(directory.iterdir()):
         if entry.name.startswith("."):
@@ -488,26 +558,44 @@ def _validate_directory(directory: Path, shown: str) -> ValidationResult:
                 continue
             if named_identity is not None:
                 named[named_identity] = file
-            found, party = check_party_file(entry, file)
+            found, party, found_tombstones = check_party_file(entry, file)
             problems.extend(found)
+            tombstones.extend(found_tombstones)
             if party is not None:
                 parties[party.identity] = party
         else:
             problems.append(_unknown_entry(entry, file))
-    problems.extend(_default_problems(shown, default_file_seen, default, parties, named))
+    problems.extend(
+        _default_problems(
+            shown,
+            seen=default_file_seen,
+            default=default,
+            parties=parties,
+            named=named,
+            tombstones=tombstones,
+        )
+    )
+    problems.extend(_move_problems(parties))
     problems.sort(key=Problem.sort_key)
     state = None
     if default is not None and not any(p.severity is Severity.ERROR for p in problems):
-        state = DesiredState(tuple(parties[i] for i in sorted(parties)), default[0], default[1])
+        state = DesiredState(
+            tuple(parties[i] for i in sorted(parties)),
+            default[0],
+            default[1],
+            tuple(sorted(tombstones, key=lambda t: (t.identity, t.role or ""))),
+        )
     return ValidationResult(tuple(problems), checked, state)
 
 
 def _default_problems(
     shown: str,
+    *,
     seen: bool,
     default: tuple[Identity, Source] | None,
     parties: dict[Identity, Party],
     named: dict[Identity, str],
+    tombstones: list[Tombstone],
 ) -> list[Problem]:
     if not seen:
         return [
@@ -522,6 +610,17 @@ def _default_problems(
         return []
     identity, source = default
     party = parties.get(identity)
+    deleted = next((t for t in tombstones if t.identity == identity and t.role is None), None)
+    if deleted is not None:
+        return [
+            Problem(
+                source,
+                "default-party-not-cpo",
+                f"the default party {identity} is marked deleted at {deleted.source}: "
+                "name another default party first",
+                "$.default_party",
+            )
+        ]
     if party is None:
         if identity in named:
             return []  # that party's file is invalid and already reported
@@ -544,3 +643,62 @@ def _default_problems(
             )
         ]
     return []
+
+
+def _move_problems(parties: dict[Identity, Party]) -> list[Problem]:
+    """moved_from and locations across files: only onto a CPO, each claimed once, never from a live CPO."""
+    problems: list[Problem] = []
+    moved_to: dict[Identity, tuple[Party, Source]] = {}
+    owned_by: dict[str, tuple[Party, Source]] = {}
+
+    def add(source: Source, path: str, code: str, message: str) -> None:
+        problems.append(Problem(source, code, message, path))
+
+    for identity in sorted(parties):
+        party = parties[identity]
+        claims = [(f"$.moved_from[{i}]", d.source) for i, d in enumerate(party.moved_from)]
+        claims += [(f"$.locations[{i}]", d.source) for i, d in enumerate(party.locations)]
+        if claims and party.role(CPO) is None:
+            path, source = claims[0]
+            add(
+                source,
+                path.split("[")[0],
+                "move-to-non-cpo",
+                f"{identity} does not hold the CPO role: only a CPO can own locations",
+            )
+        for index, moved in enumerate(party.moved_from):
+            path, other = f"$.moved_from[{index}]", parties.get(moved.value)
+            if moved.value == identity:
+                add(moved.source, path, "move-conflict", f"{identity} cannot be moved from itself")
+            elif other is not None and other.role(CPO) is not None:
+                origin = moved.value
+                if any(back.value == identity for back in other.moved_from):
+                    message = f"cycle of moves: {identity} moves from {origin} and {origin} from {identity}"
+                else:
+                    message = (
+                        f"{origin} is a CPO declared in {other.source.file}: its locations stay with it; "
+                        "mark it deleted (deleted: true) to move them"
+                    )
+                add(moved.source, path, "move-conflict", message)
+            elif moved.value in moved_to:
+                first, where = moved_to[moved.value]
+                add(
+                    moved.source,
+                    path,
+                    "move-conflict",
+                    f"{moved.value} is already moved to {first.identity} at {where}",
+                )
+            else:
+                moved_to[moved.value] = (party, moved.source)
+        for index, location in enumerate(party.locations):
+            if location.value in owned_by:
+                first, where = owned_by[location.value]
+                add(
+                    location.source,
+                    f"$.locations[{index}]",
+                    "move-conflict",
+                    f"location {location.value!r} is already claimed by {first.identity} at {where}",
+                )
+            else:
+                owned_by[location.value] = (party, location.source)
+    return problems

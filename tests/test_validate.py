@@ -133,3 +133,28 @@ def test_identity_parse() -> None:
     assert str(Identity("GB", "TWK")) == "GB-TWK"
     assert Identity.parse("GBTWK") is None
     assert Identity.parse("GB-TW") is None
+
+
+def test_moves_claims_and_tombstones_reach_the_desired_state() -> None:
+    from reconciler.model import Tombstone
+
+    case = Path(__file__).parent / "examples" / "valid" / "moves-and-tombstones" / "parties"
+    result = validate_path(case, "parties")
+    assert not result.errors
+    state = result.state
+    assert state is not None
+    spain = state.party(Identity("ES", "CPO"))
+    assert spain is not None
+    assert [m.value for m in spain.moved_from] == [
+        Identity("PT", "CPO"),
+        Identity("FR", "CPO"),
+        Identity("GB", "OLD"),
+    ]
+    assert str(spain.moved_from[0].source) == "parties/ES-CPO.yaml:10:5"
+    assert [c.value for c in spain.locations] == ["LOC-LIS-0007"]
+    assert [r.role for r in spain.roles] == ["CPO"]
+    assert state.party(Identity("GB", "OLD")) is None
+    assert state.tombstones == (
+        Tombstone(Identity("ES", "CPO"), "EMSP"),
+        Tombstone(Identity("GB", "OLD"), None),
+    )
