@@ -1,0 +1,383 @@
+"""`compute_plan(desired, actual)`: what apply must change so the database matches the party files.
+
+A pure function over plain data: no I/O, no clock. The actual state is read by `database` (party rows,
+the default party, location counts per recorded identity, the claimed location ids, the last applied state);
+the plan is rendered by `render` and executed by `apply`, which both dispatch on the change types below.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from reconciler.model import CPO, DesiredState, Identity, Party, Source
+
+#: business_details as stored in the database: OCPI BusinessDetails JSON, or None when never set.
+Details = Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PartyRow:
+    """One row of `ocpi_parties` as the plan sees it (never its token)."""
+
+    identity: Identity
+    role: str
+    url: str
+    business_details: Details
+    managed: bool
+
+    @property
+    def key(self) -> tuple[Identity, str]:
+        return (self.identity, self.role)
+
+
+@dataclass(frozen=True)
+class LocationGroup:
+    """How many locations are recorded under one identity."""
+
+    identity: Identity
+    count: int
+
+
+@dataclass(frozen=True)
+class AppliedRow:
+    """A managed row as the last apply left it: the base for drift."""
+
+    identity: Identity
+    role: str
+    url: str
+    business_details: Details
+
+
+@dataclass(frozen=True)
+class ActualState:
+    """What the database holds, as far as the plan needs it. Locations are counted, never listed."""
+
+    rows: tuple[PartyRow, ...]
+    default_party: Identity | None
+    location_groups: tuple[LocationGroup, ...] = ()
+    #: The claimed location ids that exist, each with the identity it is recorded under now.
+    claimed: Mapping[str, Identity] = field(default_factory=dict)
+    #: The managed rows as the last apply left them; None before the first apply.
+    last_applied: tuple[AppliedRow, ...] | None = None
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One changed field: `field` is a dotted path such as `business_details.logo.url`."""
+
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class CreateParty:
+    identity: Identity
+    role: str
+    url: str | None
+    business_details: Mapping[str, Any]
+    source: Source = field(default=Source(""), compare=False)
+
+
+@dataclass(frozen=True)
+class AdoptParty:
+    """A declared row that exists unmanaged (OCPI registration wrote it): manage it from now on."""
+
+    identity: Identity
+    role: str
+    changes: tuple[FieldChange, ...]
+    source: Source = field(default=Source(""), compare=False)
+
+
+@dataclass(frozen=True)
+class UpdateParty:
+    identity: Identity
+    role: str
+    changes: tuple[FieldChange, ...]
+    source: Source = field(default=Source(""), compare=False)
+
+
+@dataclass(frozen=True)
+class DeleteParty:
+    """Delete a managed row. A `blocked` deletion is shown, not applied: it needs a tombstone or the flag."""
+
+    identity: Identity
+    role: str
+    reason: str
+    blocked: bool = False
+
+
+@dataclass(frozen=True)
+class SetDefaultParty:
+    before: Identity | None
+    after: Identity
+
+
+class MoveReason:
+    ORPHANS = "orphans"
+    MOVED_FROM = "moved_from"
+    CLAIMED = "claimed"
+    PARTY_DELETED = "party_deleted"
+
+
+@dataclass(frozen=True)
+class MoveLocations:
+    """Give locations to the CPO `to`: all those recorded under `groups`, or the listed `location_ids`."""
+
+    reason: str
+    to: Identity
+    groups: tuple[LocationGroup, ...] = ()
+    location_ids: tuple[str, ...] = ()
+    source: Source = field(default=Source(""), compare=False)
+
+    @property
+    def count(self) -> int:
+        return len(self.location_ids) if self.location_ids else sum(group.count for group in self.groups)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A managed row changed in the database since the last apply, outside git."""
+
+    identity: Identity
+    role: str
+    changes: tuple[FieldChange, ...]
+    #: True when the row was deleted outside git.
+    missing: bool = False
+
+
+Change = CreateParty | AdoptParty | UpdateParty | DeleteParty | SetDefaultParty | MoveLocations
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The changes in the order apply executes them, plus what the reviewer should know besides."""
+
+    changes: tuple[Change, ...]
+    unmanaged: tuple[PartyRow, ...] = ()
+    drift: tuple[Drift, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def blocked(self) -> tuple[DeleteParty, ...]:
+        return tuple(c for c in self.changes if isinstance(c, DeleteParty) and c.blocked)
+
+    @property
+    def applicable(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if not (isinstance(c, DeleteParty) and c.blocked))
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.applicable)
+
+    def count(self, kind: type) -> int:
+        return sum(1 for c in self.applicable if isinstance(c, kind))
+
+    @property
+    def to_add(self) -> int:
+        return self.count(CreateParty)
+
+    @property
+    def to_change(self) -> int:
+        return self.count(UpdateParty) + self.count(SetDefaultParty)
+
+    @property
+    def to_delete(self) -> int:
+        return self.count(DeleteParty)
+
+    @property
+    def to_adopt(self) -> int:
+        return self.count(AdoptParty)
+
+    @property
+    def locations_to_move(self) -> int:
+        return sum(c.count for c in self.applicable if isinstance(c, MoveLocations))
+
+
+_DEEPDIFF_KEY = re.compile(r"\['([^']*)'\]|\[(\d+)\]")
+
+
+def _dotted(path: str) -> str:
+    """deepdiff's `root['logo']['url']` -> `logo.url`."""
+    return ".".join(key or index for key, index in _DEEPDIFF_KEY.findall(path))
+
+
+def _missing(value: Any) -> Any:
+    return None if type(value).__name__ == "NotPresent" else value
+
+
+def details_changes(before: Details, after: Details) -> tuple[FieldChange, ...]:
+    """Field-level differences of two BusinessDetails documents, as dotted `business_details.*` paths."""
+    if before is None or after is None:
+        return () if before == after else (FieldChange("business_details", before, after),)
+    diff = DeepDiff(dict(before), dict(after), verbose_level=2, view="tree")
+    changes = [
+        FieldChange(f"business_details.{_dotted(item.path())}", _missing(item.t1), _missing(item.t2))
+        for items in diff.values()
+        for item in items
+    ]
+    return tuple(sorted(changes, key=lambda change: change.field))
+
+
+def _row_changes(row: PartyRow | AppliedRow, url: str | None, details: Details) -> tuple[FieldChange, ...]:
+    changes: list[FieldChange] = []
+    if url is not None and row.url != url:
+        changes.append(FieldChange("url", row.url, url))
+    changes.extend(details_changes(row.business_details, details))
+    return tuple(changes)
+
+
+def _party_changes(
+    desired: DesiredState, rows: Mapping[tuple[Identity, str], PartyRow], allow_delete: bool
+) -> tuple[list[Change], list[Change], list[DeleteParty], list[str]]:
+    """Creates and adoptions, updates, deletions and notes for the party rows."""
+    created: list[Change] = []
+    updated: list[Change] = []
+    deleted: list[DeleteParty] = []
+    notes: list[str] = []
+    declared: set[tuple[Identity, str]] = set()
+    for party in desired.parties:
+        details_url = party.url
+        for role in party.roles:
+            key = (party.identity, role.role)
+            declared.add(key)
+            details = role.business_details.to_ocpi()
+            row = rows.get(key)
+            if row is None:
+                created.append(CreateParty(party.identity, role.role, details_url, details, role.source))
+            elif not row.managed:
+                created.append(
+                    AdoptParty(
+                        party.identity, role.role, _row_changes(row, details_url, details), role.source
+                    )
+                )
+            elif changes := _row_changes(row, details_url, details):
+                updated.append(UpdateParty(party.identity, role.role, changes, role.source))
+    tombstones = {(t.identity, t.role): t for t in desired.tombstones}
+    for key, row in sorted(rows.items()):
+        if key in declared or not row.managed:
+            continue
+        tombstone = tombstones.get(key) or tombstones.get((row.identity, None))
+        if tombstone is not None:
+            reason = f"marked deleted at {tombstone.source}" if tombstone.source.file else "marked deleted"
+            deleted.append(DeleteParty(row.identity, row.role, reason))
+        elif allow_delete:
+            deleted.append(DeleteParty(row.identity, row.role, "no longer declared in the party files"))
+        else:
+            deleted.append(
+                DeleteParty(
+                    row.identity,
+                    row.role,
+                    "no longer declared in the party files; deleting needs a tombstone (deleted: true) "
+                    "or --allow-delete",
+                    blocked=True,
+                )
+            )
+    for tombstone in desired.tombstones:
+        roles = [r for k, r in rows.items() if k[0] == tombstone.identity and tombstone.role in (None, k[1])]
+        if not any(r.managed for r in roles):
+            what = f"{tombstone.identity} {tombstone.role}" if tombstone.role else str(tombstone.identity)
+            unmanaged = " (its rows are not managed by ocpi-parties)" if roles else ""
+            notes.append(
+                f"{what} is marked deleted at {tombstone.source} but has nothing to delete{unmanaged}"
+            )
+    return created, updated, deleted, notes
+
+
+def _location_moves(
+    desired: DesiredState,
+    actual: ActualState,
+    rows: Mapping[tuple[Identity, str], PartyRow],
+    deleted: list[DeleteParty],
+) -> tuple[list[MoveLocations], list[str]]:
+    """Group the locations that change owner: claims by id, moved identities, orphans, deleted parties."""
+    removed = {(d.identity, d.role) for d in deleted if not d.blocked}
+    cpo_before = {identity for identity, role in rows if role == CPO}
+    cpo_after = {identity for identity, role in rows if role == CPO and (identity, role) not in removed}
+    cpo_after |= {p.identity for p in desired.parties if p.role(CPO) is not None}
+    moves: list[MoveLocations] = []
+    notes: list[str] = []
+
+    claimed_out: dict[Identity, int] = defaultdict(int)
+    for party in desired.parties:
+        ids = []
+        for claim in party.locations:
+            recorded = actual.claimed.get(claim.value)
+            if recorded is None:
+                notes.append(
+                    f"location {claim.value!r} claimed by {party.identity} at {claim.source} does not exist"
+                )
+            elif recorded != party.identity:
+                ids.append(claim.value)
+                claimed_out[recorded] += 1
+        if ids:
+            moves.append(MoveLocations(MoveReason.CLAIMED, party.identity, location_ids=tuple(ids)))
+
+    moved_to: dict[Identity, Party] = {m.value: p for p in desired.parties for m in p.moved_from}
+    grouped: dict[tuple[str, Identity], list[LocationGroup]] = defaultdict(list)
+    for group in sorted(actual.location_groups, key=lambda g: g.identity):
+        count = group.count - claimed_out.get(group.identity, 0)
+        if count <= 0:
+            continue
+        remaining = LocationGroup(group.identity, count)
+        if group.identity in moved_to:
+            grouped[(MoveReason.MOVED_FROM, moved_to[group.identity].identity)].append(remaining)
+        elif group.identity in cpo_after:
+            continue
+        elif group.identity in cpo_before:
+            grouped[(MoveReason.PARTY_DELETED, desired.default_party)].append(remaining)
+        elif group.identity != desired.default_party:
+            grouped[(MoveReason.ORPHANS, desired.default_party)].append(remaining)
+    order = [MoveReason.MOVED_FROM, MoveReason.ORPHANS, MoveReason.PARTY_DELETED]
+    for (reason, to), groups in sorted(
+        grouped.items(), key=lambda item: (order.index(item[0][0]), item[0][1])
+    ):
+        source = next(
+            (m.source for p in desired.parties for m in p.moved_from if p.identity == to), Source("")
+        )
+        moves.append(
+            MoveLocations(reason, to, tuple(groups), source=source if reason == "moved_from" else Source(""))
+        )
+    return moves, notes
+
+
+def _drift(actual: ActualState) -> tuple[Drift, ...]:
+    if actual.last_applied is None:
+        return ()
+    current = {row.key: row for row in actual.rows}
+    drift = []
+    for applied in actual.last_applied:
+        row = current.get((applied.identity, applied.role))
+        if row is None:
+            drift.append(Drift(applied.identity, applied.role, (), missing=True))
+        elif changes := _row_changes(
+            AppliedRow(row.identity, row.role, applied.url, applied.business_details),
+            row.url,
+            row.business_details,
+        ):
+            drift.append(Drift(applied.identity, applied.role, changes))
+    return tuple(drift)
+
+
+def compute_plan(desired: DesiredState, actual: ActualState, *, allow_delete: bool = False) -> Plan:
+    """The changes that make `actual` match `desired`, in the order apply executes them.
+
+    Order: create and adopt parties, update them, set the default party, move locations, delete parties.
+    """
+    rows = {row.key: row for row in actual.rows}
+    created, updated, deleted, notes = _party_changes(desired, rows, allow_delete)
+    changes: list[Change] = [*created, *updated]
+    if actual.default_party != desired.default_party:
+        changes.append(SetDefaultParty(actual.default_party, desired.default_party))
+    moves, move_notes = _location_moves(desired, actual, rows, deleted)
+    changes.extend(moves)
+    changes.extend(deleted)
+    declared = {(p.identity, r.role) for p in desired.parties for r in p.roles}
+    unmanaged = tuple(row for key, row in sorted(rows.items()) if not row.managed and key not in declared)
+    return Plan(tuple(changes), unmanaged, _drift(actual), tuple(notes + move_notes))

@@ -1,0 +1,341 @@
+"""compute_plan over plain data: every change type, deletion protection, locations, drift. No database."""
+
+from __future__ import annotations
+
+from reconciler.model import (
+    BusinessDetails,
+    Declared,
+    DesiredState,
+    Identity,
+    Image,
+    Party,
+    PartyRole,
+    Source,
+    Tombstone,
+)
+from reconciler.plan import (
+    ActualState,
+    AdoptParty,
+    AppliedRow,
+    CreateParty,
+    DeleteParty,
+    Drift,
+    FieldChange,
+    LocationGroup,
+    MoveLocations,
+    MoveReason,
+    PartyRow,
+    SetDefaultParty,
+    UpdateParty,
+    compute_plan,
+    details_changes,
+)
+
+TWK = Identity("GB", "TWK")
+ES = Identity("ES", "CPO")
+PT = Identity("PT", "CPO")
+FR = Identity("FR", "CPO")
+VLT = Identity("NL", "VLT")
+OLD = Identity("GB", "OLD")
+PEER = Identity("BE", "PEE")
+ORPHAN_GB = Identity("GB", "XXX")
+ORPHAN_BE = Identity("BE", "XXX")
+
+
+def party(identity: Identity, *roles: str, name: str = "N", url: str | None = None, **extra: object) -> Party:
+    return Party(
+        identity, tuple(PartyRole(r, BusinessDetails(name)) for r in roles), url, Source(""), **extra
+    )  # type: ignore[arg-type]
+
+
+def row(
+    identity: Identity, role: str, *, name: str | None = "N", url: str = "", managed: bool = True
+) -> PartyRow:
+    return PartyRow(identity, role, url, {"name": name} if name is not None else None, managed)
+
+
+def desired(*parties: Party, default: Identity = TWK, tombstones: tuple[Tombstone, ...] = ()) -> DesiredState:
+    return DesiredState(parties, default, Source(""), tombstones)
+
+
+def actual(
+    *rows: PartyRow, default: Identity | None = TWK, groups: tuple[LocationGroup, ...] = (), **kw: object
+) -> ActualState:
+    return ActualState(rows, default, groups, **kw)  # type: ignore[arg-type]
+
+
+def test_nothing_to_do() -> None:
+    plan = compute_plan(desired(party(TWK, "CPO")), actual(row(TWK, "CPO")))
+    assert plan.changes == () and not plan.has_changes
+    assert (plan.to_add, plan.to_change, plan.to_delete, plan.to_adopt, plan.locations_to_move) == (
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
+
+
+def test_create_every_declared_role() -> None:
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), party(VLT, "EMSP", "NSP", url="https://v.example")),
+        actual(row(TWK, "CPO")),
+    )
+    assert plan.changes == (
+        CreateParty(VLT, "EMSP", "https://v.example", {"name": "N"}),
+        CreateParty(VLT, "NSP", "https://v.example", {"name": "N"}),
+    )
+    assert plan.to_add == 2
+
+
+def test_update_reports_field_level_before_and_after() -> None:
+    details = BusinessDetails(
+        "New", "https://new.example", Image("https://i.example/l.png", "OPERATOR", "png")
+    )
+    wanted = Party(TWK, (PartyRole("CPO", details),), "https://ocpi.example/v2")
+    current = PartyRow(
+        TWK,
+        "CPO",
+        "https://ocpi.example/v1",
+        {"name": "Old", "logo": {"url": "https://i.example/l.png", "category": "OWNER", "type": "png"}},
+        True,
+    )
+    plan = compute_plan(desired(wanted), actual(current))
+    assert plan.changes == (
+        UpdateParty(
+            TWK,
+            "CPO",
+            (
+                FieldChange("url", "https://ocpi.example/v1", "https://ocpi.example/v2"),
+                FieldChange("business_details.logo.category", "OWNER", "OPERATOR"),
+                FieldChange("business_details.name", "Old", "New"),
+                FieldChange("business_details.website", None, "https://new.example"),
+            ),
+        ),
+    )
+    assert plan.to_change == 1
+
+
+def test_url_left_out_of_the_file_is_left_alone() -> None:
+    plan = compute_plan(
+        desired(party(TWK, "CPO", url=None)), actual(row(TWK, "CPO", url="https://kept.example"))
+    )
+    assert plan.changes == ()
+
+
+def test_declared_unmanaged_row_is_adopted_with_its_differences() -> None:
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), party(VLT, "EMSP", url="https://v.example")),
+        actual(row(TWK, "CPO"), row(VLT, "EMSP", name=None, url="https://v.example", managed=False)),
+    )
+    assert plan.changes == (AdoptParty(VLT, "EMSP", (FieldChange("business_details", None, {"name": "N"}),)),)
+    assert plan.to_adopt == 1 and plan.unmanaged == ()
+
+
+def test_identical_unmanaged_row_is_adopted_without_differences() -> None:
+    plan = compute_plan(desired(party(TWK, "CPO")), actual(row(TWK, "CPO", managed=False)))
+    assert plan.changes == (AdoptParty(TWK, "CPO", ()),)
+
+
+def test_undeclared_unmanaged_rows_are_listed_never_changed() -> None:
+    peer = row(PEER, "CPO", url="https://peer.example", managed=False)
+    plan = compute_plan(desired(party(TWK, "CPO")), actual(row(TWK, "CPO"), peer))
+    assert plan.changes == () and plan.unmanaged == (peer,)
+
+
+def test_deleting_a_managed_row_is_blocked_without_tombstone_or_flag() -> None:
+    state = desired(party(TWK, "CPO"))
+    current = actual(row(TWK, "CPO"), row(OLD, "EMSP"))
+    plan = compute_plan(state, current)
+    (blocked,) = plan.changes
+    assert isinstance(blocked, DeleteParty) and blocked.blocked
+    assert "tombstone" in blocked.reason and "--allow-delete" in blocked.reason
+    assert plan.blocked == (blocked,) and plan.to_delete == 0 and not plan.has_changes
+    allowed = compute_plan(state, current, allow_delete=True)
+    assert allowed.changes == (DeleteParty(OLD, "EMSP", "no longer declared in the party files"),)
+    assert allowed.to_delete == 1
+
+
+def test_tombstones_allow_deletion_of_one_role_or_all() -> None:
+    plan = compute_plan(
+        desired(
+            party(TWK, "CPO"),
+            party(ES, "CPO"),
+            tombstones=(Tombstone(ES, "EMSP", Source("parties/ES-CPO.yaml", 7, 5)), Tombstone(OLD)),
+        ),
+        actual(row(TWK, "CPO"), row(ES, "CPO"), row(ES, "EMSP"), row(OLD, "CPO"), row(OLD, "EMSP")),
+    )
+    assert [c for c in plan.changes if isinstance(c, DeleteParty)] == [
+        DeleteParty(ES, "EMSP", "marked deleted at parties/ES-CPO.yaml:7:5"),
+        DeleteParty(OLD, "CPO", "marked deleted"),
+        DeleteParty(OLD, "EMSP", "marked deleted"),
+    ]
+
+
+def test_tombstone_never_deletes_an_unmanaged_row() -> None:
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), tombstones=(Tombstone(PEER, None, Source("parties/BE-PEE.yaml", 3, 10)),)),
+        actual(row(TWK, "CPO"), row(PEER, "CPO", managed=False)),
+    )
+    assert plan.changes == ()
+    assert plan.notes == (
+        "BE-PEE is marked deleted at parties/BE-PEE.yaml:3:10 but has nothing to delete "
+        "(its rows are not managed by ocpi-parties)",
+    )
+
+
+def test_default_party_change() -> None:
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), party(ES, "CPO"), default=ES), actual(row(TWK, "CPO"), row(ES, "CPO"))
+    )
+    assert plan.changes == (SetDefaultParty(TWK, ES),)
+    first = compute_plan(desired(party(TWK, "CPO")), actual(default=None))
+    assert first.changes == (CreateParty(TWK, "CPO", None, {"name": "N"}), SetDefaultParty(None, TWK))
+
+
+def test_orphans_go_to_the_default_party_grouped_with_counts() -> None:
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), party(VLT, "EMSP")),
+        actual(
+            row(TWK, "CPO"),
+            row(VLT, "EMSP"),
+            groups=(
+                LocationGroup(ORPHAN_GB, 1000),
+                LocationGroup(ORPHAN_BE, 200),
+                LocationGroup(TWK, 50),
+                LocationGroup(VLT, 3),
+            ),
+        ),
+    )
+    assert plan.changes == (
+        MoveLocations(
+            MoveReason.ORPHANS,
+            TWK,
+            (LocationGroup(ORPHAN_BE, 200), LocationGroup(ORPHAN_GB, 1000), LocationGroup(VLT, 3)),
+        ),
+    )
+    assert plan.locations_to_move == 1203
+
+
+def test_locations_of_an_unmanaged_cpo_stay_with_it() -> None:
+    plan = compute_plan(
+        desired(party(TWK, "CPO")),
+        actual(row(TWK, "CPO"), row(PEER, "CPO", managed=False), groups=(LocationGroup(PEER, 9),)),
+    )
+    assert plan.changes == ()
+
+
+def test_moved_from_identities_go_to_their_party() -> None:
+    spain = party(ES, "CPO", moved_from=(Declared(PT, Source("parties/ES-CPO.yaml", 8, 5)), Declared(FR)))
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), spain),
+        actual(
+            row(TWK, "CPO"),
+            row(ES, "CPO"),
+            groups=(LocationGroup(PT, 30), LocationGroup(FR, 12), LocationGroup(ES, 4)),
+        ),
+    )
+    (move,) = plan.changes
+    assert move == MoveLocations(MoveReason.MOVED_FROM, ES, (LocationGroup(FR, 12), LocationGroup(PT, 30)))
+    assert move.count == 42
+    assert str(move.source) == "parties/ES-CPO.yaml:8:5"
+
+
+def test_claimed_ids_move_and_leave_their_group() -> None:
+    spain = party(
+        ES,
+        "CPO",
+        locations=(
+            Declared("LOC-1"),
+            Declared("LOC-2"),
+            Declared("LOC-3"),
+            Declared("GONE", Source("f", 9, 5)),
+        ),
+    )
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), spain),
+        actual(
+            row(TWK, "CPO"),
+            row(ES, "CPO"),
+            groups=(LocationGroup(ORPHAN_GB, 10), LocationGroup(TWK, 5)),
+            claimed={"LOC-1": ORPHAN_GB, "LOC-2": TWK, "LOC-3": ES},
+        ),
+    )
+    assert plan.changes == (
+        MoveLocations(MoveReason.CLAIMED, ES, location_ids=("LOC-1", "LOC-2")),
+        MoveLocations(MoveReason.ORPHANS, TWK, (LocationGroup(ORPHAN_GB, 9),)),
+    )
+    assert plan.locations_to_move == 11
+    assert plan.notes == ("location 'GONE' claimed by ES-CPO at f:9:5 does not exist",)
+
+
+def test_locations_of_a_deleted_party_go_to_the_default_party() -> None:
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), tombstones=(Tombstone(OLD),)),
+        actual(row(TWK, "CPO"), row(OLD, "CPO"), groups=(LocationGroup(OLD, 77),)),
+    )
+    assert plan.changes == (
+        MoveLocations(MoveReason.PARTY_DELETED, TWK, (LocationGroup(OLD, 77),)),
+        DeleteParty(OLD, "CPO", "marked deleted"),
+    )
+
+
+def test_blocked_deletion_keeps_the_locations_where_they_are() -> None:
+    plan = compute_plan(
+        desired(party(TWK, "CPO")), actual(row(TWK, "CPO"), row(OLD, "CPO"), groups=(LocationGroup(OLD, 77),))
+    )
+    assert [type(c) for c in plan.changes] == [DeleteParty]
+
+
+def test_deleted_party_moved_to_a_cpo_that_claims_it() -> None:
+    spain = party(ES, "CPO", moved_from=(Declared(OLD),))
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), spain, tombstones=(Tombstone(OLD),)),
+        actual(row(TWK, "CPO"), row(ES, "CPO"), row(OLD, "CPO"), groups=(LocationGroup(OLD, 5),)),
+    )
+    assert plan.changes[0] == MoveLocations(MoveReason.MOVED_FROM, ES, (LocationGroup(OLD, 5),))
+
+
+def test_apply_order_creates_default_moves_deletes() -> None:
+    plan = compute_plan(
+        desired(party(ES, "CPO"), party(TWK, "CPO", name="New"), default=ES, tombstones=(Tombstone(OLD),)),
+        actual(row(TWK, "CPO"), row(OLD, "CPO"), groups=(LocationGroup(ORPHAN_GB, 1),)),
+    )
+    assert [type(c) for c in plan.changes] == [
+        CreateParty,
+        UpdateParty,
+        SetDefaultParty,
+        MoveLocations,
+        DeleteParty,
+    ]
+
+
+def test_drift_since_the_last_apply() -> None:
+    applied = (
+        AppliedRow(TWK, "CPO", "https://a.example", {"name": "N"}),
+        AppliedRow(OLD, "CPO", "", {"name": "Old"}),
+    )
+    plan = compute_plan(
+        desired(party(TWK, "CPO", url="https://a.example")),
+        actual(row(TWK, "CPO", name="Edited", url="https://b.example"), last_applied=applied),
+    )
+    assert plan.drift == (
+        Drift(
+            TWK,
+            "CPO",
+            (
+                FieldChange("url", "https://a.example", "https://b.example"),
+                FieldChange("business_details.name", "N", "Edited"),
+            ),
+        ),
+        Drift(OLD, "CPO", (), missing=True),
+    )
+    assert compute_plan(desired(party(TWK, "CPO")), actual(row(TWK, "CPO"))).drift == ()
+
+
+def test_details_changes_handles_added_and_removed_keys() -> None:
+    assert details_changes({"name": "A", "website": "w"}, {"name": "A"}) == (
+        FieldChange("business_details.website", "w", None),
+    )
+    assert details_changes(None, None) == ()
+    assert details_changes({"name": "A"}, {"name": "A"}) == ()
