@@ -7,6 +7,8 @@ the plan is rendered by `render` and executed by `apply`, which both dispatch on
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping
@@ -30,6 +32,8 @@ class PartyRow:
     url: str
     business_details: Details
     managed: bool
+    #: Opaque marker that changes whenever the row is written (its id and update time); not compared.
+    version: str = field(default="", compare=False)
 
     @property
     def key(self) -> tuple[Identity, str]:
@@ -381,3 +385,29 @@ def compute_plan(desired: DesiredState, actual: ActualState, *, allow_delete: bo
     declared = {(p.identity, r.role) for p in desired.parties for r in p.roles}
     unmanaged = tuple(row for key, row in sorted(rows.items()) if not row.managed and key not in declared)
     return Plan(tuple(changes), unmanaged, _drift(actual), tuple(notes + move_notes))
+
+
+def fingerprint(desired: DesiredState, actual: ActualState) -> str:
+    """A digest of every database fact the plan depends on; a saved plan applies only while it is unchanged.
+
+    In scope: the rows the files declare or tombstone and the managed rows (with their versions), which
+    identities hold a CPO row, the default party, the location counts per identity and the claimed
+    locations. Rows outside that scope, such as an OCPI peer refreshing its token, do not change it.
+    """
+    declared = {(p.identity, r.role) for p in desired.parties for r in p.roles}
+    tombstoned = {t.identity for t in desired.tombstones}
+    facts: list[Any] = []
+    for row in sorted(actual.rows, key=lambda r: r.key):
+        if row.managed or row.key in declared or row.identity in tombstoned:
+            facts.append(
+                ["row", str(row.identity), row.role, row.url, row.business_details, row.managed, row.version]
+            )
+        elif row.role == CPO:
+            facts.append(["cpo", str(row.identity)])
+    facts.append(["default", str(actual.default_party)])
+    facts.extend(
+        ["locations", str(g.identity), g.count]
+        for g in sorted(actual.location_groups, key=lambda g: g.identity)
+    )
+    facts.extend(["claimed", key, str(value)] for key, value in sorted(actual.claimed.items()))
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()

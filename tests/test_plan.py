@@ -339,3 +339,32 @@ def test_details_changes_handles_added_and_removed_keys() -> None:
     )
     assert details_changes(None, None) == ()
     assert details_changes({"name": "A"}, {"name": "A"}) == ()
+
+
+def test_fingerprint_follows_rows_in_scope_only() -> None:
+    from dataclasses import replace
+
+    from reconciler.plan import fingerprint
+
+    state = desired(party(TWK, "CPO"), party(VLT, "EMSP"))
+    base = actual(
+        PartyRow(TWK, "CPO", "", {"name": "N"}, True, "1@t1"),
+        PartyRow(VLT, "EMSP", "https://v", None, False, "2@t1"),
+        PartyRow(PEER, "EMSP", "https://peer", None, False, "3@t1"),
+        groups=(LocationGroup(ORPHAN_GB, 10),),
+    )
+    same = fingerprint(state, base)
+    assert same == fingerprint(state, base)
+
+    def with_rows(*rows: PartyRow, **changes: object) -> str:
+        return fingerprint(state, replace(base, rows=rows, **changes))
+
+    twk, vlt, peer = base.rows
+    # An undeclared, unmanaged peer refreshing its url or token does not make a saved plan stale ...
+    assert with_rows(twk, vlt, replace(peer, url="https://new", version="3@t2")) == same
+    # ... but a write to a managed or declared row does, and so does a new CPO, a moved count or a new default.
+    assert with_rows(replace(twk, version="1@t2"), vlt, peer) != same
+    assert with_rows(twk, replace(vlt, version="2@t2"), peer) != same
+    assert with_rows(twk, vlt, peer, PartyRow(ORPHAN_GB, "CPO", "", None, False, "4@t1")) != same
+    assert with_rows(twk, vlt, peer, location_groups=(LocationGroup(ORPHAN_GB, 11),)) != same
+    assert with_rows(twk, vlt, peer, default_party=None) != same
