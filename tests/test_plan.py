@@ -362,7 +362,7 @@ def test_fingerprint_follows_rows_in_scope_only() -> None:
     twk, vlt, peer = base.rows
     # An undeclared, unmanaged peer refreshing its url or token does not make a saved plan stale ...
     assert with_rows(twk, vlt, replace(peer, url="https://new", version="3@t2")) == same
-    # ... but a write to a managed or declared row does, and so does a new CPO, a moved count or a new default.
+    # ... but a write to a managed or declared row does, as do a new CPO, a count or the default.
     assert with_rows(replace(twk, version="1@t2"), vlt, peer) != same
     assert with_rows(twk, replace(vlt, version="2@t2"), peer) != same
     assert with_rows(twk, vlt, peer, PartyRow(ORPHAN_GB, "CPO", "", None, False, "4@t1")) != same
