@@ -512,6 +512,23 @@ def _fence(lines: Sequence[str]) -> str:
     return "`" * max(3, max((_backticks(line) for line in lines), default=0) + 1)
 
 
+_SEE_ALL = "run `ocpi-parties plan` to see the full plan."
+
+
+def _cut(lines: Sequence[str], budget: int) -> list[str]:
+    """The first lines that fit in `budget` characters, ending at a blank line (a whole change) if any."""
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        used += _size(line) + 1
+        if used > budget:
+            break
+        kept.append(line)
+    if len(kept) < len(lines) and "" in kept:
+        del kept[len(kept) - kept[::-1].index("") :]
+    return kept
+
+
 @dataclass(frozen=True)
 class _Block:
     """A collapsible section: a title and the lines of its code block."""
@@ -520,39 +537,27 @@ class _Block:
     language: str
     lines: list[str]
 
-    def render(self, budget: int) -> str:
-        """The section with as many whole lines as fit in `budget` characters, and a note for the rest."""
-        kept: list[str] = []
-        used = 0
-        for line in self.lines:
-            used += _size(line) + 1
-            if used > budget:
-                break
-            kept.append(line)
+    @property
+    def size(self) -> int:
+        return sum(_size(line) + 1 for line in self.lines)
+
+    def _render(self, kept: Sequence[str]) -> str:
         omitted = len(self.lines) - len(kept)
-        fence = _fence(kept)
-        parts = [
-            f"<details><summary>{_html(self.title)}</summary>",
-            "",
-            f"{fence}{self.language}",
-            *kept,
-            fence,
-        ]
+        fence = _fence(self.lines)
+        title = f"{self.title} (truncated)" if omitted else self.title
+        parts = [f"<details><summary>{_html(title)}</summary>", "", f"{fence}{self.language}", *kept, fence]
         if omitted:
-            parts += [
-                "",
-                f"**Truncated:** {_number(omitted, 'more line')} not shown; "
-                "run `ocpi-parties plan` to see the full plan.",
-            ]
+            note = f"**Truncated:** {_number(omitted, 'more line')} not shown; {_SEE_ALL}"
+            parts += ["", note]
         return "\n".join([*parts, "", "</details>"])
 
     def overhead(self) -> int:
-        """Characters the section takes besides its lines, truncation note included."""
-        return _size(_Block(self.title, self.language, []).render(0)) + _TRUNCATION_ROOM
+        """Characters the section takes besides its lines, at most (a truncation note included)."""
+        return _size(self._render([]))
 
-
-#: Room for the truncation note and a fence longer than three backticks.
-_TRUNCATION_ROOM = 200
+    def render(self, budget: int) -> str:
+        """The section with as many whole lines as fit in `budget` characters, and a note for the rest."""
+        return self._render(self.lines if self.size <= budget else _cut(self.lines, budget))
 
 
 def _bullets(items: Sequence[str], more: str, limit: int = 10) -> list[str]:
@@ -597,6 +602,18 @@ def _facts(plan: Plan) -> list[str]:
     return facts
 
 
+def _fit(blocks: Sequence[_Block], room: int) -> list[str]:
+    """The blocks rendered in `room` characters: each gets an equal share, then what others leave unused."""
+    room -= sum(block.overhead() + 2 for block in blocks)
+    budgets = [min(block.size, max(room, 0) // max(len(blocks), 1)) for block in blocks]
+    left = max(room, 0) - sum(budgets)
+    for index, block in enumerate(blocks):
+        extra = min(block.size - budgets[index], left)
+        budgets[index] += extra
+        left -= extra
+    return [block.render(budget) for block, budget in zip(blocks, budgets, strict=True)]
+
+
 def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     """A pull-request comment: summary and key facts first, the full plan in collapsible sections.
 
@@ -615,15 +632,4 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     if sections.drift:
         title = f"Drift since the last apply: {_number(len(plan.drift), 'row')} changed outside git"
         blocks.append(_Block(title, "text", [line.render(plain) for line in sections.drift]))
-    available = limit - _size(head) - sum(block.overhead() for block in blocks)
-    sizes = [sum(_size(line) + 1 for line in block.lines) for block in blocks]
-    budgets = [min(size, max(available, 0) // max(len(blocks), 1)) for size in sizes]
-    left = max(available, 0) - sum(budgets)
-    for index, size in enumerate(sizes):
-        extra = min(size - budgets[index], left)
-        budgets[index] += extra
-        left -= extra
-    return (
-        "\n\n".join([head, *(block.render(budget) for block, budget in zip(blocks, budgets, strict=True))])
-        + "\n"
-    )
+    return "\n\n".join([head, *_fit(blocks, limit - _size(head) - 2)]) + "\n"
