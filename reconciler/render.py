@@ -189,11 +189,12 @@ class _Line:
 
 
 _BLANK = _Line("")
-_ACTION, _DETAIL, _ITEM = 2, 6, 8
+#: Indents: an action (or a row of a section) and its details.
+_ACTION, _DETAIL = 2, 6
 
 
 def _assignments(symbol: str, pairs: Sequence[tuple[str, str]]) -> list[_Line]:
-    """`field = value` lines with the `=` signs aligned."""
+    """`field = value` lines with the `=` signs aligned; `symbol` may be "" (no symbol)."""
     width = max((len(name) for name, _ in pairs), default=0)
     return [_Line(f"{name.ljust(width)} = {text}", symbol, _DETAIL) for name, text in pairs]
 
@@ -297,7 +298,8 @@ def _unmanaged_lines(plan: Plan) -> list[_Line]:
     ]
     widths = [max((len(row[i]) for row in rows), default=0) for i in range(2)]
     return [
-        _Line(f"{who.ljust(widths[0])}  {role.ljust(widths[1])}  {url}", indent=2) for who, role, url in rows
+        _Line(f"{who.ljust(widths[0])}  {role.ljust(widths[1])}  {url}", indent=_ACTION)
+        for who, role, url in rows
     ]
 
 
@@ -305,19 +307,17 @@ def _drift_lines(drift: Sequence[Drift]) -> list[_Line]:
     lines: list[_Line] = []
     for item in drift:
         if item.missing:
-            lines.append(_Line(f"{_who(item.identity, item.role)} was deleted outside git", indent=2))
+            lines.append(_Line(f"{_who(item.identity, item.role)} was deleted outside git", indent=_ACTION))
             continue
-        lines.append(_Line(f"{_who(item.identity, item.role)} was changed outside git:", indent=2))
-        pairs = _change_pairs(item.changes)
-        width = max(len(name) for name, _ in pairs)
-        lines.extend(_Line(f"{name.ljust(width)} = {text}", indent=_DETAIL) for name, text in pairs)
+        lines.append(_Line(f"{_who(item.identity, item.role)} was changed outside git:", indent=_ACTION))
+        lines.extend(_assignments("", _change_pairs(item.changes)))
     return lines
 
 
 def _legend_lines(symbols: set[str]) -> list[_Line]:
     if not symbols:
         return []
-    return [_Line("Symbols used above:"), *(_Line(_LEGEND[s], s, 2) for s in _LEGEND if s in symbols)]
+    return [_Line("Symbols used above:"), *(_Line(_LEGEND[s], s, _ACTION) for s in _LEGEND if s in symbols)]
 
 
 def summary(plan: Plan) -> str:
@@ -348,7 +348,7 @@ class _Sections:
             _plan_lines(plan, locations),
             _unmanaged_lines(plan),
             _drift_lines(plan.drift),
-            [_Line(safe(note), indent=2) for note in plan.notes],
+            [_Line(safe(note), indent=_ACTION) for note in plan.notes],
         )
 
     def legend(self) -> list[_Line]:
@@ -502,7 +502,7 @@ _MARKDOWN_PUNCTUATION = set("\\`*_[]|~!#")
 
 
 def _markdown_text(text: str) -> str:
-    """Plain text in Markdown: HTML and every Markdown punctuation character escaped."""
+    """Plain text in the middle of a Markdown line: HTML, @mentions and inline markup escaped."""
     escaped = "".join(f"\\{c}" if c in _MARKDOWN_PUNCTUATION else c for c in safe(text))
     return _html(escaped).replace("@", "&#64;")
 

@@ -424,3 +424,8 @@ def test_json_source_positions() -> None:
 def test_golden_files_end_with_one_newline(name: str) -> None:
     text = (GOLDEN / name).read_text(encoding="utf-8")
     assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def test_drift_without_field_changes_is_still_listed() -> None:
+    text = render_text(Plan((), drift=(Drift(TWK, "CPO", ()),)))
+    assert "  GB-TWK CPO was changed outside git:\n" in text
