@@ -221,7 +221,8 @@ def _move_lines(move: MoveLocations, locations: LocationLister | None) -> list[_
         for g in move.groups
     )
     if locations is not None:
-        lines.extend(_Line(safe(location), indent=_DETAIL) for location in locations(move))
+        lines.append(_Line("location ids:", indent=_DETAIL))
+        lines.extend(_Line(safe(location), indent=_DETAIL + 2) for location in locations(move))
     elif move.location_ids:
         lines.append(_Line("(plan --show-locations lists their ids)", indent=_DETAIL))
     return lines

@@ -230,10 +230,14 @@ def test_locations_are_groups_unless_listing_is_asked_for() -> None:
     plan = Plan((move,))
     assert len(render_text(plan).splitlines()) < 15
     listed = render_text(plan, locations=lambda m: (f"LOC-{n}" for n in range(3)))
-    assert "      GB-XXX  100,000\n      LOC-0\n      LOC-1\n      LOC-2\n" in listed
+    assert (
+        "      GB-XXX  100,000\n      location ids:\n        LOC-0\n        LOC-1\n        LOC-2\n" in listed
+    )
     claimed = Plan((MoveLocations(MoveReason.CLAIMED, TWK, location_ids=("L1", "L2")),))
     assert "L1" not in render_text(claimed)
-    assert "      L1\n      L2\n" in render_text(claimed, locations=lambda m: m.location_ids)
+    assert "      location ids:\n        L1\n        L2\n" in render_text(
+        claimed, locations=lambda m: m.location_ids
+    )
 
 
 def test_style_colours_the_symbols_only() -> None:
