@@ -433,3 +433,30 @@ def test_golden_files_end_with_one_newline(name: str) -> None:
 def test_drift_without_field_changes_is_still_listed() -> None:
     text = render_text(Plan((), drift=(Drift(TWK, "CPO", ()),)))
     assert "  GB-TWK CPO was changed outside git:\n" in text
+
+
+# ---------------------------------------------------------------------------------------------- docs
+
+DOCS = (Path(__file__).parent.parent / "docs" / "plan-format.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("name", "fence"), [("plan.txt", "```text"), ("plan.json", "```json"), ("plan.md", "````markdown")]
+)
+def test_docs_show_the_real_output(name: str, fence: str) -> None:
+    golden = (GOLDEN / name).read_text(encoding="utf-8")
+    assert f"{fence}\n{golden}{fence.rstrip('abcdefghijklmnopqrstuvwxyz')}\n" in DOCS
+
+
+def test_docs_show_locations_example_is_real() -> None:
+    example = DOCS.split("`plan --show-locations` adds")[1].split("```text\n")[1].split("```")[0]
+    assert example in (GOLDEN / "plan-show-locations.txt").read_text(encoding="utf-8")
+
+
+def test_docs_figures_for_20000_creates_are_real() -> None:
+    markdown = render_markdown(creates(20_000))
+    shown = markdown.count("will be created")
+    sentence = f"a comment of {len(markdown):,} characters that shows the first {shown:,} of them"
+    assert sentence in " ".join(DOCS.split())
+    truncated = re.search(r"\*\*Truncated:\*\* [\d,]+ more lines not shown;[^\n]*", markdown)
+    assert truncated is not None and f"```markdown\n{truncated.group(0)}\n```" in DOCS
