@@ -403,16 +403,16 @@ def test_json_round_trips_and_is_deterministic() -> None:
 
 
 def test_json_summary_counts_match_the_plan() -> None:
-    plan = every_change()
-    assert plan_document(plan)["summary"] == {
-        "text": summary(plan),
-        "to_add": plan.to_add,
-        "to_change": plan.to_change,
-        "to_delete": plan.to_delete,
-        "to_adopt": plan.to_adopt,
-        "locations_to_move": plan.locations_to_move,
-        "deletions_blocked": 1,
-    }
+    counts = plan_document(every_change())["summary"]
+    assert counts.pop("text") == summary(every_change())
+    assert list(counts.items()) == [
+        ("to_add", 2),
+        ("to_change", 2),
+        ("to_delete", 1),
+        ("to_adopt", 1),
+        ("locations_to_move", 1_319),
+        ("deletions_blocked", 1),
+    ]
 
 
 def test_json_source_positions() -> None:
