@@ -503,9 +503,13 @@ _MARKDOWN_PUNCTUATION = set("\\`*_[]|~!#")
 
 
 def _markdown_text(text: str) -> str:
-    """Plain text in the middle of a Markdown line: HTML, @mentions and inline markup escaped."""
+    """Plain text in the middle of a Markdown line: HTML and inline markup escaped.
+
+    GitHub decodes entities before it looks for @mentions, so `&#64;` would still notify: an invisible word
+    joiner after each `@` is what stops `@team` from pinging a team.
+    """
     escaped = "".join(f"\\{c}" if c in _MARKDOWN_PUNCTUATION else c for c in safe(text))
-    return _html(escaped).replace("@", "&#64;")
+    return _html(escaped).replace("@", "@\u2060")
 
 
 def _fence(lines: Sequence[str]) -> str:

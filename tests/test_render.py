@@ -282,7 +282,7 @@ def test_markdown_of_hostile_names_stays_well_formed() -> None:
     assert markdown_problems(markdown) == []
     assert markdown.count("<details>") == 3 and markdown.count("\n</details>") == 3
     head = markdown.split("<details>")[0]
-    assert "@team" not in head and "<script>" not in head
+    assert "@team" not in head and "@\u2060team" in head and "<script>" not in head
     assert "> - ``` G`-<b> `` ```: Evil&lt;/details&gt;\\\\u000a\\`\\`\\`" in head
     assert "- **Default party:** ``G`-<b>`` → `GB-TWK`" in head
 
