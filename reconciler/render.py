@@ -622,7 +622,9 @@ def _fit(blocks: Sequence[_Block], room: int) -> list[str]:
 def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     """A pull-request comment: summary and key facts first, the full plan in collapsible sections.
 
-    Always shorter than `limit` characters: sections too long are cut at whole lines, with a note saying so.
+    Shorter than `limit` characters (as GitHub counts them): sections too long are cut at whole lines, with
+    a note saying so. The heading and key facts are never cut; their lists stop at 10 items, so they take a
+    few thousand characters at most, and any `limit` above that is kept.
     """
     head = "\n".join(["### ocpi-parties plan", "", f"**{summary(plan)}**", "", *_facts(plan)]).rstrip()
     sections = _Sections.of(plan)
