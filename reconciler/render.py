@@ -478,7 +478,7 @@ def render_json(plan: Plan) -> str:
 
 def _size(text: str) -> int:
     """Characters as GitHub counts them (UTF-16 code units): at least `len(text)`."""
-    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _html(text: str) -> str:

@@ -460,3 +460,10 @@ def test_docs_figures_for_20000_creates_are_real() -> None:
     assert sentence in " ".join(DOCS.split())
     truncated = re.search(r"\*\*Truncated:\*\* [\d,]+ more lines not shown;[^\n]*", markdown)
     assert truncated is not None and f"```markdown\n{truncated.group(0)}\n```" in DOCS
+
+
+def test_markdown_limit_counts_characters_as_github_does() -> None:
+    plan = Plan(tuple(CreateParty(TWK, "CPO", None, {"name": "🔌" * 100}) for _ in range(2_000)))
+    markdown = render_markdown(plan, limit=30_000)
+    assert len(markdown.encode("utf-16-le")) // 2 < 30_000 < 2 * len(markdown)
+    assert markdown_problems(markdown) == []
