@@ -1,0 +1,642 @@
+"""Render a `Plan` as Terraform-like text, a versioned JSON document, or a pull-request comment in Markdown.
+
+Only strings; no printing. Each renderer dispatches on the change types of `plan`; the formats are described
+in docs/plan-format.md. Values that come from the database (peers' URLs and identities written by OCPI
+registration) are shown escaped, so a hostile value cannot move the cursor of a terminal or break out of a
+Markdown code block, and the password of a URL (`https://user:pw@host`) is never shown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from reconciler.model import Identity, Source
+from reconciler.plan import (
+    AdoptParty,
+    Change,
+    CreateParty,
+    DeleteParty,
+    Drift,
+    FieldChange,
+    MoveLocations,
+    MoveReason,
+    Plan,
+    SetDefaultParty,
+    UpdateParty,
+)
+
+#: Version of the document `plan_document` returns. Raised on any incompatible change (docs/plan-format.md).
+PLAN_FORMAT_VERSION = 1
+
+#: The whole summary when there is nothing to apply and no deletion is blocked.
+NO_CHANGES = "No changes. The database matches parties/."
+
+#: GitHub refuses comments over 65,536 characters; the default leaves room for what CI wraps around it.
+MARKDOWN_LIMIT = 60_000
+
+Style = Callable[[str, str], str]
+
+#: Lists the ids of the locations a move gives away (`plan --show-locations`).
+LocationLister = Callable[[MoveLocations], Iterable[str]]
+
+
+def plain(text: str, _color: str) -> str:
+    return text
+
+
+CREATE, UPDATE, ADOPT, MOVE, DELETE, BLOCKED = "+", "~", "*", ">", "-", "x"
+
+#: The legend, in the order it is printed. Only the symbols a plan uses are listed.
+_LEGEND = {
+    CREATE: "create",
+    UPDATE: "update in place",
+    ADOPT: "adopt: manage from now on a row that OCPI registration created",
+    MOVE: "move locations to the party that owns them",
+    DELETE: "delete",
+    BLOCKED: "deletion blocked by deletion protection: shown, not applied",
+}
+_COLORS = {CREATE: "green", UPDATE: "yellow", ADOPT: "cyan", MOVE: "cyan", DELETE: "red", BLOCKED: "red"}
+
+#: In a ```diff block GitHub colours lines starting with + and > green, - red and ! orange.
+_DIFF_SYMBOLS = {UPDATE: "!", ADOPT: "!"}
+
+_MOVE_HEADINGS = {
+    MoveReason.ORPHANS: "{n} recorded under no CPO will move to the default party {to}",
+    MoveReason.MOVED_FROM: "{n} will move to {to}, which replaces the identities they are recorded under",
+    MoveReason.CLAIMED: "{n} claimed by id will move to {to}",
+    MoveReason.PARTY_DELETED: "{n} of deleted parties will move to the default party {to}",
+}
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+
+def _escape_char(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def _is_unsafe(char: str) -> bool:
+    """Control, format (bidi overrides, zero-width) and separator characters: shown escaped."""
+    return unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp", "Cs"}
+
+
+def safe(text: str) -> str:
+    """`text` with every character that could restyle a terminal or split a line shown as an escape."""
+    if text.isprintable():
+        return text
+    return "".join(_escape_char(c) if _is_unsafe(c) else c for c in text)
+
+
+def _hide_password(text: str) -> str:
+    """`https://user:secret@host/x` -> `https://user:***@host/x`; any other text unchanged."""
+    if "@" not in text or "://" not in text:
+        return text
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:
+        return text
+    if not password:
+        return text
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _public(value: Any) -> Any:
+    """`value` as JSON data (mappings to dicts, sequences to lists) with URL passwords hidden."""
+    if isinstance(value, str):
+        return _hide_password(value)
+    if isinstance(value, Mapping):
+        return {str(key): _public(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_public(item) for item in value]
+    if isinstance(value, Identity):
+        return str(value)
+    return value
+
+
+def value_text(value: Any) -> str:
+    """A field value as the text plan shows it: JSON (strings quoted), `(none)` when unset."""
+    if value is None:
+        return "(none)"
+    return safe(json.dumps(_public(value), ensure_ascii=False, separators=(", ", ": ")))
+
+
+def _leaves(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """`business_details`, {"logo": {"url": u}} -> ("business_details.logo.url", u): one pair per field."""
+    if isinstance(value, Mapping) and value:
+        for key, item in value.items():
+            yield from _leaves(f"{prefix}.{key}", item)
+    else:
+        yield prefix, value
+
+
+def _field_changes(changes: Sequence[FieldChange]) -> list[FieldChange]:
+    """Changes of whole documents (details set for the first time) split into one change per field."""
+    result: list[FieldChange] = []
+    for change in changes:
+        if isinstance(change.before, Mapping) or isinstance(change.after, Mapping):
+            before = dict(_leaves(change.field, change.before)) if change.before else {}
+            after = dict(_leaves(change.field, change.after)) if change.after else {}
+            fields = list(before) + [f for f in after if f not in before]
+            result.extend(FieldChange(f, before.get(f), after.get(f)) for f in fields)
+        else:
+            result.append(change)
+    return result
+
+
+def _who(identity: Identity, role: str) -> str:
+    return f"{safe(str(identity))} {safe(role)}"
+
+
+def _from(source: Source) -> str:
+    return f" ({safe(str(source))})" if source.file else ""
+
+
+def _number(count: int, noun: str, plural: str | None = None) -> str:
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+# ---------------------------------------------------------------------------------------------- text
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One line of the text plan: `indent` spaces, then the symbol (if any) and a space, then the text."""
+
+    text: str
+    symbol: str = ""
+    indent: int = 0
+
+    def render(self, style: Style) -> str:
+        if not self.symbol:
+            return f"{' ' * self.indent}{self.text}" if self.text else ""
+        return f"{' ' * self.indent}{style(self.symbol, _COLORS[self.symbol])} {self.text}"
+
+    def diff(self) -> str:
+        """The same line with its symbol moved to the first column, as GitHub's ```diff colouring needs."""
+        if not self.symbol:
+            return self.render(plain)
+        return f"{_DIFF_SYMBOLS.get(self.symbol, self.symbol)}{' ' * self.indent} {self.text}"
+
+
+_BLANK = _Line("")
+#: Indents: an action (or a row of a section) and its details.
+_ACTION, _DETAIL = 2, 6
+
+
+def _assignments(symbol: str, pairs: Sequence[tuple[str, str]]) -> list[_Line]:
+    """`field = value` lines with the `=` signs aligned; `symbol` may be "" (no symbol)."""
+    width = max((len(name) for name, _ in pairs), default=0)
+    return [_Line(f"{name.ljust(width)} = {text}", symbol, _DETAIL) for name, text in pairs]
+
+
+def _change_pairs(changes: Sequence[FieldChange]) -> list[tuple[str, str]]:
+    return [
+        (safe(c.field), f"{value_text(c.before)} -> {value_text(c.after)}") for c in _field_changes(changes)
+    ]
+
+
+def _move_lines(move: MoveLocations, locations: LocationLister | None) -> list[_Line]:
+    heading = _MOVE_HEADINGS.get(move.reason, "{n} will move to {to} (" + safe(move.reason) + ")")
+    lines = [
+        _Line(
+            heading.format(n=_number(move.count, "location"), to=safe(str(move.to))) + _from(move.source),
+            MOVE,
+            _ACTION,
+        )
+    ]
+    width = max((len(safe(str(g.identity))) for g in move.groups), default=0)
+    digits = max((len(f"{g.count:,}") for g in move.groups), default=0)
+    lines.extend(
+        _Line(f"{safe(str(g.identity)).ljust(width)}  {g.count:>{digits},}", indent=_DETAIL)
+        for g in move.groups
+    )
+    if locations is not None:
+        lines.append(_Line("location ids:", indent=_DETAIL))
+        lines.extend(_Line(safe(location), indent=_DETAIL + 2) for location in locations(move))
+    elif move.location_ids:
+        lines.append(_Line("(plan --show-locations lists their ids)", indent=_DETAIL))
+    return lines
+
+
+_NOWHERE = Source("")
+
+
+def _action(symbol: str, text: str, source: Source = _NOWHERE) -> _Line:
+    return _Line(text + _from(source), symbol, _ACTION)
+
+
+def _change_lines(change: Change, locations: LocationLister | None) -> list[_Line]:
+    match change:
+        case CreateParty(identity=identity, role=role, source=source):
+            fields = [("url", change.url), *_leaves("business_details", change.business_details)]
+            return [
+                _action(CREATE, f"{_who(identity, role)} will be created", source),
+                *_assignments(CREATE, [(safe(name), value_text(value)) for name, value in fields]),
+            ]
+        case AdoptParty(identity=identity, role=role, source=source):
+            heading = f"{_who(identity, role)} will be adopted: managed by ocpi-parties from now on"
+            details = _assignments(UPDATE, _change_pairs(change.changes))
+            return [
+                _action(ADOPT, heading, source),
+                *(details or [_Line("no field changes", indent=_DETAIL)]),
+            ]
+        case UpdateParty(identity=identity, role=role, source=source):
+            return [
+                _action(UPDATE, f"{_who(identity, role)} will be updated in place", source),
+                *_assignments(UPDATE, _change_pairs(change.changes)),
+            ]
+        case SetDefaultParty(before=before, after=after):
+            was = safe(str(before)) if before else "(none)"
+            return [_action(UPDATE, f"default party will change: {was} -> {safe(str(after))}")]
+        case MoveLocations():
+            return _move_lines(change, locations)
+        case DeleteParty(identity=identity, role=role, reason=reason, blocked=True):
+            return [
+                _action(BLOCKED, f"{_who(identity, role)} will NOT be deleted: {safe(reason)}"),
+                _Line("to keep it instead, declare it again under parties/", indent=_DETAIL),
+            ]
+        case DeleteParty(identity=identity, role=role, reason=reason):
+            return [_action(DELETE, f"{_who(identity, role)} will be deleted: {safe(reason)}")]
+    raise TypeError(f"no rendering for {type(change).__name__}")  # pragma: no cover
+
+
+def _spaced(groups: Iterable[list[_Line]]) -> list[_Line]:
+    lines: list[_Line] = []
+    for group in groups:
+        lines.extend([*group, _BLANK])
+    return lines
+
+
+def _plan_lines(plan: Plan, locations: LocationLister | None) -> list[_Line]:
+    """The changes in apply order, then the blocked deletions, then the notes; each section ends blank."""
+    lines: list[_Line] = []
+    actions = plan.applicable
+    if actions:
+        lines.append(_Line("ocpi-parties will make these changes, in this order:"))
+        lines.append(_BLANK)
+        lines.extend(_spaced(_change_lines(c, locations) for c in actions))
+    if plan.blocked:
+        lines.append(_Line("Blocked by deletion protection (not applied):"))
+        lines.append(_BLANK)
+        lines.extend(_spaced(_change_lines(c, locations) for c in plan.blocked))
+    return lines
+
+
+def _unmanaged_lines(plan: Plan) -> list[_Line]:
+    rows = [
+        (safe(str(r.identity)), safe(r.role), safe(_hide_password(r.url)) or "(no url)")
+        for r in plan.unmanaged
+    ]
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(2)]
+    return [
+        _Line(f"{who.ljust(widths[0])}  {role.ljust(widths[1])}  {url}", indent=_ACTION)
+        for who, role, url in rows
+    ]
+
+
+def _drift_lines(drift: Sequence[Drift]) -> list[_Line]:
+    lines: list[_Line] = []
+    for item in drift:
+        if item.missing:
+            lines.append(_Line(f"{_who(item.identity, item.role)} was deleted outside git", indent=_ACTION))
+            continue
+        lines.append(_Line(f"{_who(item.identity, item.role)} was changed outside git:", indent=_ACTION))
+        lines.extend(_assignments("", _change_pairs(item.changes)))
+    return lines
+
+
+def _legend_lines(symbols: set[str]) -> list[_Line]:
+    if not symbols:
+        return []
+    return [_Line("Symbols used above:"), *(_Line(_LEGEND[s], s, _ACTION) for s in _LEGEND if s in symbols)]
+
+
+def summary(plan: Plan) -> str:
+    """`Plan: 2 to add, 1 to change, 0 to delete, 1 to adopt; 1,234 locations to move.` or NO_CHANGES."""
+    if not plan.has_changes and not plan.blocked:
+        return NO_CHANGES
+    text = (
+        f"Plan: {plan.to_add:,} to add, {plan.to_change:,} to change, {plan.to_delete:,} to delete, "
+        f"{plan.to_adopt:,} to adopt; {_number(plan.locations_to_move, 'location')} to move"
+    )
+    if plan.blocked:
+        text += f"; {_number(len(plan.blocked), 'deletion')} blocked"
+    return text + "."
+
+
+@dataclass(frozen=True)
+class _Sections:
+    """The text plan cut into the parts the Markdown comment shows separately."""
+
+    plan: list[_Line]
+    unmanaged: list[_Line]
+    drift: list[_Line]
+    notes: list[_Line]
+
+    @classmethod
+    def of(cls, plan: Plan, locations: LocationLister | None = None) -> _Sections:
+        return cls(
+            _plan_lines(plan, locations),
+            _unmanaged_lines(plan),
+            _drift_lines(plan.drift),
+            [_Line(safe(note), indent=_ACTION) for note in plan.notes],
+        )
+
+    def legend(self) -> list[_Line]:
+        return _legend_lines({line.symbol for line in self.plan if line.symbol})
+
+
+def _titled(title: str, lines: list[_Line]) -> list[_Line]:
+    return [_Line(title), *lines, _BLANK] if lines else []
+
+
+_UNMANAGED_TITLE = "Not managed by ocpi-parties (never changed):"
+_DRIFT_TITLE = "Drift since the last apply (changed in the database outside git):"
+
+
+def render_text(plan: Plan, *, style: Style = plain, locations: LocationLister | None = None) -> str:
+    """The plan as a reviewer reads it in a terminal. `locations` lists each moved location's id."""
+    sections = _Sections.of(plan, locations)
+    lines = [
+        *sections.plan,
+        *_titled(_UNMANAGED_TITLE, sections.unmanaged),
+        *_titled(_DRIFT_TITLE, sections.drift),
+        *_titled("Notes:", sections.notes),
+    ]
+    legend = sections.legend()
+    if legend:
+        lines.extend([*legend, _BLANK])
+    return "\n".join([*(line.render(style) for line in lines), summary(plan)])
+
+
+# ---------------------------------------------------------------------------------------------- JSON
+
+
+def _source_document(source: Source) -> dict[str, Any] | None:
+    if not source.file:
+        return None
+    return {"file": source.file, "line": source.line or None, "column": source.column or None}
+
+
+def _changes_document(changes: Sequence[FieldChange]) -> list[dict[str, Any]]:
+    return [{"field": c.field, "before": _public(c.before), "after": _public(c.after)} for c in changes]
+
+
+def _change_document(change: Change) -> dict[str, Any]:
+    match change:
+        case CreateParty():
+            return {
+                "action": "create",
+                "identity": str(change.identity),
+                "role": change.role,
+                "url": _public(change.url),
+                "business_details": _public(change.business_details),
+                "source": _source_document(change.source),
+            }
+        case AdoptParty() | UpdateParty():
+            return {
+                "action": "adopt" if isinstance(change, AdoptParty) else "update",
+                "identity": str(change.identity),
+                "role": change.role,
+                "changes": _changes_document(change.changes),
+                "source": _source_document(change.source),
+            }
+        case DeleteParty():
+            return {
+                "action": "delete",
+                "identity": str(change.identity),
+                "role": change.role,
+                "reason": change.reason,
+                "blocked": change.blocked,
+            }
+        case SetDefaultParty():
+            return {
+                "action": "set_default_party",
+                "before": str(change.before) if change.before else None,
+                "after": str(change.after),
+            }
+        case MoveLocations():
+            return {
+                "action": "move_locations",
+                "reason": change.reason,
+                "to": str(change.to),
+                "count": change.count,
+                "groups": [{"identity": str(g.identity), "count": g.count} for g in change.groups],
+                "location_ids": list(change.location_ids),
+                "source": _source_document(change.source),
+            }
+    raise TypeError(f"no document for {type(change).__name__}")  # pragma: no cover
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """The plan as JSON data, keys in a fixed order; docs/plan-format.md describes every key."""
+    return {
+        "format_version": PLAN_FORMAT_VERSION,
+        "has_changes": plan.has_changes,
+        "summary": {
+            "text": summary(plan),
+            "to_add": plan.to_add,
+            "to_change": plan.to_change,
+            "to_delete": plan.to_delete,
+            "to_adopt": plan.to_adopt,
+            "locations_to_move": plan.locations_to_move,
+            "deletions_blocked": len(plan.blocked),
+        },
+        "changes": [_change_document(c) for c in plan.changes],
+        "unmanaged": [
+            {"identity": str(r.identity), "role": r.role, "url": _public(r.url)} for r in plan.unmanaged
+        ],
+        "drift": [
+            {
+                "identity": str(d.identity),
+                "role": d.role,
+                "missing": d.missing,
+                "changes": _changes_document(d.changes),
+            }
+            for d in plan.drift
+        ],
+        "notes": list(plan.notes),
+    }
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan_document(plan), indent=2, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------- Markdown
+
+
+def _size(text: str) -> int:
+    """Characters as GitHub counts them (UTF-16 code units): at least `len(text)`."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _backticks(text: str) -> int:
+    """The length of the longest run of backticks in `text`."""
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
+
+
+def _code(text: str) -> str:
+    """`text` as an inline code span: no Markdown, HTML or @mention inside it takes effect."""
+    text = safe(text)
+    fence = "`" * (_backticks(text) + 1)
+    padding = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{padding}{text}{padding}{fence}"
+
+
+#: What can start Markdown (emphasis, code, links, tables, strike-through) in the middle of a line.
+_MARKDOWN_PUNCTUATION = set("\\`*_[]|~!#")
+
+
+def _markdown_text(text: str) -> str:
+    """Plain text in the middle of a Markdown line: HTML and inline markup escaped.
+
+    GitHub decodes entities before it looks for @mentions, so `&#64;` would still notify: an invisible word
+    joiner after each `@` is what stops `@team` from pinging a team.
+    """
+    escaped = "".join(f"\\{c}" if c in _MARKDOWN_PUNCTUATION else c for c in safe(text))
+    return _html(escaped).replace("@", "@\u2060")
+
+
+def _fence(lines: Sequence[str]) -> str:
+    """A code fence that no line of the block can close: longer than any run of backticks in it."""
+    return "`" * max(3, max((_backticks(line) for line in lines), default=0) + 1)
+
+
+_SEE_ALL = "run `ocpi-parties plan` to see the full plan."
+
+
+def _cut(lines: Sequence[str], budget: int) -> list[str]:
+    """The first lines that fit in `budget` characters, ending at a blank line (a whole change) if any."""
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        used += _size(line) + 1
+        if used > budget:
+            break
+        kept.append(line)
+    if len(kept) < len(lines) and "" in kept:
+        del kept[len(kept) - kept[::-1].index("") :]
+    return kept
+
+
+@dataclass(frozen=True)
+class _Block:
+    """A collapsible section: a title and the lines of its code block."""
+
+    title: str
+    language: str
+    lines: list[str]
+
+    @property
+    def size(self) -> int:
+        return sum(_size(line) + 1 for line in self.lines)
+
+    def _render(self, kept: Sequence[str]) -> str:
+        omitted = len(self.lines) - len(kept)
+        fence = _fence(self.lines)
+        title = f"{self.title} (truncated)" if omitted else self.title
+        parts = [f"<details><summary>{_html(title)}</summary>", "", f"{fence}{self.language}", *kept, fence]
+        if omitted:
+            note = f"**Truncated:** {_number(omitted, 'more line')} not shown; {_SEE_ALL}"
+            parts += ["", note]
+        return "\n".join([*parts, "", "</details>"])
+
+    def overhead(self) -> int:
+        """Characters the section takes besides its lines, at most (a truncation note included)."""
+        return _size(self._render([]))
+
+    def render(self, budget: int) -> str:
+        """The section with as many whole lines as fit in `budget` characters, and a note for the rest."""
+        return self._render(self.lines if self.size <= budget else _cut(self.lines, budget))
+
+
+def _bullets(items: Sequence[str], more: str, limit: int = 10) -> list[str]:
+    shown = [f"- {item}" for item in items[:limit]]
+    if len(items) > limit:
+        shown.append(f"- … and {len(items) - limit:,} more {more}")
+    return shown
+
+
+_MOVE_FACTS = {
+    MoveReason.ORPHANS: "recorded under no CPO",
+    MoveReason.MOVED_FROM: "recorded under identities it replaces",
+    MoveReason.CLAIMED: "claimed by id",
+    MoveReason.PARTY_DELETED: "of deleted parties",
+}
+
+
+def _facts(plan: Plan) -> list[str]:
+    """What a reviewer should see before opening anything: default party, moves, blocked deletions."""
+    facts: list[str] = []
+    default = next((c for c in plan.applicable if isinstance(c, SetDefaultParty)), None)
+    if default is not None:
+        before = _code(str(default.before)) if default.before else "(none)"
+        facts.append(f"- **Default party:** {before} → {_code(str(default.after))}")
+    moves = [c for c in plan.applicable if isinstance(c, MoveLocations)]
+    if moves:
+        facts.append(f"- **Locations to move:** {plan.locations_to_move:,}")
+        items = [
+            f"{m.count:,} to {_code(str(m.to))}, {_markdown_text(_MOVE_FACTS.get(m.reason, m.reason))}"
+            for m in moves
+        ]
+        facts.extend(f"  {line}" for line in _bullets(items, "moves (see the full plan)"))
+    if plan.blocked:
+        count = len(plan.blocked)
+        facts += ["", "> [!WARNING]"]
+        facts.append(
+            f"> {_number(count, 'deletion is', 'deletions are')} blocked by deletion protection and "
+            f"{'is' if count == 1 else 'are'} not applied:"
+        )
+        items = [f"{_code(f'{d.identity} {d.role}')}: {_markdown_text(d.reason)}" for d in plan.blocked]
+        facts.extend(f"> {line}" for line in _bullets(items, "blocked deletions (see the full plan)"))
+    return facts
+
+
+def _fit(blocks: Sequence[_Block], room: int) -> list[str]:
+    """The blocks rendered in `room` characters: each gets an equal share, then what others leave unused."""
+    room -= sum(block.overhead() + 2 for block in blocks)
+    budgets = [min(block.size, max(room, 0) // max(len(blocks), 1)) for block in blocks]
+    left = max(room, 0) - sum(budgets)
+    for index, block in enumerate(blocks):
+        extra = min(block.size - budgets[index], left)
+        budgets[index] += extra
+        left -= extra
+    return [block.render(budget) for block, budget in zip(blocks, budgets, strict=True)]
+
+
+def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+    """A pull-request comment: summary and key facts first, the full plan in collapsible sections.
+
+    Shorter than `limit` characters (as GitHub counts them): sections too long are cut at whole lines, with
+    a note saying so. The heading and key facts are never cut; their lists stop at 10 items, so they take a
+    few thousand characters at most, and any `limit` above that is kept.
+    """
+    head = "\n".join(["### ocpi-parties plan", "", f"**{summary(plan)}**", "", *_facts(plan)]).rstrip()
+    sections = _Sections.of(plan)
+    legend = sections.legend()
+    plan_lines = [*sections.plan, *_titled("Notes:", sections.notes), *legend, *([_BLANK] if legend else [])]
+    blocks = []
+    if plan_lines:
+        blocks.append(_Block("Full plan", "diff", [line.diff() for line in plan_lines] + [summary(plan)]))
+    if sections.unmanaged:
+        title = f"Not managed by ocpi-parties: {_number(len(plan.unmanaged), 'row')}, never changed"
+        blocks.append(_Block(title, "text", [line.render(plain) for line in sections.unmanaged]))
+    if sections.drift:
+        title = f"Drift since the last apply: {_number(len(plan.drift), 'row')} changed outside git"
+        blocks.append(_Block(title, "text", [line.render(plain) for line in sections.drift]))
+    return "\n\n".join([head, *_fit(blocks, limit - _size(head) - 2)]) + "\n"
