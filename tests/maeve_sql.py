@@ -97,6 +97,7 @@ def save_party(
     role: str,
     country_code: str,
     party_id: str,
+    *,
     url: str = "https://peer.example/ocpi/versions",
     token: str = "peer-token",
 ) -> tuple[object, ...]:

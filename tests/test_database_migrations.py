@@ -1,4 +1,4 @@
-"""ocpi-parties' migrations on real PostgreSQL: empty and populated MaEVe databases, idempotence, the way back."""
+"""The migrations on real PostgreSQL: empty and populated MaEVe databases, idempotence, the way back."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ from reconciler import migrations
 from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.store import count_orphans, location_key_state, validate_location_key
 
-OUR_TABLES = ("system_config", "reconciler_apply_history", "reconciler_managed_parties", "reconciler_migrations")
+OUR_TABLES = (
+    "system_config",
+    "reconciler_apply_history",
+    "reconciler_managed_parties",
+    "reconciler_migrations",
+)
 
 
 def catalog(connection: Connection) -> list[tuple[object, ...]]:
@@ -70,8 +75,8 @@ def test_system_config_has_exactly_the_designed_columns(migrated: Connection) ->
 
 def test_migrate_keeps_existing_maeve_rows_as_they_were(connection: Connection) -> None:
     peers = [
-        save_party(connection, "EMSP", "DE", "EMO", "https://emo.example/versions", "token-emo"),
-        save_party(connection, "CPO", "NL", "VLT", "https://vlt.example/versions", "token-vlt"),
+        save_party(connection, "EMSP", "DE", "EMO", url="https://emo.example/versions", token="token-emo"),
+        save_party(connection, "CPO", "NL", "VLT", url="https://vlt.example/versions", token="token-vlt"),
     ]
     save_location(connection, "LOC-BE-1", "BE")
     save_location(connection, "LOC-XX-1", "XX")
@@ -80,10 +85,13 @@ def test_migrate_keeps_existing_maeve_rows_as_they_were(connection: Connection) 
     migrations.migrate(connection)
 
     parties_after = connection.execute(
-        "SELECT id, role, country_code, party_id, url, token, created_at, updated_at FROM ocpi_parties ORDER BY id"
+        "SELECT id, role, country_code, party_id, url, token, created_at, updated_at"
+        " FROM ocpi_parties ORDER BY id"
     ).fetchall()
     assert parties_after == sorted(peers, key=lambda row: int(str(row[0])))
-    assert connection.execute("SELECT count(*) FROM ocpi_parties WHERE business_details IS NULL").fetchone() == (2,)
+    assert connection.execute(
+        "SELECT count(*) FROM ocpi_parties WHERE business_details IS NULL"
+    ).fetchone() == (2,)
     locations_after = connection.execute(
         "SELECT id, country_code, party_id, location_data, created_at, updated_at FROM locations ORDER BY id"
     ).fetchall()
@@ -117,7 +125,9 @@ def test_migrate_twice_changes_nothing_the_second_time(connection: Connection) -
 
 
 def test_migrate_never_touches_maeves_schema_migrations(connection: Connection) -> None:
-    connection.execute("CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)")
+    connection.execute(
+        "CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)"
+    )
     connection.execute("INSERT INTO schema_migrations VALUES (30, false)")
     migrations.migrate(connection)
     migrations.migrate(connection, to=0)
