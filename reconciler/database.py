@@ -165,9 +165,12 @@ def _reason(error: psycopg.Error) -> str:
     # libpq: 'connection to server at "h" (1.2.3.4), port 5432 failed: FATAL:  password authentication ...'
     for line in lines:
         if "failed:" in line:
-            tail = line.split("failed:", 1)[1].strip()
+            tail = line.rsplit("failed:", 1)[1].strip()
             return re.sub(r"^(FATAL|ERROR):\s+", "", tail) or line
     return re.sub(r"^(FATAL|ERROR):\s+", "", lines[0])
+
+
+_LOGIN_REFUSED = re.compile(r"authentication|password|pg_hba\.conf|role \".*\" does not exist", re.I)
 
 
 def map_error(error: psycopg.Error, target: Target, settings: Settings) -> ReconcilerError:
@@ -185,7 +188,7 @@ def map_error(error: psycopg.Error, target: Target, settings: Settings) -> Recon
             f"could not lock a table on {where} within lock_timeout={settings.lock_timeout}: another "
             f"transaction holds it; try again or raise --lock-timeout ({reason})"
         )
-    elif sqlstate.startswith("28") or "authentication failed" in reason or "password" in reason.lower():
+    elif sqlstate.startswith("28") or _LOGIN_REFUSED.search(reason):
         message = f"the database refused the login at {where}: {reason}"
     elif isinstance(error, errors.UndefinedTable):
         message = f"{where} lacks a table ocpi-parties needs ({reason}); {MISSING_TABLES_HINT}"
