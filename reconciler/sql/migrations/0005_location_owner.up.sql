@@ -61,40 +61,47 @@ BEGIN
        AND NEW.country_code = OLD.country_code AND NEW.party_id = OLD.party_id THEN
         -- The owner is not touched: nothing to look up.
         NEW.party_role := OLD.party_role;
+    ELSIF moving THEN
+        IF NOT EXISTS (
+            SELECT 1 FROM ocpi_parties AS p
+             WHERE p.role = 'CPO' AND p.country_code = NEW.country_code AND p.party_id = NEW.party_id
+        ) THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'foreign_key_violation',
+                MESSAGE = format('location %s cannot belong to %s-%s: no CPO party has that identity',
+                                 NEW.id, NEW.country_code, NEW.party_id);
+        END IF;
+        NEW.party_role := 'CPO';
     ELSE
         is_cpo := EXISTS (
             SELECT 1 FROM ocpi_parties AS p
              WHERE p.role = 'CPO' AND p.country_code = NEW.country_code AND p.party_id = NEW.party_id
         );
-        SELECT p.country_code, p.party_id INTO default_cc, default_pid
-          FROM system_config AS c
-          JOIN ocpi_parties AS p
-            ON p.role = 'CPO'
-           AND p.country_code = split_part(c.value, '-', 1)
-           AND p.party_id = split_part(c.value, '-', 2)
-         WHERE c.key = 'default_party';
-
-        IF moving THEN
-            IF NOT is_cpo THEN
-                RAISE EXCEPTION USING
-                    ERRCODE = 'foreign_key_violation',
-                    MESSAGE = format('location %s cannot belong to %s-%s: no CPO party has that identity',
-                                     NEW.id, NEW.country_code, NEW.party_id);
-            END IF;
-            NEW.party_role := 'CPO';
-        ELSIF TG_OP = 'UPDATE' AND OLD.party_role IS NOT NULL
-              AND (NOT is_cpo OR (NEW.country_code = default_cc AND NEW.party_id = default_pid)) THEN
-            NEW.country_code := OLD.country_code;
-            NEW.party_id := OLD.party_id;
-            NEW.party_role := OLD.party_role;
-        ELSIF is_cpo THEN
-            NEW.party_role := 'CPO';
-        ELSIF default_cc IS NOT NULL THEN
-            NEW.country_code := default_cc;
-            NEW.party_id := default_pid;
+        IF is_cpo AND (TG_OP = 'INSERT' OR OLD.party_role IS NULL) THEN
             NEW.party_role := 'CPO';
         ELSE
-            NEW.party_role := NULL;
+            SELECT p.country_code, p.party_id INTO default_cc, default_pid
+              FROM system_config AS c
+              JOIN ocpi_parties AS p
+                ON p.role = 'CPO'
+               AND p.country_code = split_part(c.value, '-', 1)
+               AND p.party_id = split_part(c.value, '-', 2)
+             WHERE c.key = 'default_party';
+
+            IF TG_OP = 'UPDATE' AND OLD.party_role IS NOT NULL
+               AND (NOT is_cpo OR (NEW.country_code = default_cc AND NEW.party_id = default_pid)) THEN
+                NEW.country_code := OLD.country_code;
+                NEW.party_id := OLD.party_id;
+                NEW.party_role := OLD.party_role;
+            ELSIF is_cpo THEN
+                NEW.party_role := 'CPO';
+            ELSIF default_cc IS NOT NULL THEN
+                NEW.country_code := default_cc;
+                NEW.party_id := default_pid;
+                NEW.party_role := 'CPO';
+            ELSE
+                NEW.party_role := NULL;
+            END IF;
         END IF;
     END IF;
 
