@@ -7,13 +7,13 @@ Party tokens (credentials) are never read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import RowFactory, kwargs_row
 
 from reconciler.errors import ReconcilerError
 from reconciler.migrations import Applied, Connection, Migration, applied, available
@@ -23,6 +23,9 @@ DEFAULT_PARTY_KEY = "default_party"
 LOCATION_KEY = "locations_party_fk"
 #: Set to 'on' in a transaction to move owned locations to exactly the party written (see 0005).
 MOVE_SETTING = "ocpi_parties.move_locations"
+
+
+T = TypeVar("T")
 
 
 class StoreError(ReconcilerError):
@@ -152,17 +155,13 @@ _PARTY_COLUMNS = sql.SQL(
 )
 
 
-def _party(row: Mapping[str, Any]) -> PartyRow:
-    return PartyRow(
-        id=row["id"],
-        role=row["role"],
-        identity=Identity(row["country_code"], row["party_id"]),
-        url=row["url"],
-        business_details=row["business_details"],
-        managed=row["managed"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+def _with_identity(make: Callable[..., T]) -> RowFactory[T]:
+    """Rows with country_code and party_id columns -> `make(identity=..., **the other columns)`."""
+
+    def build(*, country_code: str, party_id: str, **columns: Any) -> T:
+        return make(identity=Identity(country_code, party_id), **columns)
+
+    return kwargs_row(build)
 
 
 def list_parties(
@@ -176,8 +175,8 @@ def list_parties(
         " OFFSET %(offset)s LIMIT %(limit)s"
     ).format(columns=_PARTY_COLUMNS, where=where)
     params = {"role": role.upper() if role else None, "offset": offset, "limit": limit}
-    with connection.cursor(row_factory=dict_row) as cursor:
-        return [_party(row) for row in cursor.execute(query, params)]
+    with connection.cursor(row_factory=_with_identity(PartyRow)) as cursor:
+        return cursor.execute(query, params).fetchall()
 
 
 def get_party(connection: Connection, identity: Identity) -> PartyDetails | None:
@@ -185,10 +184,8 @@ def get_party(connection: Connection, identity: Identity) -> PartyDetails | None
     query = sql.SQL(
         "SELECT {columns} WHERE p.country_code = %s AND p.party_id = %s ORDER BY p.role, p.id"
     ).format(columns=_PARTY_COLUMNS)
-    with connection.cursor(row_factory=dict_row) as cursor:
-        roles = tuple(
-            _party(row) for row in cursor.execute(query, (identity.country_code, identity.party_id))
-        )
+    with connection.cursor(row_factory=_with_identity(PartyRow)) as cursor:
+        roles = tuple(cursor.execute(query, (identity.country_code, identity.party_id)))
     if not roles:
         return None
     count = connection.execute(
@@ -235,20 +232,8 @@ def list_locations(
         " FROM locations WHERE country_code = %s AND party_id = %s"
         " ORDER BY created_at DESC, id OFFSET %s LIMIT %s"
     )
-    with connection.cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(query, (identity.country_code, identity.party_id, offset, limit)).fetchall()
-    return [
-        LocationRow(
-            id=row["id"],
-            identity=Identity(row["country_code"], row["party_id"]),
-            owned=row["owned"],
-            name=row["name"],
-            city=row["city"],
-            country=row["country"],
-            updated_at=row["updated_at"],
-        )
-        for row in rows
-    ]
+    with connection.cursor(row_factory=_with_identity(LocationRow)) as cursor:
+        return cursor.execute(query, (identity.country_code, identity.party_id, offset, limit)).fetchall()
 
 
 _ORPHAN = sql.SQL(
