@@ -93,7 +93,8 @@ def create_maeve_base(connection: Connection) -> list[str]:
     tables = ("ocpi_registrations", "ocpi_parties", "locations")
     with connection.transaction():
         absent = [table for table in tables if not _exists(connection, table)]
-        connection.execute(script.encode())
+        if absent:  # never even try to CREATE on a complete database: the role may not be allowed to
+            connection.execute(script.encode())
     return absent
 
 

@@ -234,6 +234,16 @@ def test_a_lock_timeout_exits_3(run: Run, database_url: str) -> None:
     assert "within lock_timeout=100ms" in err
 
 
+def test_a_statement_timeout_exits_3(run: Run, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCPI_PARTIES_STATEMENT_TIMEOUT", "200ms")
+    with psycopg.connect(database_url) as other:
+        other.execute("LOCK TABLE locations IN ACCESS EXCLUSIVE MODE")
+        # No lock timeout: the wait goes on until the statement timeout cancels it.
+        code, _, err = run("db", "status", "--lock-timeout", "0", "--database-url", database_url)
+    assert code == 3
+    assert "ran longer than statement_timeout=200ms and was cancelled" in err
+
+
 def test_a_bad_timeout_is_a_usage_error(run: Run, database_url: str) -> None:
     code, _, err = run("db", "status", "--statement-timeout", "soon", "--database-url", database_url)
     assert code == 2

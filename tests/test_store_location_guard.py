@@ -8,6 +8,8 @@ already belongs to a real CPO when MaEVe saves it again.
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -23,6 +25,8 @@ from maeve_sql import (
     save_location,
     save_party,
 )
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from reconciler import store
 from reconciler.model import Identity
@@ -190,3 +194,38 @@ def test_moves_inside_move_mode_must_name_a_cpo(migrated: Connection) -> None:
     with refused, migrated.transaction():
         migrated.execute("SELECT set_config('ocpi_parties.move_locations', 'on', true)")
         migrated.execute("UPDATE locations SET country_code = 'FR', party_id = 'ABC' WHERE id = 'L'")
+
+
+@pytest.fixture
+def maeve_role(postgres_admin: str, database_url: str) -> Iterator[str]:
+    """A role with only the rights MaEVe's own role had before migration: it owns nothing."""
+    name = f"maeve_app_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_admin, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    with psycopg.connect(database_url, autocommit=True) as owner:
+        owner.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON locations, ocpi_parties TO {}").format(
+                sql.Identifier(name)
+            )
+        )
+        owner.execute(
+            sql.SQL("GRANT USAGE ON SEQUENCE ocpi_parties_id_seq TO {}").format(sql.Identifier(name))
+        )
+    try:
+        yield name
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as owner:
+            owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        with psycopg.connect(postgres_admin, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def test_maeves_role_needs_no_new_grant_after_migration(
+    migrated: Connection, database_url: str, maeve_role: str
+) -> None:
+    make_default(migrated)
+    with psycopg.connect(make_conninfo(database_url, user=maeve_role), autocommit=True) as maeve:
+        assert save_location(maeve, "AS-MAEVE", "BE")[:3] == ("AS-MAEVE", "GB", "TWK")
+        save_party(maeve, "EMSP", "DE", "EMO")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            maeve.execute("SELECT * FROM system_config")

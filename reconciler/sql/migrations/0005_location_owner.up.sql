@@ -47,9 +47,12 @@ BEGIN
 END
 $$;
 
+-- SECURITY DEFINER: the guard runs with the rights of the role that migrated, so MaEVe's role needs no
+-- new grant (on system_config, say) for its location writes to keep working. Its search_path is pinned
+-- below to the schema of these tables, with pg_temp last, as a SECURITY DEFINER function must.
 CREATE OR REPLACE FUNCTION reconciler_location_owner_guard() RETURNS trigger
 LANGUAGE plpgsql
-SET search_path FROM CURRENT
+SECURITY DEFINER
 AS $$
 DECLARE
     moving      boolean := coalesce(current_setting('ocpi_parties.move_locations', true), '') = 'on';
@@ -114,6 +117,13 @@ BEGIN
         NEW.location_data := jsonb_set(NEW.location_data, '{party_id}', to_jsonb(NEW.party_id));
     END IF;
     RETURN NEW;
+END
+$$;
+
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION reconciler_location_owner_guard() SET search_path = %I, pg_temp',
+                   current_schema());
 END
 $$;
 
