@@ -13,7 +13,7 @@
 --     the insert guard substituted for one (MaEVe's upsert copies EXCLUDED.country_code/party_id, which
 --     carry that substitution), keeps its owner;
 --   * inside a transaction that set `ocpi_parties.move_locations` to 'on' (ocpi-parties' own moves),
---     the written party is taken as it is and must be a CPO.
+--     the written party is taken as it is; the foreign key rejects it unless it is a CPO.
 --
 -- Where location_data holds OCPI `country_code`/`party_id` keys, they follow the row's columns.
 
@@ -65,15 +65,7 @@ BEGIN
         -- The owner is not touched: nothing to look up.
         NEW.party_role := OLD.party_role;
     ELSIF moving THEN
-        IF NOT EXISTS (
-            SELECT 1 FROM ocpi_parties AS p
-             WHERE p.role = 'CPO' AND p.country_code = NEW.country_code AND p.party_id = NEW.party_id
-        ) THEN
-            RAISE EXCEPTION USING
-                ERRCODE = 'foreign_key_violation',
-                MESSAGE = format('location %s cannot belong to %s-%s: no CPO party has that identity',
-                                 NEW.id, NEW.country_code, NEW.party_id);
-        END IF;
+        -- The foreign key checks that the party written holds the CPO role.
         NEW.party_role := 'CPO';
     ELSE
         is_cpo := EXISTS (
