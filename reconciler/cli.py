@@ -135,7 +135,7 @@ _FORMAT = click.option(
 _OFFSET = click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
 
 
-@cli.group(epilog=EXIT_CODES)
+@cli.group(epilog=EXIT_CODES, short_help="Prepare the database: MaEVe's tables, migrations, status.")
 def db() -> None:
     """Prepare the database: MaEVe's base tables and ocpi-parties' own migrations."""
 
@@ -221,7 +221,7 @@ def parties_show(settings: Settings, party: str, output_format: str) -> None:
     click.echo(db_report.party_json(details) if output_format == "json" else db_report.party_text(details))
 
 
-@cli.command("locations", epilog=EXIT_CODES)
+@cli.command("locations", epilog=EXIT_CODES, short_help="List the locations recorded under a party.")
 @database_options
 @click.argument("party")
 @_FORMAT
@@ -239,7 +239,7 @@ def locations_command(settings: Settings, party: str, output_format: str, offset
         click.echo(db_report.locations_text(identity, rows, offset))
 
 
-@cli.command("default", epilog=EXIT_CODES)
+@cli.command("default", epilog=EXIT_CODES, short_help="Show the default party.")
 @database_options
 def default_command(settings: Settings) -> None:
     """Show the default party: the CPO that owns every location nobody else claims. Read-only."""

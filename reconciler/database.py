@@ -118,12 +118,14 @@ def parse_timeout(text: str, what: str) -> str:
 
 
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)(?P<password>[^@\s]*)(?=@)", re.I)
-_KEY_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<password>'(?:[^'\\]|\\.)*'|[^\s&]+)", re.I)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<password>[^&#\s]*)", re.I)
+_KEY_PASSWORD = re.compile(r"(?P<head>(?<![?&])\bpassword\s*=\s*)(?P<password>'(?:[^'\\]|\\.)*'|\S+)", re.I)
 
 
 def mask_conninfo(text: str) -> str:
     """Replace the password of every URL (`user:secret@`) and `password=` setting in `text` by `***`."""
     text = _URL_PASSWORD.sub(lambda m: m["head"] + ("***" if m["password"] else ""), text)
+    text = _QUERY_PASSWORD.sub(lambda m: m["head"] + "***", text)
     return _KEY_PASSWORD.sub(lambda m: m["head"] + "***", text)
 
 

@@ -115,6 +115,7 @@ def default_text(identity: Identity | None) -> str:
 
 def status_text(status: Status, label: str) -> str:
     lines = [f"Database: {label}", "Migrations:"]
+    width = max(len(state.migration.label) for state in status.migrations)
     for state in status.migrations:
         if state.applied is None:
             mark = "pending"
@@ -122,7 +123,7 @@ def status_text(status: Status, label: str) -> str:
             mark = f"applied {state.applied.applied_at:%Y-%m-%d %H:%M:%S}"
             if state.changed:
                 mark += " (the shipped file differs from the applied one)"
-        lines.append(f"  {state.migration.label}  {mark}")
+        lines.append(f"  {state.migration.label.ljust(width)}  {mark}")
     pending = len(status.pending)
     lines.append(f"  {'up to date' if not pending else f'{pending} pending: run `ocpi-parties db migrate`'}")
     if status.default_party is None:

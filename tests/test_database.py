@@ -12,6 +12,8 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from reconciler import database, embedded
@@ -47,6 +49,23 @@ def as_url(conninfo: str, *, user: str | None = None, password: str = SECRET) ->
 )  # fmt: skip
 def test_passwords_are_masked(text: str, masked: str) -> None:
     assert mask_conninfo(text) == masked
+
+
+# libpq strings cannot hold NUL.
+passwords = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=40)
+
+
+@given(passwords)
+def test_no_password_survives_masking_in_a_url(password: str) -> None:
+    url = f"postgresql://app:{quote(password, safe='')}@db.internal:5432/maeve?sslmode=require"
+    assert mask_conninfo(url) == "postgresql://app:***@db.internal:5432/maeve?sslmode=require"
+
+
+@given(passwords)
+def test_no_password_survives_masking_in_a_conninfo_string(password: str) -> None:
+    conninfo = make_conninfo("host=db dbname=maeve", password=password, user="app")
+    masked = conninfo_to_dict(mask_conninfo(conninfo))
+    assert masked == {"host": "db", "dbname": "maeve", "user": "app", "password": "***"}
 
 
 @pytest.mark.parametrize(
