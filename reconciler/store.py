@@ -75,6 +75,8 @@ class LocationCounts:
 
     by_identity: Mapping[Identity, int]
     orphans: int
+    #: The recorded identities that name no CPO party: their locations are the orphans.
+    orphan_identities: frozenset[Identity] = frozenset()
 
     @property
     def total(self) -> int:
@@ -249,12 +251,14 @@ def count_locations(connection: Connection) -> LocationCounts:
         " FROM locations AS l GROUP BY l.country_code, l.party_id"
     ).format(orphan=_ORPHAN)
     by_identity: dict[Identity, int] = {}
-    orphans = 0
+    orphan_identities = set()
     for country_code, party_id, count, orphan in connection.execute(query):
-        by_identity[Identity(str(country_code), str(party_id))] = int(str(count))
+        identity = Identity(str(country_code), str(party_id))
+        by_identity[identity] = int(str(count))
         if orphan:
-            orphans += int(str(count))
-    return LocationCounts(by_identity, orphans)
+            orphan_identities.add(identity)
+    orphans = sum(by_identity[identity] for identity in orphan_identities)
+    return LocationCounts(by_identity, orphans, frozenset(orphan_identities))
 
 
 def count_orphans(connection: Connection) -> int:

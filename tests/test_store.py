@@ -169,6 +169,7 @@ def test_counts_per_identity_and_orphans_come_from_sql(migrated: Connection) -> 
     counts = store.count_locations(migrated)
     assert dict(counts.by_identity) == {Identity("BE", "XXX"): 4, Identity("XX", "XXX"): 1, ES_CPO: 1}
     assert counts.orphans == 5
+    assert counts.orphan_identities == {Identity("BE", "XXX"), Identity("XX", "XXX")}
     assert counts.total == 6
     assert store.count_orphans(migrated) == 5
 
