@@ -166,7 +166,7 @@ def db_init(settings: Settings) -> None:
 def db_migrate(settings: Settings, version: int | None) -> None:
     """Apply ocpi-parties' schema additions (idempotent), or revert them with --to."""
     with session(settings, read_only=False, notify=_notify) as opened:
-        steps = migrations.migrate(opened.connection, to=version)
+        steps = migrations.migrate(opened.connection, to=version, label=opened.target.label)
         key_valid = None
         if version is None or version >= migrations.latest_version():
             key_valid = store.validate_location_key(opened.connection)

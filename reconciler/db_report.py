@@ -124,6 +124,8 @@ def status_text(status: Status, label: str) -> str:
             if state.changed:
                 mark += " (the shipped file differs from the applied one)"
         lines.append(f"  {state.migration.label.ljust(width)}  {mark}")
+    for version in status.unknown_migrations:
+        lines.append(f"  {version:04d} (unknown to this version: applied by a newer ocpi-parties)")
     pending = len(status.pending)
     lines.append(f"  {'up to date' if not pending else f'{pending} pending: run `ocpi-parties db migrate`'}")
     if status.default_party is None:

@@ -122,8 +122,25 @@ def pending(connection: Connection) -> list[Migration]:
     return [m for m in available() if m.version not in done]
 
 
+def unknown(connection: Connection) -> list[int]:
+    """Versions recorded as applied that this ocpi-parties does not ship: a newer one applied them."""
+    shipped = {m.version for m in available()}
+    return [version for version in applied(connection) if version not in shipped]
+
+
+def _refuse_newer(connection: Connection, label: str) -> None:
+    newer = unknown(connection)
+    if newer:
+        raise ReconcilerError(
+            f"{label} was migrated by a newer ocpi-parties (migrations {', '.join(map(str, newer))} are "
+            "unknown to this one): upgrade ocpi-parties",
+            exit_code=ExitCode.DATABASE,
+        )
+
+
 def require_current(connection: Connection, label: str) -> None:
-    """Fail (exit code 3) unless every migration of this version is applied."""
+    """Fail (exit code 3) unless every migration of this version, and no other, is applied."""
+    _refuse_newer(connection, label)
     missing = pending(connection)
     if missing:
         names = ", ".join(m.label for m in missing)
@@ -148,13 +165,17 @@ def _ensure_bookkeeping(connection: Connection) -> None:
         )
 
 
-def migrate(connection: Connection, to: int | None = None) -> list[Step]:
-    """Apply (or, with a lower `to`, revert) migrations; return the steps run, none when up to date."""
+def migrate(connection: Connection, to: int | None = None, label: str = "the database") -> list[Step]:
+    """Apply (or, with a lower `to`, revert) migrations; return the steps run, none when up to date.
+
+    Refuses a database that a newer ocpi-parties migrated: this one cannot know how to undo those steps.
+    """
     versions = [m.version for m in available()]
     goal = versions[-1] if to is None else to
     if goal != 0 and goal not in versions:
         known = ", ".join(str(v) for v in versions)
         raise ReconcilerError(f"no migration {goal}: use 0 or one of {known}", exit_code=ExitCode.USAGE)
+    _refuse_newer(connection, label)
     _ensure_bookkeeping(connection)
     steps = []
     for migration in available():

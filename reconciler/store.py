@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.rows import RowFactory, kwargs_row
 
 from reconciler.errors import ReconcilerError
-from reconciler.migrations import Applied, Connection, Migration, applied, available
+from reconciler.migrations import Applied, Connection, Migration, applied, available, unknown
 from reconciler.model import CPO, Identity
 
 DEFAULT_PARTY_KEY = "default_party"
@@ -99,6 +99,8 @@ class Status:
     """What `db status` reports."""
 
     migrations: tuple[MigrationState, ...]
+    #: Versions applied by a newer ocpi-parties, unknown to this one.
+    unknown_migrations: tuple[int, ...]
     parties: int
     managed: int
     locations: int
@@ -319,6 +321,7 @@ def status(connection: Connection) -> Status:
             default_is_cpo = default is not None and _cpo_exists(connection, default)
         return Status(
             migrations=states,
+            unknown_migrations=tuple(unknown(connection)),
             parties=int(str(parties_row[0])) if parties_row else 0,
             managed=managed,
             locations=int(str(locations_row[0])) if locations_row else 0,

@@ -9,7 +9,7 @@ import pytest
 from conftest import Connection
 from maeve_sql import location_owner, save_location, save_party
 
-from reconciler import migrations
+from reconciler import migrations, store
 from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.store import count_orphans, location_key_state, validate_location_key
 
@@ -205,3 +205,14 @@ def test_create_maeve_base_only_creates_what_is_absent(empty_database_url: str) 
         assert migrations.create_maeve_base(connection) == []
         assert connection.execute("SELECT id FROM locations").fetchall() == [("KEEP",)]
         assert not table_exists(connection, "schema_migrations")
+
+
+def test_a_database_migrated_by_a_newer_version_is_refused(migrated: Connection) -> None:
+    migrated.execute(
+        "INSERT INTO reconciler_migrations (version, name, checksum) VALUES (9999, 'from_the_future', 'x')"
+    )
+    for action in (lambda: migrations.migrate(migrated), lambda: migrations.require_current(migrated, "db")):
+        with pytest.raises(ReconcilerError, match="migrated by a newer ocpi-parties") as raised:
+            action()
+        assert raised.value.exit_code == ExitCode.DATABASE
+    assert store.status(migrated).unknown_migrations == (9999,)
