@@ -47,6 +47,7 @@ MAEVE_TABLES = ("ocpi_parties", "locations")
 _TIMEOUT = re.compile(r"^\s*(\d+)\s*(ms|s|min|h)?\s*$")
 
 Notify = Callable[[str], None]
+Connection = psycopg.Connection[tuple[object, ...]]
 
 
 class DatabaseError(ReconcilerError):
@@ -209,7 +210,7 @@ MISSING_TABLES_HINT = "is it MaEVe's database? For a development database run `o
 class Session:
     """An open connection with the settings it was opened with; `target` labels it in messages."""
 
-    connection: psycopg.Connection[tuple[object, ...]]
+    connection: Connection
     target: Target
     settings: Settings
 
@@ -256,19 +257,15 @@ def session(
         raise map_error(error, target, settings) from None
 
 
-def _configure(
-    connection: psycopg.Connection[tuple[object, ...]], settings: Settings, *, read_only: bool
-) -> None:
-    values = {
-        "statement_timeout": settings.statement_timeout,
-        "lock_timeout": settings.lock_timeout,
-        "default_transaction_read_only": "on" if read_only else "off",
-    }
-    for name, value in values.items():
-        connection.execute("SELECT set_config(%s, %s, false)", (name, value))
+def _configure(connection: Connection, settings: Settings, *, read_only: bool) -> None:
+    connection.execute(
+        "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false),"
+        " set_config('default_transaction_read_only', %s, false)",
+        (settings.statement_timeout, settings.lock_timeout, "on" if read_only else "off"),
+    )
 
 
-def missing_maeve_tables(connection: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+def missing_maeve_tables(connection: Connection) -> list[str]:
     """MaEVe's tables that the current search path does not find."""
     missing = []
     for table in MAEVE_TABLES:
@@ -278,7 +275,7 @@ def missing_maeve_tables(connection: psycopg.Connection[tuple[object, ...]]) -> 
     return missing
 
 
-def check_maeve_tables(connection: psycopg.Connection[tuple[object, ...]], target: Target) -> None:
+def check_maeve_tables(connection: Connection, target: Target) -> None:
     missing = missing_maeve_tables(connection)
     if missing:
         raise DatabaseError(
@@ -287,6 +284,6 @@ def check_maeve_tables(connection: psycopg.Connection[tuple[object, ...]], targe
         )
 
 
-def lock_database(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+def lock_database(connection: Connection) -> None:
     """Take the transaction's advisory lock shared by `db migrate` and `apply` (waits up to lock_timeout)."""
     connection.execute(sql.SQL("SELECT pg_advisory_xact_lock({})").format(sql.Literal(ADVISORY_LOCK_KEY)))

@@ -18,16 +18,13 @@ from datetime import datetime
 from functools import cache
 from importlib import resources
 
-import psycopg
 from psycopg import sql
 
-from reconciler.database import lock_database
+from reconciler.database import Connection, lock_database
 from reconciler.errors import ExitCode, ReconcilerError
 
 BOOKKEEPING = "reconciler_migrations"
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.up\.sql$")
-
-Connection = psycopg.Connection[tuple[object, ...]]
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 from psycopg import sql
 from psycopg.rows import RowFactory, kwargs_row
 
+from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
-from reconciler.migrations import Applied, Connection, Migration, applied, available, unknown
+from reconciler.migrations import Applied, Migration, applied, available, unknown
 from reconciler.model import CPO, Identity
 
 DEFAULT_PARTY_KEY = "default_party"
