@@ -20,11 +20,10 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from reconciler.database import Connection
 from reconciler.migrations import create_maeve_base, migrate
 
 TEST_URL_VARIABLE = "OCPI_PARTIES_TEST_DATABASE_URL"
-
-Connection = psycopg.Connection[tuple[object, ...]]
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import psycopg
-
-Connection = psycopg.Connection[tuple[object, ...]]
+from reconciler.database import Connection
 
 SET_LOCATION = """INSERT INTO locations (
     id,

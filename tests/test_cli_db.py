@@ -13,12 +13,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import Connection
 from maeve_sql import save_location, save_party
 
 from reconciler import store
 from reconciler.cli import main
-from reconciler.database import LIBPQ_VARIABLES
+from reconciler.database import LIBPQ_VARIABLES, Connection
 from reconciler.model import Identity
 
 Result = tuple[int, str, str]

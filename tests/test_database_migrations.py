@@ -6,10 +6,10 @@ import threading
 
 import psycopg
 import pytest
-from conftest import Connection
 from maeve_sql import location_owner, save_location, save_party
 
 from reconciler import migrations, store
+from reconciler.database import Connection
 from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.store import count_orphans, location_key_state, validate_location_key
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Connection
 from maeve_sql import location_owner, save_location, save_party
 
 from reconciler import store
+from reconciler.database import Connection
 from reconciler.migrations import migrate
 from reconciler.model import Identity
 from reconciler.store import StoreError

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from conftest import Connection
 from maeve_sql import (
     GET_LOCATION,
     GET_OCPI_PARTY,
@@ -29,6 +28,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from reconciler import store
+from reconciler.database import Connection
 from reconciler.model import Identity
 
 GB_TWK = Identity("GB", "TWK")
