@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from reconciler import database, embedded
+from reconciler import embedded
 from reconciler.database import DatabaseError, Settings, mask_conninfo, parse_timeout, resolve, session
 from reconciler.errors import ExitCode, ReconcilerError
 
@@ -279,7 +279,6 @@ def test_embedded_data_stays_in_the_working_directory_when_that_is_harmless(tmp_
     # Root in a folder that is open all the way up: local.
     open_folder = _open_folder()
     try:
-        assert database is not None
         local = open_folder / ".ocpi-parties"
         assert embedded.data_directory(local, as_root=True, system_data=system) == local / "pgdata"
     finally:
