@@ -160,6 +160,7 @@ def db_init(settings: Settings) -> None:
 @click.option(
     "--to",
     "version",
+    metavar="VERSION",
     type=click.IntRange(min=0),
     help="Migrate up or down to this version; 0 removes everything ocpi-parties added. Default: latest.",
 )
