@@ -283,3 +283,17 @@ def test_a_fresh_checkout_runs_on_the_embedded_database(fresh_checkout: Path) ->
     assert "  up to date" in status.stdout
     assert (fresh_checkout / ".ocpi-parties" / ".gitignore").read_text().endswith("*\n")
     assert cli("parties", "list").stdout == "No parties.\n"
+
+
+def test_migrate_gives_up_behind_a_long_maeve_transaction_and_resumes_later(
+    run: Run, database_url: str
+) -> None:
+    with psycopg.connect(database_url) as maeve:
+        maeve.execute("SELECT count(*) FROM ocpi_parties")  # an open transaction that MaEVe has not ended
+        code, _, err = run("db", "migrate", "--lock-timeout", "200ms", "--database-url", database_url)
+    assert code == 3
+    assert "within lock_timeout=200ms" in err
+    code, out, _ = run("db", "migrate", "--database-url", database_url)
+    assert code == 0
+    assert "0001_system_config" not in out  # applied by the first run, before it had to wait
+    assert "applied  0002_business_details" in out

@@ -317,3 +317,21 @@ def test_a_wrong_password_gives_exit_code_3_and_is_never_shown(database_url: str
     assert message.startswith(f"the database refused the login at postgresql://{password_role}:***@/")
     assert message.endswith(f'password authentication failed for user "{password_role}"')
     assert SECRET not in message
+
+
+def test_an_embedded_server_that_does_not_start_gives_exit_code_3(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    class Broken:
+        @staticmethod
+        def get_server(pgdata: Path) -> None:
+            raise RuntimeError("pg_ctl: could not start server\nExamine the log output.")
+
+    monkeypatch.setattr(embedded, "_import_pgserver", lambda: Broken)
+    with pytest.raises(DatabaseError) as raised:
+        embedded.start(tmp_path, lambda message: None)
+    message = raised.value.message
+    assert raised.value.exit_code == ExitCode.DATABASE
+    assert message.startswith(f"the embedded PostgreSQL in {tmp_path / '.ocpi-parties'}")
+    assert "did not start (RuntimeError: pg_ctl: could not start server); see " in message
+    assert "\n" not in message
