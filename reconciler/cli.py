@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
-from reconciler import __version__, report
-from reconciler.errors import ExitCode, ReconcilerError
+from reconciler import __version__, db_report, migrations, report, store
+from reconciler.database import Session, Settings, session
+from reconciler.errors import ExitCode, ReconcilerError, UsageError
+from reconciler.model import Identity
 from reconciler.validate import validate_path
 
 EXIT_CODES = """\b
@@ -18,7 +23,7 @@ Exit codes:
   0   success (validate: the files are valid; warnings do not count unless --strict)
   1   invalid input, or the command failed for the reason it prints
   2   usage error (unknown option, missing path)
-  3   database unreachable, login refused, timed out, or without MaEVe's tables
+  3   database unreachable, login refused, timed out, without MaEVe's tables or not migrated
   70  internal error: run again with --traceback and report it
 """
 
@@ -65,6 +70,184 @@ def validate(path: Path, output_format: str, strict: bool) -> None:
         click.echo(text, color=color)
     invalid = bool(result.errors) or (strict and bool(result.warnings))
     sys.exit(ExitCode.INVALID if invalid else ExitCode.OK)
+
+
+def database_options(function: Callable[..., None]) -> Callable[..., None]:
+    """--database-url, --statement-timeout and --lock-timeout, turned into one `settings` argument."""
+
+    @functools.wraps(function)
+    def wrapper(
+        database_url: str | None, statement_timeout: str | None, lock_timeout: str | None, **kwargs: Any
+    ) -> None:
+        function(settings=Settings.from_options(database_url, statement_timeout, lock_timeout), **kwargs)
+
+    options = [
+        click.option(
+            "--database-url",
+            metavar="URL",
+            help="PostgreSQL URL or libpq string [env OCPI_PARTIES_DATABASE_URL; else PG* variables; "
+            "else the embedded database in .ocpi-parties/].",
+        ),
+        click.option(
+            "--statement-timeout",
+            metavar="DURATION",
+            help="Cancel any statement running longer [env OCPI_PARTIES_STATEMENT_TIMEOUT; default 60s].",
+        ),
+        click.option(
+            "--lock-timeout",
+            metavar="DURATION",
+            help="Give up waiting for a lock after [env OCPI_PARTIES_LOCK_TIMEOUT; default 5s].",
+        ),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def _notify(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _reader(settings: Settings) -> contextlib.AbstractContextManager[Session]:
+    """A read-only session on a migrated database."""
+    return session(settings, read_only=True, notify=_notify)
+
+
+def _current(opened: Session) -> None:
+    migrations.require_current(opened.connection, opened.target.label)
+
+
+def _identity(text: str) -> Identity:
+    identity = Identity.parse(text)
+    if identity is None:
+        raise UsageError(f"{text!r} is not a party identity such as GB-TWK")
+    return identity
+
+
+_FORMAT = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs.",
+)
+_OFFSET = click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
+
+
+@cli.group(epilog=EXIT_CODES, short_help="Prepare the database: MaEVe's tables, migrations, status.")
+def db() -> None:
+    """Prepare the database: MaEVe's base tables and ocpi-parties' own migrations."""
+
+
+@db.command("init", epilog=EXIT_CODES)
+@database_options
+def db_init(settings: Settings) -> None:
+    """Create MaEVe's tables where they are absent (development and test databases).
+
+    On MaEVe's real database this changes nothing. MaEVe's own schema_migrations is never written.
+    """
+    with session(settings, read_only=False, require_maeve=False, notify=_notify) as opened:
+        created = migrations.create_maeve_base(opened.connection)
+    if created:
+        click.echo(f"Created MaEVe's tables {', '.join(created)} in {opened.target.label}.")
+    else:
+        click.echo(f"MaEVe's tables already exist in {opened.target.label}; nothing to do.")
+
+
+@db.command("migrate", epilog=EXIT_CODES)
+@database_options
+@click.option(
+    "--to",
+    "version",
+    metavar="VERSION",
+    type=click.IntRange(min=0),
+    help="Migrate up or down to this version; 0 removes everything ocpi-parties added. Default: latest.",
+)
+def db_migrate(settings: Settings, version: int | None) -> None:
+    """Apply ocpi-parties' schema additions (idempotent), or revert them with --to."""
+    with session(settings, read_only=False, notify=_notify) as opened:
+        steps = migrations.migrate(opened.connection, to=version, label=opened.target.label)
+        key_valid = None
+        if version is None or version >= migrations.latest_version():
+            key_valid = store.validate_location_key(opened.connection)
+    click.echo(db_report.steps_text(steps, key_valid))
+
+
+@db.command("status", epilog=EXIT_CODES)
+@database_options
+def db_status(settings: Settings) -> None:
+    """Show what is migrated, managed and unmanaged parties, orphan locations. Read-only."""
+    with _reader(settings) as opened:
+        result = store.status(opened.connection)
+    click.echo(db_report.status_text(result, opened.target.label))
+
+
+@cli.group(epilog=EXIT_CODES)
+def parties() -> None:
+    """Read the parties recorded in the database."""
+
+
+@parties.command("list", epilog=EXIT_CODES)
+@database_options
+@click.option(
+    "--role", type=click.Choice(["CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP"], case_sensitive=False)
+)
+@_FORMAT
+@_OFFSET
+@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
+def parties_list(settings: Settings, role: str | None, output_format: str, offset: int, limit: int) -> None:
+    """List party rows (one per role), optionally of one role. Read-only."""
+    with _reader(settings) as opened:
+        _current(opened)
+        rows = store.list_parties(opened.connection, role=role, offset=offset, limit=limit)
+    if output_format == "json":
+        click.echo(db_report.parties_json(rows, offset, limit))
+    else:
+        click.echo(db_report.parties_text(rows))
+
+
+@parties.command("show", epilog=EXIT_CODES)
+@database_options
+@click.argument("party")
+@_FORMAT
+def parties_show(settings: Settings, party: str, output_format: str) -> None:
+    """Show every role of PARTY (e.g. GB-TWK) and its location count. Read-only."""
+    identity = _identity(party)
+    with _reader(settings) as opened:
+        _current(opened)
+        details = store.get_party(opened.connection, identity)
+    if details is None:
+        raise ReconcilerError(f"no party {identity} in the database")
+    click.echo(db_report.party_json(details) if output_format == "json" else db_report.party_text(details))
+
+
+@cli.command("locations", epilog=EXIT_CODES, short_help="List the locations recorded under a party.")
+@database_options
+@click.argument("party")
+@_FORMAT
+@_OFFSET
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+def locations_command(settings: Settings, party: str, output_format: str, offset: int, limit: int) -> None:
+    """List the locations recorded under PARTY (e.g. GB-TWK, or XX-XXX for MaEVe's orphans). Read-only."""
+    identity = _identity(party)
+    with _reader(settings) as opened:
+        _current(opened)
+        rows = store.list_locations(opened.connection, identity, offset=offset, limit=limit)
+    if output_format == "json":
+        click.echo(db_report.locations_json(identity, rows, offset, limit))
+    else:
+        click.echo(db_report.locations_text(identity, rows, offset))
+
+
+@cli.command("default", epilog=EXIT_CODES, short_help="Show the default party.")
+@database_options
+def default_command(settings: Settings) -> None:
+    """Show the default party: the CPO that owns every location nobody else claims. Read-only."""
+    with _reader(settings) as opened:
+        _current(opened)
+        identity = store.get_default_party(opened.connection)
+    click.echo(db_report.default_text(identity))
 
 
 def main(args: Sequence[str] | None = None, prog_name: str | None = None) -> None:

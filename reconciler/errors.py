@@ -19,7 +19,8 @@ class ExitCode(IntEnum):
     USAGE = 2
     #: `plan --detailed-exitcode` only: the plan has changes. Same number as USAGE, as in Terraform.
     CHANGES = 2
-    #: The database could not be reached, refused the login, timed out or lacks MaEVe's tables.
+    #: The database could not be reached, refused the login, timed out, lacks MaEVe's tables or the
+    #: reconciler's migrations.
     DATABASE = 3
     #: A bug in ocpi-parties: the message points to `--traceback`.
     INTERNAL = 70

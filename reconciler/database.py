@@ -1,0 +1,289 @@
+"""Connections to MaEVe's PostgreSQL database: where to connect, session settings, and error mapping.
+
+Where the database is, first match wins:
+
+1. `--database-url` or `OCPI_PARTIES_DATABASE_URL` (a URL or a libpq key=value string);
+2. libpq's own `PG*` environment variables (`PGHOST`, `PGSERVICE`, ...) when any of them is set, which
+   also covers service files named by `PGSERVICE`;
+3. otherwise the embedded PostgreSQL under `.ocpi-parties/` in the working directory (`embedded.py`).
+
+Every session gets `statement_timeout` and `lock_timeout`. Every failure of the database leaves this
+module as a `ReconcilerError` with a one-line message in which any password is masked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import errors, sql
+from psycopg.conninfo import conninfo_to_dict
+
+from reconciler import __version__
+from reconciler.errors import ExitCode, ReconcilerError
+
+URL_VARIABLE = "OCPI_PARTIES_DATABASE_URL"
+STATEMENT_TIMEOUT_VARIABLE = "OCPI_PARTIES_STATEMENT_TIMEOUT"
+LOCK_TIMEOUT_VARIABLE = "OCPI_PARTIES_LOCK_TIMEOUT"
+DEFAULT_STATEMENT_TIMEOUT = "60s"
+DEFAULT_LOCK_TIMEOUT = "5s"
+CONNECT_TIMEOUT_SECONDS = 10
+
+#: libpq variables that name a server; any of them set means "use libpq's environment".
+LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE", "PGSERVICEFILE")
+
+#: The advisory lock that serialises `db migrate` and `apply` on one database: a fixed 64-bit number that
+#: other software is unlikely to pick.
+ADVISORY_LOCK_KEY = 0x2F6E_9C1B_43A0_7D15
+
+#: Tables of MaEVe that every command except `db init` needs.
+MAEVE_TABLES = ("ocpi_parties", "locations")
+
+_TIMEOUT = re.compile(r"^\s*(\d+)\s*(ms|s|min|h)?\s*$")
+
+Notify = Callable[[str], None]
+Connection = psycopg.Connection[tuple[object, ...]]
+
+
+class DatabaseError(ReconcilerError):
+    """The database could not be reached, refused the login, timed out or lacks MaEVe's tables."""
+
+    exit_code = ExitCode.DATABASE
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to connect. `conninfo` is what libpq gets; `label` is what messages show (never a password)."""
+
+    conninfo: str
+    label: str
+    embedded: bool = False
+    #: Passwords that must never appear in a message (from the URL or PGPASSWORD).
+    secrets: tuple[str, ...] = ()
+
+    def scrub(self, text: str) -> str:
+        """`text` with every known password replaced by `***`."""
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return mask_conninfo(text)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to reach the database and what every session sets. Built from options and the environment."""
+
+    url: str | None = None
+    statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT
+    lock_timeout: str = DEFAULT_LOCK_TIMEOUT
+    #: Working directory of the embedded database (its data lives in `<workdir>/.ocpi-parties/`).
+    workdir: Path = Path()
+
+    @classmethod
+    def from_options(
+        cls,
+        url: str | None,
+        statement_timeout: str | None,
+        lock_timeout: str | None,
+        environ: Mapping[str, str] | None = None,
+        workdir: Path | None = None,
+    ) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            url=url or env.get(URL_VARIABLE) or None,
+            statement_timeout=parse_timeout(
+                statement_timeout or env.get(STATEMENT_TIMEOUT_VARIABLE) or DEFAULT_STATEMENT_TIMEOUT,
+                "statement timeout",
+            ),
+            lock_timeout=parse_timeout(
+                lock_timeout or env.get(LOCK_TIMEOUT_VARIABLE) or DEFAULT_LOCK_TIMEOUT, "lock timeout"
+            ),
+            workdir=workdir or Path.cwd(),
+        )
+
+
+def parse_timeout(text: str, what: str) -> str:
+    """`30s`, `500ms`, `2min`, `1h` or a number of milliseconds -> PostgreSQL's spelling; 0 disables."""
+    match = _TIMEOUT.match(text)
+    if match is None:
+        raise ReconcilerError(
+            f"invalid {what} {text!r}: use milliseconds or a number with ms, s, min or h (e.g. 30s)",
+            exit_code=ExitCode.USAGE,
+        )
+    return f"{match.group(1)}{match.group(2) or 'ms'}"
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)(?P<password>[^@\s]*)(?=@)", re.I)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<password>[^&#\s]*)", re.I)
+_KEY_PASSWORD = re.compile(r"(?P<head>(?<![?&])\bpassword\s*=\s*)(?P<password>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+
+
+def mask_conninfo(text: str) -> str:
+    """Replace the password of every URL (`user:secret@`) and `password=` setting in `text` by `***`."""
+    text = _URL_PASSWORD.sub(lambda m: m["head"] + ("***" if m["password"] else ""), text)
+    text = _QUERY_PASSWORD.sub(lambda m: m["head"] + "***", text)
+    return _KEY_PASSWORD.sub(lambda m: m["head"] + "***", text)
+
+
+def resolve(settings: Settings, environ: Mapping[str, str] | None = None) -> Target | None:
+    """The configured database, or None when none is: then the embedded database is used."""
+    env = os.environ if environ is None else environ
+    password = env.get("PGPASSWORD", "")
+    if settings.url:
+        try:
+            params = conninfo_to_dict(settings.url)
+        except psycopg.ProgrammingError as error:
+            masked = mask_conninfo(settings.url)
+            reason = mask_conninfo(_first_line(str(error)))
+            raise ReconcilerError(
+                f"invalid database URL {masked}: {reason}", exit_code=ExitCode.USAGE
+            ) from None
+        secrets = (str(params.get("password") or ""), password)
+        return Target(settings.url, mask_conninfo(settings.url), secrets=secrets)
+    named = [name for name in LIBPQ_VARIABLES if env.get(name)]
+    if named:
+        shown = " ".join(f"{name}={env[name]}" for name in named)
+        return Target("", f"the database of libpq's environment ({shown})", secrets=(password,))
+    return None
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else text.strip()
+
+
+def _reason(error: psycopg.Error) -> str:
+    """The server's or libpq's own words, on one line, without the `connection to server ...` preamble."""
+    diag = getattr(error, "diag", None)
+    primary = diag.message_primary if diag is not None else None
+    text = primary or str(error)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    # libpq: 'connection to server at "h" (1.2.3.4), port 5432 failed: FATAL:  password authentication ...'
+    for line in lines:
+        if "failed:" in line:
+            tail = line.rsplit("failed:", 1)[1].strip()
+            return re.sub(r"^(FATAL|ERROR):\s+", "", tail) or line
+    return re.sub(r"^(FATAL|ERROR):\s+", "", lines[0])
+
+
+_LOGIN_REFUSED = re.compile(r"authentication|password|pg_hba\.conf|role \".*\" does not exist", re.I)
+
+
+def map_error(error: psycopg.Error, target: Target, settings: Settings) -> ReconcilerError:
+    """A psycopg error -> a ReconcilerError with one masked line and the documented exit code."""
+    reason = _reason(error)
+    sqlstate = error.sqlstate or ""
+    where = target.label
+    if isinstance(error, errors.QueryCanceled):
+        message = (
+            f"a statement on {where} ran longer than statement_timeout={settings.statement_timeout} "
+            f"and was cancelled; raise it with --statement-timeout ({reason})"
+        )
+    elif isinstance(error, errors.LockNotAvailable):
+        message = (
+            f"could not lock a table on {where} within lock_timeout={settings.lock_timeout}: another "
+            f"transaction holds it; try again or raise --lock-timeout ({reason})"
+        )
+    elif sqlstate.startswith("28") or _LOGIN_REFUSED.search(reason):
+        message = f"the database refused the login at {where}: {reason}"
+    elif isinstance(error, errors.UndefinedTable):
+        message = f"{where} lacks a table ocpi-parties needs ({reason}); {MISSING_TABLES_HINT}"
+    elif isinstance(error, psycopg.OperationalError) or sqlstate.startswith(("08", "57P")):
+        message = f"cannot connect to {where}: {reason}"
+    else:
+        code = f" [{sqlstate}]" if sqlstate else ""
+        return ReconcilerError(target.scrub(f"database error on {where}{code}: {reason}"))
+    return DatabaseError(target.scrub(message))
+
+
+MISSING_TABLES_HINT = "is it MaEVe's database? For a development database run `ocpi-parties db init` first"
+
+
+@dataclass
+class Session:
+    """An open connection with the settings it was opened with; `target` labels it in messages."""
+
+    connection: Connection
+    target: Target
+    settings: Settings
+
+
+def _notify_nothing(message: str) -> None:
+    return None
+
+
+@contextmanager
+def session(
+    settings: Settings,
+    *,
+    read_only: bool = True,
+    require_maeve: bool = True,
+    notify: Notify = _notify_nothing,
+) -> Iterator[Session]:
+    """Open a session on the configured (or embedded) database; map every psycopg error on the way.
+
+    `read_only` makes every transaction read-only, so a read command cannot change anything even by
+    mistake. `require_maeve` checks MaEVe's tables first and fails with exit code 3 when they are absent.
+    The connection is in autocommit mode: units of work use `connection.transaction()`.
+    """
+    target = resolve(settings)
+    if target is None:
+        from reconciler import embedded
+
+        target = embedded.start(settings.workdir, notify)
+    try:
+        connection = psycopg.connect(
+            target.conninfo,
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name=f"ocpi-parties {__version__}",
+        )
+    except psycopg.Error as error:
+        raise map_error(error, target, settings) from None
+    try:
+        with connection:
+            _configure(connection, settings, read_only=read_only)
+            if require_maeve:
+                check_maeve_tables(connection, target)
+            yield Session(connection, target, settings)
+    except psycopg.Error as error:
+        raise map_error(error, target, settings) from None
+
+
+def _configure(connection: Connection, settings: Settings, *, read_only: bool) -> None:
+    connection.execute(
+        "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false),"
+        " set_config('default_transaction_read_only', %s, false)",
+        (settings.statement_timeout, settings.lock_timeout, "on" if read_only else "off"),
+    )
+
+
+def missing_maeve_tables(connection: Connection) -> list[str]:
+    """MaEVe's tables that the current search path does not find."""
+    missing = []
+    for table in MAEVE_TABLES:
+        row = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+        if row is None or not row[0]:
+            missing.append(table)
+    return missing
+
+
+def check_maeve_tables(connection: Connection, target: Target) -> None:
+    missing = missing_maeve_tables(connection)
+    if missing:
+        raise DatabaseError(
+            f"{target.label} has no MaEVe table {', '.join(missing)}: {MISSING_TABLES_HINT}, or point "
+            f"--database-url at MaEVe's database"
+        )
+
+
+def lock_database(connection: Connection) -> None:
+    """Take the transaction's advisory lock shared by `db migrate` and `apply` (waits up to lock_timeout)."""
+    connection.execute(sql.SQL("SELECT pg_advisory_xact_lock({})").format(sql.Literal(ADVISORY_LOCK_KEY)))

@@ -1,0 +1,158 @@
+"""Render what the database commands read: parties, locations, the default party and `db status`.
+
+Pure functions from store values to text or JSON; the command line prints what they return.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler.migrations import Step
+from reconciler.model import Identity
+from reconciler.store import LocationRow, PartyDetails, PartyRow, Status
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in (header, *rows)
+    ]
+    return "\n".join(lines)
+
+
+def _name(row: PartyRow) -> str:
+    details = row.business_details or {}
+    return str(details.get("name", "-"))
+
+
+def _party_json(row: PartyRow) -> dict[str, Any]:
+    return {
+        "party": str(row.identity),
+        "country_code": row.identity.country_code,
+        "party_id": row.identity.party_id,
+        "role": row.role,
+        "url": row.url,
+        "business_details": row.business_details,
+        "managed": row.managed,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def parties_text(rows: Sequence[PartyRow]) -> str:
+    if not rows:
+        return "No parties."
+    body = [(str(r.identity), r.role, r.managed or "no", _name(r), r.url) for r in rows]
+    return _table(("PARTY", "ROLE", "MANAGED", "NAME", "URL"), body)
+
+
+def parties_json(rows: Sequence[PartyRow], offset: int, limit: int) -> str:
+    document = {"offset": offset, "limit": limit, "parties": [_party_json(r) for r in rows]}
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def party_text(details: PartyDetails) -> str:
+    lines = [f"{details.identity}{' (default party)' if details.is_default else ''}"]
+    for row in details.roles:
+        lines.append(f"  {row.role}")
+        lines.append(f"    name:     {_name(row)}")
+        business = row.business_details or {}
+        if business.get("website"):
+            lines.append(f"    website:  {business['website']}")
+        lines.append(f"    url:      {row.url}")
+        lines.append(f"    managed:  {row.managed or 'no (written by MaEVe or by hand)'}")
+        lines.append(f"    updated:  {row.updated_at:%Y-%m-%d %H:%M:%S}")
+    lines.append(f"  locations: {details.locations}")
+    return "\n".join(lines)
+
+
+def party_json(details: PartyDetails) -> str:
+    document = {
+        "party": str(details.identity),
+        "is_default": details.is_default,
+        "locations": details.locations,
+        "roles": [_party_json(r) for r in details.roles],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def locations_text(identity: Identity, rows: Sequence[LocationRow], offset: int) -> str:
+    if not rows:
+        return f"No locations recorded under {identity}" + (f" from offset {offset}." if offset else ".")
+    body = [
+        (r.id, r.name or "-", r.city or "-", r.country or "-", "yes" if r.owned else "no (orphan)")
+        for r in rows
+    ]
+    return _table(("ID", "NAME", "CITY", "COUNTRY", "OWNED"), body)
+
+
+def locations_json(identity: Identity, rows: Sequence[LocationRow], offset: int, limit: int) -> str:
+    document = {
+        "party": str(identity),
+        "offset": offset,
+        "limit": limit,
+        "locations": [
+            {
+                "id": r.id,
+                "owned": r.owned,
+                "name": r.name,
+                "city": r.city,
+                "country": r.country,
+                "updated_at": r.updated_at.isoformat(),
+            }
+            for r in rows
+        ],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def default_text(identity: Identity | None) -> str:
+    return str(identity) if identity else "No default party is set."
+
+
+def status_text(status: Status, label: str) -> str:
+    lines = [f"Database: {label}", "Migrations:"]
+    width = max(len(state.migration.label) for state in status.migrations)
+    for state in status.migrations:
+        if state.applied is None:
+            mark = "pending"
+        else:
+            mark = f"applied {state.applied.applied_at:%Y-%m-%d %H:%M:%S}"
+            if state.changed:
+                mark += " (the shipped file differs from the applied one)"
+        lines.append(f"  {state.migration.label.ljust(width)}  {mark}")
+    for version in status.unknown_migrations:
+        lines.append(f"  {version:04d} (unknown to this version: applied by a newer ocpi-parties)")
+    pending = len(status.pending)
+    lines.append(f"  {'up to date' if not pending else f'{pending} pending: run `ocpi-parties db migrate`'}")
+    if status.default_party is None:
+        default = "none"
+    elif status.default_is_cpo:
+        default = str(status.default_party)
+    else:
+        default = f"{status.default_party} (no CPO row: locations cannot land on it)"
+    lines += [
+        f"Default party: {default}",
+        f"Parties: {status.parties} rows, {status.managed} managed, {status.unmanaged} not managed",
+        f"Locations: {status.locations}, {status.orphans} orphan (no CPO party)",
+        f"Location owner key: {status.location_key}",
+    ]
+    return "\n".join(lines)
+
+
+_VERB = {"up": "applied ", "down": "reverted"}
+
+
+def steps_text(steps: Sequence[Step], key_valid: bool | None) -> str:
+    if not steps:
+        lines = ["Nothing to do: the database is at the requested version."]
+    else:
+        lines = [f"{_VERB[step.direction]} {step.migration.label} ({step.seconds:.2f} s)" for step in steps]
+    if key_valid is True:
+        lines.append("Location owner key: valid.")
+    elif key_valid is False:
+        lines.append("Location owner key: not valid yet (orphan locations remain; apply moves them).")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS reconciler_apply_history;

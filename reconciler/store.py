@@ -1,0 +1,333 @@
+"""The party store: read and change parties, the default party and location owners in MaEVe's database.
+
+Plain functions over an open connection. Every query works on sets of rows in SQL: counts and orphans
+are computed by the database, location lists are paged, and nothing loads all locations into Python.
+Party tokens (credentials) are never read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from psycopg import sql
+from psycopg.rows import RowFactory, kwargs_row
+
+from reconciler.database import Connection
+from reconciler.errors import ReconcilerError
+from reconciler.migrations import Applied, Migration, applied, available, unknown
+from reconciler.model import CPO, Identity
+
+DEFAULT_PARTY_KEY = "default_party"
+LOCATION_KEY = "locations_party_fk"
+#: Set to 'on' in a transaction to move owned locations to exactly the party written (see 0005).
+MOVE_SETTING = "ocpi_parties.move_locations"
+
+
+T = TypeVar("T")
+
+
+class StoreError(ReconcilerError):
+    """A store operation that cannot be done as asked (unknown party, not a CPO, ...); exit code 1."""
+
+
+@dataclass(frozen=True)
+class PartyRow:
+    """One row of `ocpi_parties` (one role of a party), without its token."""
+
+    id: int
+    role: str
+    identity: Identity
+    url: str
+    business_details: Mapping[str, Any] | None
+    #: "created" or "adopted" when ocpi-parties manages the row, None when it does not.
+    managed: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class PartyDetails:
+    """Every role of one identity, with what the database says about it."""
+
+    identity: Identity
+    roles: tuple[PartyRow, ...]
+    locations: int
+    is_default: bool
+
+
+@dataclass(frozen=True)
+class LocationRow:
+    id: str
+    identity: Identity
+    #: False while the location has no owner (party_role NULL).
+    owned: bool
+    name: str | None
+    city: str | None
+    country: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class LocationCounts:
+    """Locations per recorded identity, and how many of them name no CPO party (orphans)."""
+
+    by_identity: Mapping[Identity, int]
+    orphans: int
+    #: The recorded identities that name no CPO party: their locations are the orphans.
+    orphan_identities: frozenset[Identity] = frozenset()
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_identity.values())
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    migration: Migration
+    applied: Applied | None
+
+    @property
+    def changed(self) -> bool:
+        """The file differs from the one that was applied."""
+        return self.applied is not None and self.applied.checksum != self.migration.checksum
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `db status` reports."""
+
+    migrations: tuple[MigrationState, ...]
+    #: Versions applied by a newer ocpi-parties, unknown to this one.
+    unknown_migrations: tuple[int, ...]
+    parties: int
+    managed: int
+    locations: int
+    orphans: int
+    default_party: Identity | None
+    default_is_cpo: bool
+    #: "absent", "not valid" or "valid".
+    location_key: str
+
+    @property
+    def unmanaged(self) -> int:
+        return self.parties - self.managed
+
+    @property
+    def pending(self) -> tuple[Migration, ...]:
+        return tuple(s.migration for s in self.migrations if s.applied is None)
+
+
+def _page(offset: int, limit: int) -> None:
+    if offset < 0 or limit < 1:
+        raise StoreError(f"offset must be 0 or more and limit 1 or more (got offset {offset}, limit {limit})")
+
+
+def _cpo_exists(connection: Connection, identity: Identity) -> bool:
+    row = connection.execute(
+        "SELECT 1 FROM ocpi_parties WHERE role = %s AND country_code = %s AND party_id = %s",
+        (CPO, identity.country_code, identity.party_id),
+    ).fetchone()
+    return row is not None
+
+
+def get_default_party(connection: Connection) -> Identity | None:
+    """The default party recorded in `system_config`, or None when none is set."""
+    row = connection.execute(
+        "SELECT value FROM system_config WHERE key = %s", (DEFAULT_PARTY_KEY,)
+    ).fetchone()
+    return Identity.parse(str(row[0])) if row else None
+
+
+def set_default_party(connection: Connection, identity: Identity) -> None:
+    """Make `identity` the default party. It must hold the CPO role: the default party owns locations."""
+    with connection.transaction():
+        if not _cpo_exists(connection, identity):
+            raise StoreError(f"{identity} cannot be the default party: it has no CPO role in ocpi_parties")
+        connection.execute(
+            "INSERT INTO system_config (key, value) VALUES (%s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = NOW()",
+            (DEFAULT_PARTY_KEY, str(identity)),
+        )
+
+
+_PARTY_COLUMNS = sql.SQL(
+    "p.id, p.role, p.country_code, p.party_id, p.url, p.business_details, m.how AS managed,"
+    " p.created_at, p.updated_at"
+    " FROM ocpi_parties AS p LEFT JOIN reconciler_managed_parties AS m ON m.party_row_id = p.id"
+)
+
+
+def _with_identity(make: Callable[..., T]) -> RowFactory[T]:
+    """Rows with country_code and party_id columns -> `make(identity=..., **the other columns)`."""
+
+    def build(*, country_code: str, party_id: str, **columns: Any) -> T:
+        return make(identity=Identity(country_code, party_id), **columns)
+
+    return kwargs_row(build)
+
+
+def list_parties(
+    connection: Connection, role: str | None = None, offset: int = 0, limit: int = 100
+) -> list[PartyRow]:
+    """Party rows ordered by identity then role, optionally of one role, one page at a time."""
+    _page(offset, limit)
+    where = sql.SQL("WHERE p.role = %(role)s") if role else sql.SQL("")
+    query = sql.SQL(
+        "SELECT {columns} {where} ORDER BY p.country_code, p.party_id, p.role, p.id"
+        " OFFSET %(offset)s LIMIT %(limit)s"
+    ).format(columns=_PARTY_COLUMNS, where=where)
+    params = {"role": role.upper() if role else None, "offset": offset, "limit": limit}
+    with connection.cursor(row_factory=_with_identity(PartyRow)) as cursor:
+        return cursor.execute(query, params).fetchall()
+
+
+def get_party(connection: Connection, identity: Identity) -> PartyDetails | None:
+    """Every role of `identity`, the number of locations recorded under it, and whether it is the default."""
+    query = sql.SQL(
+        "SELECT {columns} WHERE p.country_code = %s AND p.party_id = %s ORDER BY p.role, p.id"
+    ).format(columns=_PARTY_COLUMNS)
+    with connection.cursor(row_factory=_with_identity(PartyRow)) as cursor:
+        roles = tuple(cursor.execute(query, (identity.country_code, identity.party_id)))
+    if not roles:
+        return None
+    count = connection.execute(
+        "SELECT count(*) FROM locations WHERE country_code = %s AND party_id = %s",
+        (identity.country_code, identity.party_id),
+    ).fetchone()
+    return PartyDetails(
+        identity=identity,
+        roles=roles,
+        locations=int(str(count[0])) if count else 0,
+        is_default=get_default_party(connection) == identity,
+    )
+
+
+def set_location_party(connection: Connection, location_id: str, identity: Identity) -> None:
+    """Give location `location_id` to `identity`, which must hold the CPO role."""
+    with connection.transaction():
+        if not _cpo_exists(connection, identity):
+            raise StoreError(
+                f"location {location_id} cannot belong to {identity}: it has no CPO role in ocpi_parties"
+            )
+        connection.execute("SELECT set_config(%s, 'on', true)", (MOVE_SETTING,))
+        row = connection.execute(
+            "UPDATE locations SET country_code = %s, party_id = %s, party_role = %s, updated_at = NOW()"
+            " WHERE id = %s RETURNING id",
+            (identity.country_code, identity.party_id, CPO, location_id),
+        ).fetchone()
+        connection.execute("SELECT set_config(%s, 'off', true)", (MOVE_SETTING,))
+        if row is None:
+            raise StoreError(f"no location {location_id} in the database")
+
+
+def list_locations(
+    connection: Connection, identity: Identity, offset: int = 0, limit: int = 100
+) -> list[LocationRow]:
+    """The locations recorded under `identity`, newest first (MaEVe's order), one page at a time."""
+    _page(offset, limit)
+    query = (
+        "SELECT id, country_code, party_id, party_role IS NOT NULL AS owned,"
+        " coalesce(location_data->>'Name', location_data->>'name') AS name,"
+        " coalesce(location_data->>'City', location_data->>'city') AS city,"
+        " coalesce(location_data->>'Country', location_data->>'country') AS country,"
+        " updated_at"
+        " FROM locations WHERE country_code = %s AND party_id = %s"
+        " ORDER BY created_at DESC, id OFFSET %s LIMIT %s"
+    )
+    with connection.cursor(row_factory=_with_identity(LocationRow)) as cursor:
+        return cursor.execute(query, (identity.country_code, identity.party_id, offset, limit)).fetchall()
+
+
+_ORPHAN = sql.SQL(
+    "NOT EXISTS (SELECT 1 FROM ocpi_parties AS p"
+    " WHERE p.role = 'CPO' AND p.country_code = l.country_code AND p.party_id = l.party_id)"
+)
+
+
+def count_locations(connection: Connection) -> LocationCounts:
+    """Locations per recorded identity and the orphan count, one grouped query (one row per identity)."""
+    query = sql.SQL(
+        "SELECT l.country_code, l.party_id, count(*) AS n, {orphan} AS orphan"
+        " FROM locations AS l GROUP BY l.country_code, l.party_id"
+    ).format(orphan=_ORPHAN)
+    by_identity: dict[Identity, int] = {}
+    orphan_identities = set()
+    for country_code, party_id, count, orphan in connection.execute(query):
+        identity = Identity(str(country_code), str(party_id))
+        by_identity[identity] = int(str(count))
+        if orphan:
+            orphan_identities.add(identity)
+    orphans = sum(by_identity[identity] for identity in orphan_identities)
+    return LocationCounts(by_identity, orphans, frozenset(orphan_identities))
+
+
+def count_orphans(connection: Connection) -> int:
+    """Locations whose (country_code, party_id) names no CPO party."""
+    query = sql.SQL("SELECT count(*) FROM locations AS l WHERE {orphan}").format(orphan=_ORPHAN)
+    row = connection.execute(query).fetchone()
+    return int(str(row[0])) if row else 0
+
+
+def location_key_state(connection: Connection) -> str:
+    """ "absent", "not valid" or "valid": the state of the location ownership foreign key."""
+    row = connection.execute(
+        "SELECT convalidated FROM pg_constraint WHERE conname = %s AND conrelid = to_regclass('locations')",
+        (LOCATION_KEY,),
+    ).fetchone()
+    if row is None:
+        return "absent"
+    return "valid" if row[0] else "not valid"
+
+
+def validate_location_key(connection: Connection) -> bool:
+    """Validate the location foreign key once no location is left without an owner; True when valid.
+
+    VALIDATE scans `locations` under a lock that lets MaEVe go on reading and writing.
+    """
+    state = location_key_state(connection)
+    if state != "not valid":
+        return state == "valid"
+    unowned = connection.execute(
+        "SELECT EXISTS (SELECT 1 FROM locations WHERE party_role IS NULL)"
+    ).fetchone()
+    if unowned and unowned[0]:
+        return False
+    connection.execute(
+        sql.SQL("ALTER TABLE locations VALIDATE CONSTRAINT {}").format(sql.Identifier(LOCATION_KEY))
+    )
+    return True
+
+
+def status(connection: Connection) -> Status:
+    """Migrations, party and location counts, the default party and the foreign key, in one snapshot."""
+    with connection.transaction():
+        done = applied(connection)
+        states = tuple(MigrationState(m, done.get(m.version)) for m in available())
+        managed = 0
+        if connection.execute("SELECT to_regclass('reconciler_managed_parties')").fetchone() != (None,):
+            row = connection.execute(
+                "SELECT count(*) FROM reconciler_managed_parties AS m"
+                " JOIN ocpi_parties AS p ON p.id = m.party_row_id"
+            ).fetchone()
+            managed = int(str(row[0])) if row else 0
+        parties_row = connection.execute("SELECT count(*) FROM ocpi_parties").fetchone()
+        locations_row = connection.execute("SELECT count(*) FROM locations").fetchone()
+        default = None
+        default_is_cpo = False
+        if connection.execute("SELECT to_regclass('system_config')").fetchone() != (None,):
+            default = get_default_party(connection)
+            default_is_cpo = default is not None and _cpo_exists(connection, default)
+        return Status(
+            migrations=states,
+            unknown_migrations=tuple(unknown(connection)),
+            parties=int(str(parties_row[0])) if parties_row else 0,
+            managed=managed,
+            locations=int(str(locations_row[0])) if locations_row else 0,
+            orphans=count_orphans(connection),
+            default_party=default,
+            default_is_cpo=default_is_cpo,
+            location_key=location_key_state(connection),
+        )

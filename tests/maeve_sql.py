@@ -1,0 +1,113 @@
+"""MaEVe's own runtime statements, verbatim from its PostgreSQL store (sqlc queries, $n -> %s), and seeding.
+
+The tests run exactly these to prove that ocpi-parties' schema additions leave MaEVe working.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler.database import Connection
+
+SET_LOCATION = """INSERT INTO locations (
+    id,
+    country_code,
+    party_id,
+    location_data
+) VALUES (%s, %s, %s, %s)
+ON CONFLICT (id) DO UPDATE
+SET country_code = EXCLUDED.country_code,
+    party_id = EXCLUDED.party_id,
+    location_data = EXCLUDED.location_data,
+    updated_at = NOW()
+RETURNING id, country_code, party_id, location_data, created_at, updated_at
+"""
+
+SET_OCPI_PARTY = """INSERT INTO ocpi_parties (role, country_code, party_id, url, token)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (role, country_code, party_id) DO UPDATE
+SET url = EXCLUDED.url,
+    token = EXCLUDED.token,
+    updated_at = NOW()
+RETURNING id, role, country_code, party_id, url, token, created_at, updated_at
+"""
+
+GET_OCPI_PARTY = """SELECT id, role, country_code, party_id, url, token, created_at, updated_at FROM ocpi_parties
+WHERE role = %s AND country_code = %s AND party_id = %s
+LIMIT 1
+"""
+
+LIST_OCPI_PARTIES_FOR_ROLE = """SELECT id, role, country_code, party_id, url, token, created_at, updated_at
+FROM ocpi_parties
+WHERE role = %s
+ORDER BY created_at DESC
+"""
+
+GET_LOCATION = """SELECT id, country_code, party_id, location_data, created_at, updated_at FROM locations
+WHERE id = %s
+LIMIT 1
+"""
+
+LIST_ALL_LOCATIONS = """SELECT id, country_code, party_id, location_data, created_at, updated_at FROM locations
+ORDER BY created_at DESC
+LIMIT %s OFFSET %s
+"""
+
+LIST_LOCATIONS = """SELECT id, country_code, party_id, location_data, created_at, updated_at FROM locations
+WHERE country_code = %s AND party_id = %s
+ORDER BY created_at DESC
+LIMIT %s OFFSET %s
+"""
+
+
+def location_data(location_id: str, country: str = "BEL", **extra: Any) -> str:
+    """A location as MaEVe stores it (Go field names), plus any extra keys."""
+    data = {
+        "Id": location_id,
+        "Name": f"Site {location_id}",
+        "Address": "Rue de la Loi 16",
+        "City": "Brussels",
+        "PostalCode": "1000",
+        "Country": country,
+        "Coordinates": {"Latitude": "50.8466", "Longitude": "4.3528"},
+        "ParkingType": "ON_STREET",
+        "Evses": [],
+        "LastUpdated": "2026-01-01T00:00:00Z",
+    }
+    data.update(extra)
+    return json.dumps(data)
+
+
+def save_location(
+    connection: Connection, location_id: str, country_code: str = "BE", data: str | None = None
+) -> tuple[object, ...]:
+    """MaEVe's SetLocation: country_code is the location's own country (or XX), party_id always XXX."""
+    row = connection.execute(
+        SET_LOCATION, (location_id, country_code, "XXX", data or location_data(location_id))
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def save_party(
+    connection: Connection,
+    role: str,
+    country_code: str,
+    party_id: str,
+    *,
+    url: str = "https://peer.example/ocpi/versions",
+    token: str = "peer-token",
+) -> tuple[object, ...]:
+    """MaEVe's SetOcpiParty: what OCPI credentials registration writes, once per role."""
+    row = connection.execute(SET_OCPI_PARTY, (role, country_code, party_id, url, token)).fetchone()
+    assert row is not None
+    return row
+
+
+def location_owner(connection: Connection, location_id: str) -> tuple[object, ...]:
+    row = connection.execute(
+        "SELECT country_code, party_id, party_role FROM locations WHERE id = %s", (location_id,)
+    ).fetchone()
+    assert row is not None
+    return row

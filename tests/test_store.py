@@ -1,0 +1,206 @@
+"""The store operations on a real, migrated MaEVe database."""
+
+from __future__ import annotations
+
+import pytest
+from maeve_sql import location_owner, save_location, save_party
+
+from reconciler import store
+from reconciler.database import Connection
+from reconciler.migrations import migrate
+from reconciler.model import Identity
+from reconciler.store import StoreError
+
+GB_TWK = Identity("GB", "TWK")
+ES_CPO = Identity("ES", "CPO")
+DE_EMO = Identity("DE", "EMO")
+
+
+@pytest.fixture
+def seeded(migrated: Connection) -> Connection:
+    """GB-TWK (CPO, default, managed), ES-CPO, DE-EMO (EMSP and CPO), NL-VLT (EMSP), locations."""
+    own = save_party(migrated, "CPO", "GB", "TWK", url="https://twk/versions", token="own")
+    migrated.execute(
+        'UPDATE ocpi_parties SET business_details = \'{"name": "The Wallbox Co"}\' WHERE id = %s', (own[0],)
+    )
+    migrated.execute(
+        "INSERT INTO reconciler_managed_parties (party_row_id, how) VALUES (%s, 'created')", (own[0],)
+    )
+    save_party(migrated, "CPO", "ES", "CPO")
+    save_party(migrated, "EMSP", "DE", "EMO")
+    save_party(migrated, "CPO", "DE", "EMO")
+    save_party(migrated, "EMSP", "NL", "VLT")
+    for number in range(5):
+        save_location(migrated, f"ORPHAN-{number}", "BE")
+    store.set_default_party(migrated, GB_TWK)
+    for number in range(3):
+        save_location(migrated, f"TWK-{number}", "GB")
+    store.set_location_party(migrated, "TWK-2", ES_CPO)
+    return migrated
+
+
+def test_default_party_is_none_until_set(migrated: Connection) -> None:
+    assert store.get_default_party(migrated) is None
+    save_party(migrated, "CPO", "GB", "TWK")
+    store.set_default_party(migrated, GB_TWK)
+    assert store.get_default_party(migrated) == GB_TWK
+    assert migrated.execute("SELECT value FROM system_config WHERE key = 'default_party'").fetchone() == (
+        "GB-TWK",
+    )
+
+
+def test_changing_the_default_party_updates_the_one_row(seeded: Connection) -> None:
+    store.set_default_party(seeded, ES_CPO)
+    assert store.get_default_party(seeded) == ES_CPO
+    assert seeded.execute("SELECT count(*) FROM system_config").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    "identity", [Identity("FR", "ABC"), Identity("NL", "VLT")], ids=["unknown", "emsp-only"]
+)
+def test_the_default_party_must_hold_the_cpo_role(seeded: Connection, identity: Identity) -> None:
+    with pytest.raises(StoreError, match=f"{identity} cannot be the default party: it has no CPO role"):
+        store.set_default_party(seeded, identity)
+    assert store.get_default_party(seeded) == GB_TWK
+
+
+def test_list_parties_orders_by_identity_then_role(seeded: Connection) -> None:
+    rows = store.list_parties(seeded)
+    assert [(str(r.identity), r.role) for r in rows] == [
+        ("DE-EMO", "CPO"),
+        ("DE-EMO", "EMSP"),
+        ("ES-CPO", "CPO"),
+        ("GB-TWK", "CPO"),
+        ("NL-VLT", "EMSP"),
+    ]
+    own = rows[3]
+    assert own.managed == "created"
+    assert own.business_details == {"name": "The Wallbox Co"}
+    assert own.url == "https://twk/versions"
+    assert all(r.managed is None for r in rows if r is not own)
+    assert not hasattr(own, "token")
+
+
+def test_list_parties_filters_by_role_and_pages(seeded: Connection) -> None:
+    assert [str(r.identity) for r in store.list_parties(seeded, role="emsp")] == ["DE-EMO", "NL-VLT"]
+    assert [str(r.identity) for r in store.list_parties(seeded, role="CPO", offset=1, limit=2)] == [
+        "ES-CPO",
+        "GB-TWK",
+    ]
+    assert store.list_parties(seeded, offset=10) == []
+
+
+@pytest.mark.parametrize(("offset", "limit"), [(-1, 10), (0, 0)])
+def test_bad_pages_are_refused(seeded: Connection, offset: int, limit: int) -> None:
+    with pytest.raises(StoreError, match="offset must be 0 or more"):
+        store.list_parties(seeded, offset=offset, limit=limit)
+    with pytest.raises(StoreError, match="offset must be 0 or more"):
+        store.list_locations(seeded, GB_TWK, offset=offset, limit=limit)
+
+
+def test_get_party_returns_every_role_and_the_location_count(seeded: Connection) -> None:
+    details = store.get_party(seeded, DE_EMO)
+    assert details is not None
+    assert [r.role for r in details.roles] == ["CPO", "EMSP"]
+    assert details.locations == 0
+    assert details.is_default is False
+
+    own = store.get_party(seeded, GB_TWK)
+    assert own is not None
+    assert own.is_default is True
+    assert own.locations == 2
+    assert store.get_party(seeded, Identity("FR", "ABC")) is None
+
+
+def test_set_location_party_moves_one_location(seeded: Connection) -> None:
+    store.set_location_party(seeded, "TWK-0", ES_CPO)
+    assert location_owner(seeded, "TWK-0") == ("ES", "CPO", "CPO")
+    store.set_location_party(seeded, "TWK-0", GB_TWK)
+    assert location_owner(seeded, "TWK-0") == ("GB", "TWK", "CPO")
+
+
+def test_set_location_party_refuses_a_party_without_the_cpo_role(seeded: Connection) -> None:
+    with pytest.raises(StoreError, match="cannot belong to NL-VLT: it has no CPO role"):
+        store.set_location_party(seeded, "TWK-0", Identity("NL", "VLT"))
+    with pytest.raises(StoreError, match="cannot belong to FR-ABC: it has no CPO role"):
+        store.set_location_party(seeded, "TWK-0", Identity("FR", "ABC"))
+    assert location_owner(seeded, "TWK-0") == ("GB", "TWK", "CPO")
+
+
+def test_set_location_party_refuses_an_unknown_location(seeded: Connection) -> None:
+    with pytest.raises(StoreError, match="no location NOPE"):
+        store.set_location_party(seeded, "NOPE", ES_CPO)
+
+
+def test_list_locations_pages_newest_first(migrated: Connection) -> None:
+    for number in range(5):
+        save_location(migrated, f"ORPHAN-{number}", "BE")
+    # Before any default party exists, so these rewrites leave the locations unowned.
+    migrated.execute("UPDATE locations SET created_at = now() - make_interval(secs => right(id, 1)::int)")
+    orphans = Identity("BE", "XXX")
+    first = store.list_locations(migrated, orphans, limit=2)
+    rest = store.list_locations(migrated, orphans, offset=2, limit=100)
+    assert [r.id for r in first] == ["ORPHAN-0", "ORPHAN-1"]
+    assert [r.id for r in rest] == ["ORPHAN-2", "ORPHAN-3", "ORPHAN-4"]
+    sample = first[0]
+    assert (sample.owned, sample.name, sample.city, sample.country) == (
+        False,
+        "Site ORPHAN-0",
+        "Brussels",
+        "BEL",
+    )
+
+
+def test_list_locations_of_a_party(seeded: Connection) -> None:
+    rows = store.list_locations(seeded, GB_TWK)
+    assert sorted(r.id for r in rows) == ["TWK-0", "TWK-1"]
+    assert all(r.owned and r.identity == GB_TWK for r in rows)
+    assert [r.id for r in store.list_locations(seeded, ES_CPO)] == ["TWK-2"]
+
+
+def test_counts_per_identity_and_orphans_come_from_sql(migrated: Connection) -> None:
+    save_party(migrated, "CPO", "ES", "CPO")
+    for number in range(4):
+        save_location(migrated, f"BE-{number}", "BE")
+    save_location(migrated, "XX-0", "XX")
+    migrated.execute(
+        "INSERT INTO locations (id, country_code, party_id, location_data) VALUES ('ES-0', 'ES', 'CPO', '{}')"
+    )
+    counts = store.count_locations(migrated)
+    assert dict(counts.by_identity) == {Identity("BE", "XXX"): 4, Identity("XX", "XXX"): 1, ES_CPO: 1}
+    assert counts.orphans == 5
+    assert counts.orphan_identities == {Identity("BE", "XXX"), Identity("XX", "XXX")}
+    assert counts.total == 6
+    assert store.count_orphans(migrated) == 5
+
+
+def test_the_location_key_is_validated_once_no_orphan_remains(seeded: Connection) -> None:
+    # The seed's first five locations were written before the default party existed: unowned.
+    assert store.validate_location_key(seeded) is False
+    assert store.location_key_state(seeded) == "not valid"
+    seeded.execute("UPDATE locations SET location_data = location_data WHERE party_role IS NULL")
+    assert store.count_orphans(seeded) == 0
+    assert store.validate_location_key(seeded) is True
+    assert store.location_key_state(seeded) == "valid"
+
+
+def test_status_counts_managed_and_unmanaged_parties(seeded: Connection) -> None:
+    status = store.status(seeded)
+    assert status.pending == ()
+    assert (status.parties, status.managed, status.unmanaged) == (5, 1, 4)
+    assert status.locations == 8
+    assert status.orphans == 5
+    assert status.default_party == GB_TWK
+    assert status.default_is_cpo is True
+    assert status.location_key == "not valid"
+
+
+def test_status_of_an_unmigrated_database(connection: Connection) -> None:
+    save_location(connection, "L", "BE")
+    status = store.status(connection)
+    assert len(status.pending) == 5
+    assert (status.parties, status.managed, status.locations, status.orphans) == (0, 0, 1, 1)
+    assert status.default_party is None
+    assert status.location_key == "absent"
+    migrate(connection)
+    assert store.status(connection).pending == ()
