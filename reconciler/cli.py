@@ -7,15 +7,16 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from reconciler import __version__, db_report, migrations, report, store
+from reconciler import __version__, db_report, migrations, planfile, render, report, state, store
 from reconciler.database import Session, Settings, session
 from reconciler.errors import ExitCode, ReconcilerError, UsageError
-from reconciler.model import Identity
+from reconciler.model import DesiredState, Identity
 from reconciler.validate import validate_path
 
 EXIT_CODES = """\b
@@ -70,6 +71,19 @@ def validate(path: Path, output_format: str, strict: bool) -> None:
         click.echo(text, color=color)
     invalid = bool(result.errors) or (strict and bool(result.warnings))
     sys.exit(ExitCode.INVALID if invalid else ExitCode.OK)
+
+
+def _desired(path: Path) -> DesiredState:
+    """The validated desired state; invalid files are reported on stderr and end the command (exit 1)."""
+    result = validate_path(path, str(path))
+    if result.problems:
+        click.echo(report.render_text(result), err=True)
+    if result.state is None:
+        count = len(result.errors)
+        raise ReconcilerError(
+            f"{path} is invalid ({count} error{'' if count == 1 else 's'}): nothing was planned"
+        )
+    return result.state
 
 
 def database_options(function: Callable[..., None]) -> Callable[..., None]:
@@ -133,6 +147,98 @@ _FORMAT = click.option(
     help="text for people, json for programs.",
 )
 _OFFSET = click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
+
+
+PLAN_EXIT_CODES = """\b
+Exit codes:
+  0   the plan was made (with --detailed-exitcode: and there is nothing to change)
+  1   invalid party files, blocked deletions, or the command failed for the reason it prints
+  2   with --detailed-exitcode: the plan has changes; otherwise a usage error
+  3   database unreachable, login refused, timed out or without MaEVe's tables
+  70  internal error: run again with --traceback and report it
+"""
+
+
+@cli.command(epilog=PLAN_EXIT_CODES)
+@click.argument("path", default="parties", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="text for a terminal, json for programs (docs/plan-format.md), markdown for a pull-request comment.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Save the plan to this file for `ocpi-parties apply FILE`, which applies exactly it.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.",
+)
+@click.option(
+    "--allow-delete",
+    is_flag=True,
+    help="Delete managed rows that the files no longer declare, without a tombstone.",
+)
+@click.option("--show-locations", is_flag=True, help="List the id of every location to move (text format).")
+@click.option(
+    "--revision",
+    envvar="GITHUB_SHA",
+    metavar="REV",
+    help="The revision of the party files, recorded in the plan file [env GITHUB_SHA].",
+)
+@database_options
+def plan(
+    *,
+    settings: Settings,
+    path: Path,
+    output_format: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    allow_delete: bool,
+    show_locations: bool,
+    revision: str | None,
+) -> None:
+    """Show what `apply` would change in the database so that it matches the party files in PATH.
+
+    Read-only: plan never writes to the database. Locations are shown as groups with counts.
+    """
+    desired = _desired(path)
+    with _reader(settings) as opened:
+        migrations.refuse_newer(opened.connection, opened.target.label)
+        made, facts = state.plan_against(opened.connection, desired, allow_delete=allow_delete)
+        if output_format == "json":
+            click.echo(render.render_json(made))
+        elif output_format == "markdown":
+            click.echo(render.render_markdown(made))
+        else:
+            color = _use_color()
+            lister = functools.partial(state.location_ids, opened.connection) if show_locations else None
+            text = render.render_text(made, style=_style if color else render.plain, locations=lister)
+            click.echo(text, color=color)
+    if made.blocked:
+        raise ReconcilerError(
+            f"{len(made.blocked)} deletion(s) blocked by deletion protection: add a tombstone "
+            "(deleted: true) or run with --allow-delete" + ("; no plan file was written" if out else "")
+        )
+    if out is not None:
+        planfile.save(
+            out,
+            desired=desired,
+            fingerprint=facts,
+            allow_delete=allow_delete,
+            revision=revision,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            rendered=render.plan_document(made),
+        )
+        click.echo(f"Saved the plan to {out}: apply exactly it with `ocpi-parties apply {out}`.", err=True)
+    if detailed_exitcode and made.has_changes:
+        sys.exit(ExitCode.CHANGES)
+    sys.exit(ExitCode.OK)
 
 
 @cli.group(epilog=EXIT_CODES, short_help="Prepare the database: MaEVe's tables, migrations, status.")

@@ -125,7 +125,7 @@ def unknown(connection: Connection) -> list[int]:
     return [version for version in applied(connection) if version not in shipped]
 
 
-def _refuse_newer(connection: Connection, label: str) -> None:
+def refuse_newer(connection: Connection, label: str) -> None:
     newer = unknown(connection)
     if newer:
         raise ReconcilerError(
@@ -137,7 +137,7 @@ def _refuse_newer(connection: Connection, label: str) -> None:
 
 def require_current(connection: Connection, label: str) -> None:
     """Fail (exit code 3) unless every migration of this version, and no other, is applied."""
-    _refuse_newer(connection, label)
+    refuse_newer(connection, label)
     missing = pending(connection)
     if missing:
         names = ", ".join(m.label for m in missing)
@@ -172,7 +172,7 @@ def migrate(connection: Connection, to: int | None = None, label: str = "the dat
     if goal != 0 and goal not in versions:
         known = ", ".join(str(v) for v in versions)
         raise ReconcilerError(f"no migration {goal}: use 0 or one of {known}", exit_code=ExitCode.USAGE)
-    _refuse_newer(connection, label)
+    refuse_newer(connection, label)
     _ensure_bookkeeping(connection)
     steps = []
     for migration in available():

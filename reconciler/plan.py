@@ -69,6 +69,8 @@ class ActualState:
     claimed: Mapping[str, Identity] = field(default_factory=dict)
     #: The managed rows as the last apply left them; None before the first apply.
     last_applied: tuple[AppliedRow, ...] | None = None
+    #: ocpi-parties' own migrations not yet run on this database (apply runs them first).
+    pending_migrations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,13 @@ class FieldChange:
     field: str
     before: Any
     after: Any
+
+
+@dataclass(frozen=True)
+class RunMigrations:
+    """ocpi-parties' own tables, columns and the location owner key, added before anything else."""
+
+    migrations: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -156,7 +165,9 @@ class Drift:
     missing: bool = False
 
 
-Change = CreateParty | AdoptParty | UpdateParty | DeleteParty | SetDefaultParty | MoveLocations
+Change = (
+    RunMigrations | CreateParty | AdoptParty | UpdateParty | DeleteParty | SetDefaultParty | MoveLocations
+)
 
 
 @dataclass(frozen=True)
@@ -198,6 +209,10 @@ class Plan:
     @property
     def to_adopt(self) -> int:
         return self.count(AdoptParty)
+
+    @property
+    def migrations_to_run(self) -> int:
+        return sum(len(c.migrations) for c in self.applicable if isinstance(c, RunMigrations))
 
     @property
     def locations_to_move(self) -> int:
@@ -372,11 +387,13 @@ def _drift(actual: ActualState) -> tuple[Drift, ...]:
 def compute_plan(desired: DesiredState, actual: ActualState, *, allow_delete: bool = False) -> Plan:
     """The changes that make `actual` match `desired`, in the order apply executes them.
 
-    Order: create and adopt parties, update them, set the default party, move locations, delete parties.
+    Order: run pending migrations, create and adopt parties, update them, set the default party, move
+    locations, delete parties.
     """
     rows = {row.key: row for row in actual.rows}
     created, updated, deleted, notes = _party_changes(desired, rows, allow_delete)
-    changes: list[Change] = [*created, *updated]
+    changes: list[Change] = [RunMigrations(actual.pending_migrations)] if actual.pending_migrations else []
+    changes.extend([*created, *updated])
     if actual.default_party != desired.default_party:
         changes.append(SetDefaultParty(actual.default_party, desired.default_party))
     moves, move_notes = _location_moves(desired, actual, rows, deleted)
@@ -405,6 +422,7 @@ def fingerprint(desired: DesiredState, actual: ActualState) -> str:
         elif row.role == CPO:
             facts.append(["cpo", str(row.identity)])
     facts.append(["default", str(actual.default_party)])
+    facts.append(["migrations", list(actual.pending_migrations)])
     facts.extend(
         ["locations", str(g.identity), g.count]
         for g in sorted(actual.location_groups, key=lambda g: g.identity)

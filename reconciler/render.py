@@ -27,6 +27,7 @@ from reconciler.plan import (
     MoveLocations,
     MoveReason,
     Plan,
+    RunMigrations,
     SetDefaultParty,
     UpdateParty,
 )
@@ -258,6 +259,13 @@ def _change_lines(change: Change, locations: LocationLister | None) -> list[_Lin
         case SetDefaultParty(before=before, after=after):
             was = safe(str(before)) if before else "(none)"
             return [_action(UPDATE, f"default party will change: {was} -> {safe(str(after))}")]
+        case RunMigrations(migrations=names):
+            return [
+                _action(
+                    UPDATE, f"database: {_number(len(names), 'migration')} of ocpi-parties will run first"
+                ),
+                *(_Line(safe(name), indent=_DETAIL) for name in names),
+            ]
         case MoveLocations():
             return _move_lines(change, locations)
         case DeleteParty(identity=identity, role=role, reason=reason, blocked=True):
@@ -329,6 +337,8 @@ def summary(plan: Plan) -> str:
         f"Plan: {plan.to_add:,} to add, {plan.to_change:,} to change, {plan.to_delete:,} to delete, "
         f"{plan.to_adopt:,} to adopt; {_number(plan.locations_to_move, 'location')} to move"
     )
+    if plan.migrations_to_run:
+        text += f"; {_number(plan.migrations_to_run, 'migration')} to run"
     if plan.blocked:
         text += f"; {_number(len(plan.blocked), 'deletion')} blocked"
     return text + "."
@@ -419,6 +429,8 @@ def _change_document(change: Change) -> dict[str, Any]:
                 "reason": change.reason,
                 "blocked": change.blocked,
             }
+        case RunMigrations():
+            return {"action": "run_migrations", "migrations": list(change.migrations)}
         case SetDefaultParty():
             return {
                 "action": "set_default_party",
@@ -450,6 +462,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "to_delete": plan.to_delete,
             "to_adopt": plan.to_adopt,
             "locations_to_move": plan.locations_to_move,
+            "migrations_to_run": plan.migrations_to_run,
             "deletions_blocked": len(plan.blocked),
         },
         "changes": [_change_document(c) for c in plan.changes],
@@ -583,6 +596,10 @@ _MOVE_FACTS = {
 def _facts(plan: Plan) -> list[str]:
     """What a reviewer should see before opening anything: default party, moves, blocked deletions."""
     facts: list[str] = []
+    if plan.migrations_to_run:
+        facts.append(
+            f"- **Database:** {_number(plan.migrations_to_run, 'migration')} of ocpi-parties to run first"
+        )
     default = next((c for c in plan.applicable if isinstance(c, SetDefaultParty)), None)
     if default is not None:
         before = _code(str(default.before)) if default.before else "(none)"

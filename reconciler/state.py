@@ -1,33 +1,36 @@
-"""Read the actual state that `compute_plan` compares the party files with.
+"""The actual state that `compute_plan` compares the party files with, and the plan against it.
 
-Five queries, whatever the size of the database: the party rows (without tokens) with their management
-record, the default party, the number of locations per recorded identity, the current identity of the
-location ids the files claim, and the state the last apply recorded. Locations are counted by PostgreSQL,
-never loaded; the result's size grows with the number of parties and identities, not of locations.
+A fixed number of queries, whatever the size of the database: the party rows (without tokens) with
+their management record, the default party, the number of locations per recorded identity, the current
+identity of the location ids the files claim, and the state the last apply recorded. Locations are
+counted by PostgreSQL, never loaded; the result grows with parties and identities, not with locations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
+from reconciler import migrations
 from reconciler.model import DesiredState, Identity
-from reconciler.plan import ActualState, AppliedRow, LocationGroup, PartyRow
+from reconciler.plan import (
+    ActualState,
+    AppliedRow,
+    LocationGroup,
+    MoveLocations,
+    PartyRow,
+    Plan,
+    compute_plan,
+    fingerprint,
+)
 
 Connection = psycopg.Connection[Any]
 
 DEFAULT_PARTY_KEY = "default_party"
-
-_ROWS = """
-SELECT p.id, p.role, p.country_code, p.party_id, p.url, p.business_details, p.updated_at,
-       m.party_row_id IS NOT NULL AS managed
-  FROM ocpi_parties AS p
-  LEFT JOIN reconciler_managed_parties AS m ON m.party_row_id = p.id
- ORDER BY p.country_code, p.party_id, p.role
-"""
 
 _GROUPS = """
 SELECT country_code, party_id, count(*) AS locations
@@ -38,9 +41,35 @@ SELECT country_code, party_id, count(*) AS locations
 
 _CLAIMED = "SELECT id, country_code, party_id FROM locations WHERE id = ANY(%s)"
 
-_DEFAULT = "SELECT value FROM system_config WHERE key = %s"
 
-_LAST_APPLY = "SELECT state FROM reconciler_apply_history WHERE state IS NOT NULL ORDER BY id DESC LIMIT 1"
+def _exists(cursor: psycopg.Cursor[Any], table: str, column: str | None = None) -> bool:
+    if column is None:
+        found = cursor.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (table,)).fetchone()
+    else:
+        found = cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = %s AND column_name = %s) AS present",
+            (table, column),
+        ).fetchone()
+    return bool(found and found["present"])
+
+
+def _rows_query(cursor: psycopg.Cursor[Any]) -> sql.Composed:
+    """Party rows with their management record; before the migrations, without the columns they add."""
+    details = (
+        sql.SQL("p.business_details")
+        if _exists(cursor, "ocpi_parties", "business_details")
+        else sql.SQL("NULL::jsonb AS business_details")
+    )
+    if _exists(cursor, "reconciler_managed_parties"):
+        managed = sql.SQL("m.party_row_id IS NOT NULL AS managed")
+        join = sql.SQL("LEFT JOIN reconciler_managed_parties AS m ON m.party_row_id = p.id")
+    else:
+        managed, join = sql.SQL("false AS managed"), sql.SQL("")
+    return sql.SQL(
+        "SELECT p.id, p.role, p.country_code, p.party_id, p.url, {details}, p.updated_at, {managed} "
+        "FROM ocpi_parties AS p {join} ORDER BY p.country_code, p.party_id, p.role"
+    ).format(details=details, managed=managed, join=join)
 
 
 def _applied_rows(state: Any) -> tuple[AppliedRow, ...] | None:
@@ -55,8 +84,13 @@ def _applied_rows(state: Any) -> tuple[AppliedRow, ...] | None:
 
 
 def read_actual_state(connection: Connection, desired: DesiredState) -> ActualState:
-    """The actual state in five queries; see `plan.fingerprint` for what a saved plan checks of it."""
+    """The actual state in a fixed number of queries; see `plan.fingerprint` for what a saved plan checks.
+
+    Works on a database that ocpi-parties has not migrated yet: its own tables then count as empty and the
+    pending migrations are part of the state (apply runs them first).
+    """
     claimed_ids = sorted({claim.value for party in desired.parties for claim in party.locations})
+    pending = tuple(migration.label for migration in migrations.pending(connection))
     with connection.cursor(row_factory=dict_row) as cursor:
         rows = tuple(
             PartyRow(
@@ -67,9 +101,13 @@ def read_actual_state(connection: Connection, desired: DesiredState) -> ActualSt
                 record["managed"],
                 f"{record['id']}@{record['updated_at'].isoformat()}",
             )
-            for record in cursor.execute(_ROWS)
+            for record in cursor.execute(_rows_query(cursor))
         )
-        found = cursor.execute(_DEFAULT, (DEFAULT_PARTY_KEY,)).fetchone()
+        found = None
+        if _exists(cursor, "system_config"):
+            found = cursor.execute(
+                "SELECT value FROM system_config WHERE key = %s", (DEFAULT_PARTY_KEY,)
+            ).fetchone()
         groups = tuple(
             LocationGroup(Identity(record["country_code"], record["party_id"]), record["locations"])
             for record in cursor.execute(_GROUPS)
@@ -78,11 +116,38 @@ def read_actual_state(connection: Connection, desired: DesiredState) -> ActualSt
             record["id"]: Identity(record["country_code"], record["party_id"])
             for record in (cursor.execute(_CLAIMED, (claimed_ids,)) if claimed_ids else ())
         }
-        last = cursor.execute(_LAST_APPLY).fetchone()
+        last = None
+        if _exists(cursor, "reconciler_apply_history"):
+            last = cursor.execute(
+                "SELECT state FROM reconciler_apply_history WHERE state IS NOT NULL ORDER BY id DESC LIMIT 1"
+            ).fetchone()
     return ActualState(
         rows,
         Identity.parse(found["value"]) if found is not None else None,
         groups,
         claimed,
         _applied_rows(last["state"]) if last is not None else None,
+        pending,
     )
+
+
+def location_ids(connection: Connection, move: MoveLocations) -> Iterator[str]:
+    """The ids of the locations a move concerns, in id order, streamed from a server-side cursor."""
+    if move.location_ids:
+        yield from move.location_ids
+        return
+    identities = [(group.identity.country_code, group.identity.party_id) for group in move.groups]
+    with connection.transaction(), connection.cursor(name="ocpi_parties_location_ids") as cursor:
+        cursor.execute(
+            "SELECT l.id FROM locations AS l JOIN unnest(%s::text[], %s::text[]) AS g(country_code, party_id)"
+            " ON l.country_code = g.country_code AND l.party_id = g.party_id ORDER BY l.id",
+            ([c for c, _ in identities], [p for _, p in identities]),
+        )
+        for (location_id,) in cursor:
+            yield str(location_id)
+
+
+def plan_against(connection: Connection, desired: DesiredState, *, allow_delete: bool) -> tuple[Plan, str]:
+    """The plan for this database and the fingerprint of the facts it relies on."""
+    actual = read_actual_state(connection, desired)
+    return compute_plan(desired, actual, allow_delete=allow_delete), fingerprint(desired, actual)

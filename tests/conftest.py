@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -20,7 +20,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from reconciler.database import Connection
+from reconciler.cli import main
+from reconciler.database import LIBPQ_VARIABLES, Connection
 from reconciler.migrations import create_maeve_base, migrate
 
 TEST_URL_VARIABLE = "OCPI_PARTIES_TEST_DATABASE_URL"
@@ -103,3 +104,33 @@ def migrated(connection: Connection) -> Connection:
     """The test database after `ocpi-parties db migrate`."""
     migrate(connection)
     return connection
+
+
+Result = tuple[int, str, str]
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def no_configured_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing from the environment running the tests chooses the database: each test names its own."""
+    for variable in (
+        "OCPI_PARTIES_DATABASE_URL",
+        "OCPI_PARTIES_LOCK_TIMEOUT",
+        "OCPI_PARTIES_STATEMENT_TIMEOUT",
+        "GITHUB_SHA",
+        *LIBPQ_VARIABLES,
+    ):
+        monkeypatch.delenv(variable, raising=False)
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], no_configured_database: None) -> Run:
+    """Run the command line in this process: (exit code, stdout, stderr)."""
+
+    def invoke(*args: str) -> Result:
+        with pytest.raises(SystemExit) as done:
+            main(list(args))
+        captured = capsys.readouterr()
+        return int(done.value.code or 0), captured.out, captured.err
+
+    return invoke

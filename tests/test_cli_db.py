@@ -8,46 +8,22 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import Run
 from maeve_sql import save_location, save_party
 
 from reconciler import store
-from reconciler.cli import main
 from reconciler.database import LIBPQ_VARIABLES, Connection
 from reconciler.model import Identity
 
-Result = tuple[int, str, str]
-Run = Callable[..., Result]
-
 
 @pytest.fixture(autouse=True)
-def no_configured_database(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test names its database itself: nothing from the environment running the tests leaks in."""
-    for variable in (
-        "OCPI_PARTIES_DATABASE_URL",
-        "OCPI_PARTIES_LOCK_TIMEOUT",
-        "OCPI_PARTIES_STATEMENT_TIMEOUT",
-    ):
-        monkeypatch.delenv(variable, raising=False)
-    for variable in LIBPQ_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    """Run the command line in this process: (exit code, stdout, stderr)."""
-
-    def invoke(*args: str) -> Result:
-        with pytest.raises(SystemExit) as done:
-            main(list(args))
-        captured = capsys.readouterr()
-        return int(done.value.code or 0), captured.out, captured.err
-
-    return invoke
+def _nothing_from_the_environment(no_configured_database: None) -> None:
+    """Each test names its database itself."""
 
 
 @pytest.fixture

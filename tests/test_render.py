@@ -411,8 +411,27 @@ def test_json_summary_counts_match_the_plan() -> None:
         ("to_delete", 1),
         ("to_adopt", 1),
         ("locations_to_move", 1_319),
+        ("migrations_to_run", 0),
         ("deletions_blocked", 1),
     ]
+
+
+def test_pending_migrations_come_first_in_every_format() -> None:
+    from reconciler.plan import RunMigrations
+
+    plan = Plan((RunMigrations(("0001_system_config", "0002_business_details")),))
+    text = render_text(plan)
+    assert text.splitlines()[2] == "  ~ database: 2 migrations of ocpi-parties will run first"
+    assert "      0001_system_config" in text
+    assert text.endswith(
+        "Plan: 0 to add, 0 to change, 0 to delete, 0 to adopt; 0 locations to move; 2 migrations to run."
+    )
+    document = plan_document(plan)
+    assert document["changes"] == [
+        {"action": "run_migrations", "migrations": ["0001_system_config", "0002_business_details"]}
+    ]
+    assert document["summary"]["migrations_to_run"] == 2 and document["has_changes"] is True
+    assert "- **Database:** 2 migrations of ocpi-parties to run first" in render_markdown(plan)
 
 
 def test_json_source_positions() -> None:
