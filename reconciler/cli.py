@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import getpass
+import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -14,9 +18,11 @@ from typing import Any
 import click
 
 from reconciler import __version__, db_report, migrations, planfile, render, report, state, store
+from reconciler import apply as apply_module
 from reconciler.database import Session, Settings, session
 from reconciler.errors import ExitCode, ReconcilerError, UsageError
 from reconciler.model import DesiredState, Identity
+from reconciler.plan import Plan
 from reconciler.validate import validate_path
 
 EXIT_CODES = """\b
@@ -239,6 +245,130 @@ def plan(
     if detailed_exitcode and made.has_changes:
         sys.exit(ExitCode.CHANGES)
     sys.exit(ExitCode.OK)
+
+
+APPLY_EXIT_CODES = """\b
+Exit codes:
+  0   applied, or nothing to change
+  1   invalid files, blocked deletions, a stale or foreign plan file, no confirmation, or the apply
+      failed (everything rolled back: nothing was changed)
+  2   usage error
+  3   database unreachable, login refused, timed out or without MaEVe's tables
+  4   another apply (or db migrate) held the lock longer than --lock-timeout; nothing was changed
+  70  internal error: run again with --traceback and report it
+"""
+
+
+def _actor(actor: str | None) -> str:
+    if actor:
+        return actor
+    if os.environ.get("GITHUB_ACTOR"):
+        return f"{os.environ['GITHUB_ACTOR']} (GitHub Actions)"
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _show_plan(made: Plan) -> None:
+    color = _use_color()
+    click.echo(render.render_text(made, style=_style if color else render.plain), color=color)
+
+
+@cli.command(epilog=APPLY_EXIT_CODES)
+@click.argument("target", default="parties", type=click.Path(path_type=Path))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (for CI and deploy jobs).")
+@click.option(
+    "--allow-delete",
+    is_flag=True,
+    help="Delete managed rows that the files no longer declare, without a tombstone.",
+)
+@click.option(
+    "--revision",
+    envvar="GITHUB_SHA",
+    metavar="REV",
+    help="The revision of the party files, recorded in the history [env GITHUB_SHA].",
+)
+@click.option(
+    "--actor", metavar="NAME", help="Who applies, recorded in the history [env GITHUB_ACTOR; else user@host]."
+)
+@database_options
+def apply(
+    *,
+    settings: Settings,
+    target: Path,
+    auto_approve: bool,
+    allow_delete: bool,
+    revision: str | None,
+    actor: str | None,
+) -> None:
+    """Make the database match the party files, in one transaction.
+
+    TARGET is the parties directory (default: parties/), whose plan is shown and confirmed first, or a plan
+    file saved by `plan --out`, which is applied exactly as it was reviewed or not at all.
+    """
+    saved = planfile.load(target) if target.is_file() else None
+    with session(settings, read_only=False, notify=_notify) as opened:
+        show: Callable[[Plan], None] | None = _show_plan
+        if saved is not None:
+            desired, expected, allow = saved.desired, saved.fingerprint, saved.allow_delete
+            revision = revision or saved.revision
+        else:
+            desired, expected, allow = _desired(target), None, allow_delete
+        if saved is None and not auto_approve:
+            if not sys.stdin.isatty():
+                raise ReconcilerError(
+                    "stdin is not a terminal, so apply cannot ask for confirmation: review the plan and "
+                    "run with --auto-approve, or save it with `plan --out FILE` and run `apply FILE`"
+                )
+            made, expected = state.plan_against(opened.connection, desired, allow_delete=allow)
+            _show_plan(made)
+            show = None
+            if made.has_changes and not made.blocked and not click.confirm("\nApply these changes?"):
+                raise ReconcilerError("not applied: the changes were not confirmed")
+        outcome = apply_module.apply(
+            opened.connection,
+            desired,
+            label=opened.target.label,
+            allow_delete=allow,
+            expected=expected,
+            revision=revision,
+            actor=_actor(actor),
+            show=show,
+        )
+    made = outcome.plan
+    if outcome.history_id is None:
+        return
+    click.echo(
+        f"\nApply complete: {made.to_add:,} added, {made.to_change:,} changed, {made.to_delete:,} deleted, "
+        f"{made.to_adopt:,} adopted; {outcome.locations_moved:,} locations moved. "
+        f"Recorded as apply #{outcome.history_id}."
+    )
+    if not outcome.key_validated:
+        click.echo(
+            "Note: some locations still have no owner, so the location owner key stays NOT VALID "
+            "until a default party exists.",
+            err=True,
+        )
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many applies to list."
+)
+@_FORMAT
+@database_options
+def history(settings: Settings, limit: int, output_format: str) -> None:
+    """List the latest applies, newest first: when, which revision, who, and what changed."""
+    with _reader(settings) as opened:
+        _current(opened)
+        entries = apply_module.history(opened.connection, limit)
+    if output_format == "json":
+        click.echo(json.dumps([dataclasses.asdict(e) for e in entries], indent=2, ensure_ascii=False))
+        return
+    if not entries:
+        click.echo("No apply has been recorded.")
+        return
+    for entry in entries:
+        click.echo(f"#{entry.id}  {entry.applied_at}  {entry.revision or '(no revision)'}  {entry.actor}")
+        click.echo(f"    {entry.summary}")
 
 
 @cli.group(epilog=EXIT_CODES, short_help="Prepare the database: MaEVe's tables, migrations, status.")

@@ -22,6 +22,8 @@ class ExitCode(IntEnum):
     #: The database could not be reached, refused the login, timed out, lacks MaEVe's tables or the
     #: reconciler's migrations.
     DATABASE = 3
+    #: apply: another apply (or `db migrate`) held the lock for longer than --lock-timeout.
+    BUSY = 4
     #: A bug in ocpi-parties: the message points to `--traceback`.
     INTERNAL = 70
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from maeve_sql import PEER_TOKEN, location_data, save_location, save_party
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -134,3 +135,40 @@ def run(capsys: pytest.CaptureFixture[str], no_configured_database: None) -> Run
         return int(done.value.code or 0), captured.out, captured.err
 
     return invoke
+
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A party repository holding the shipped example, as the working directory."""
+    shutil.copytree(ROOT / "parties", tmp_path / "parties")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def live(connection: Connection) -> Connection:
+    """A MaEVe database as it runs today, before ocpi-parties: peers from OCPI registration, XXX locations."""
+    save_party(
+        connection, "EMSP", "NL", "VLT", url="https://api.voltkaart.example/ocpi/versions", token=PEER_TOKEN
+    )
+    save_party(connection, "CPO", "BE", "PEE", url="https://peer.example/versions", token=PEER_TOKEN)
+    for number in range(4):
+        save_location(connection, f"LOC-GB-{number}", "GB")
+    for number in range(3):
+        save_location(connection, f"LOC-BE-{number}", "BE")
+    for number in range(2):
+        save_location(connection, f"LOC-XX-{number}", "XX")
+    for number in range(2):  # written by another writer under the identity of a Portuguese site
+        connection.execute(
+            "INSERT INTO locations (id, country_code, party_id, location_data) VALUES (%s, 'PT', 'CPO', %s)",
+            (f"LOC-PT-{number}", location_data(f"LOC-PT-{number}", "PRT")),
+        )
+    connection.execute(
+        "INSERT INTO locations (id, country_code, party_id, location_data) "
+        "VALUES ('LOC-PEE-1', 'BE', 'PEE', %s)",
+        (location_data("LOC-PEE-1"),),
+    )
+    return connection

@@ -10,6 +10,9 @@ from typing import Any
 
 from reconciler.database import Connection
 
+#: The token OCPI registration gave the peers seeded by the tests: it must never appear in any output.
+PEER_TOKEN = "peer-secret-token-5f1c"
+
 SET_LOCATION = """INSERT INTO locations (
     id,
     country_code,
@@ -111,3 +114,22 @@ def location_owner(connection: Connection, location_id: str) -> tuple[object, ..
     ).fetchone()
     assert row is not None
     return row
+
+
+def snapshot(connection: Connection) -> list[object]:
+    """Everything in the current schema, for "nothing was changed": tables, columns, constraints, triggers, rows."""
+    tables = connection.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
+    ).fetchall()
+    rows: list[object] = [
+        tables,
+        connection.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = current_schema() ORDER BY 1, 2"
+        ).fetchall(),
+        connection.execute("SELECT conname, convalidated FROM pg_constraint ORDER BY 1").fetchall(),
+        connection.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1").fetchall(),
+    ]
+    for (table,) in tables:
+        rows.append(connection.execute(f'SELECT * FROM "{table}" ORDER BY 1').fetchall())
+    return rows

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import psycopg
 import pytest
 from conftest import Run
-from maeve_sql import location_data, save_location, save_party
+from maeve_sql import PEER_TOKEN, save_location, save_party, snapshot
 
 from reconciler import migrations, state
 from reconciler.database import Connection
@@ -17,55 +16,10 @@ from reconciler.planfile import load
 from reconciler.validate import validate_path
 
 ROOT = Path(__file__).parent.parent
-PEER_TOKEN = "peer-secret-token-5f1c"
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A party repository holding the shipped example, as the working directory."""
-    shutil.copytree(ROOT / "parties", tmp_path / "parties")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def live(connection: Connection) -> Connection:
-    """A MaEVe database as it runs today, before ocpi-parties: peers from OCPI registration, XXX locations."""
-    save_party(
-        connection, "EMSP", "NL", "VLT", url="https://api.voltkaart.example/ocpi/versions", token=PEER_TOKEN
-    )
-    save_party(connection, "CPO", "BE", "PEE", url="https://peer.example/versions", token=PEER_TOKEN)
-    for number in range(4):
-        save_location(connection, f"LOC-GB-{number}", "GB")
-    for number in range(3):
-        save_location(connection, f"LOC-BE-{number}", "BE")
-    for number in range(2):
-        save_location(connection, f"LOC-XX-{number}", "XX")
-    for number in range(2):  # written by another writer under the identity of a Portuguese site
-        connection.execute(
-            "INSERT INTO locations (id, country_code, party_id, location_data) VALUES (%s, 'PT', 'CPO', %s)",
-            (f"LOC-PT-{number}", location_data(f"LOC-PT-{number}", "PRT")),
-        )
-    connection.execute(
-        "INSERT INTO locations (id, country_code, party_id, location_data) "
-        "VALUES ('LOC-PEE-1', 'BE', 'PEE', %s)",
-        (location_data("LOC-PEE-1"),),
-    )
-    return connection
-
-
-def _snapshot(connection: Connection) -> list[object]:
-    tables = connection.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
-    ).fetchall()
-    rows: list[object] = [tables]
-    for (table,) in tables:
-        rows.append(connection.execute(f'SELECT * FROM "{table}" ORDER BY 1').fetchall())
-    return rows
 
 
 def test_plan_on_a_live_maeve_database(run: Run, live: Connection, database_url: str, workdir: Path) -> None:
-    before = _snapshot(live)
+    before = snapshot(live)
     code, out, err = run("plan", "--database-url", database_url)
     assert code == 0, err
     lines = out.splitlines()
@@ -91,7 +45,7 @@ def test_plan_on_a_live_maeve_database(run: Run, live: Connection, database_url:
     )
     assert PEER_TOKEN not in out + err
     assert "using the embedded" not in err
-    assert _snapshot(live) == before, "plan wrote to the database"
+    assert snapshot(live) == before, "plan wrote to the database"
     assert len(migrations.pending(live)) == 5
 
     assert run("plan", "--database-url", database_url, "--detailed-exitcode")[0] == 2

@@ -1,0 +1,276 @@
+"""`ocpi-parties apply` on a real PostgreSQL: the GitOps cycle, atomicity, staleness, the lock, history."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import Run
+from maeve_sql import (
+    GET_OCPI_PARTY,
+    LIST_ALL_LOCATIONS,
+    PEER_TOKEN,
+    location_data,
+    location_owner,
+    save_location,
+    save_party,
+    snapshot,
+)
+
+from reconciler import store
+from reconciler.database import ADVISORY_LOCK_KEY, Connection
+
+
+def _peers(connection: Connection) -> list[tuple[object, ...]]:
+    """The registration-created row no file declares, every MaEVe column (token and timestamps included)."""
+    return connection.execute(
+        "SELECT id, role, country_code, party_id, url, token, created_at, updated_at FROM ocpi_parties"
+        " WHERE (role, country_code, party_id) = ('CPO', 'BE', 'PEE')"
+    ).fetchall()
+
+
+def test_full_gitops_cycle(
+    run: Run, live: Connection, database_url: str, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peers = _peers(live)
+    assert run("validate")[0] == 0
+    code, _, err = run("plan", "--database-url", database_url, "--out", "plan.json", "--revision", "c0ffee")
+    assert code == 0, err
+    code, out, err = run("apply", "plan.json", "--database-url", database_url, "--actor", "deploy-bot")
+    assert code == 0, err
+    assert out.rstrip().endswith(
+        "Apply complete: 4 added, 1 changed, 0 deleted, 1 adopted; 11 locations moved. Recorded as apply #1."
+    )
+    code, out, _ = run("plan", "--database-url", database_url, "--detailed-exitcode")
+    assert code == 0
+    assert out.splitlines()[-1] == "No changes. The database matches parties/."
+
+    # Every orphan went to the default party, the owner key is valid, the peer is untouched byte for byte.
+    assert live.execute("SELECT count(*) FROM locations WHERE party_role IS NULL").fetchone() == (0,)
+    assert live.execute(
+        "SELECT country_code, party_id, count(*) FROM locations GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall() == [("BE", "PEE", 1), ("GB", "TWK", 11)]
+    assert store.location_key_state(live) == "valid"
+    assert _peers(live) == peers
+    adopted = live.execute(GET_OCPI_PARTY, ("EMSP", "NL", "VLT")).fetchone()
+    assert adopted is not None and adopted[5] == PEER_TOKEN, "adopting kept the token registration gave"
+
+    # MaEVe's own statements still work: a new location lands on the default party, a re-save keeps it.
+    save_location(live, "LOC-NEW", "FR")
+    assert location_owner(live, "LOC-NEW") == ("GB", "TWK", "CPO")
+    save_party(live, "CPO", "FR", "NEW", token="t")
+    assert len(live.execute(LIST_ALL_LOCATIONS, (100, 0)).fetchall()) == 13
+
+    code, out, _ = run("history", "--database-url", database_url, "--format", "json")
+    (entry,) = json.loads(out)
+    assert (entry["id"], entry["revision"], entry["actor"]) == (1, "c0ffee", "deploy-bot")
+    assert entry["summary"].startswith("Plan: 4 to add, 1 to change")
+    assert {c["action"] for c in entry["changes"]} == {
+        "run_migrations",
+        "create",
+        "adopt",
+        "set_default_party",
+        "move_locations",
+    }
+    everything = json.dumps(entry) + (workdir / "plan.json").read_text()
+    assert PEER_TOKEN not in everything
+
+
+def test_second_apply_reports_no_changes(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    monkey_env = {"GITHUB_SHA": "abc", "GITHUB_ACTOR": "octocat"}
+    os.environ.update(monkey_env)
+    try:
+        assert run("apply", "--auto-approve", "--database-url", database_url)[0] == 0
+        code, out, _ = run("apply", "--auto-approve", "--database-url", database_url)
+    finally:
+        for key in monkey_env:
+            os.environ.pop(key, None)
+    assert code == 0
+    assert out.splitlines()[-1] == "No changes. The database matches parties/."
+    rows = live.execute("SELECT id, revision, actor FROM reconciler_apply_history").fetchall()
+    assert rows == [(1, "abc", "octocat (GitHub Actions)")]
+
+
+def test_stale_plan_is_refused(run: Run, live: Connection, database_url: str, workdir: Path) -> None:
+    assert run("plan", "--database-url", database_url, "--out", "plan.json")[0] == 0
+    save_party(
+        live, "EMSP", "NL", "VLT", url="https://moved.example/versions", token=PEER_TOKEN
+    )  # re-registered
+    before = snapshot(live)
+    code, _, err = run("apply", "plan.json", "--database-url", database_url)
+    assert code == 1
+    assert "stale plan: the database changed since the plan was made" in err and "Run plan again" in err
+    assert snapshot(live) == before
+
+
+def test_a_peer_refreshing_its_token_does_not_make_the_plan_stale(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    assert run("plan", "--database-url", database_url, "--out", "plan.json")[0] == 0
+    save_party(live, "CPO", "BE", "PEE", url="https://peer.example/versions", token="rotated")
+    assert run("apply", "plan.json", "--database-url", database_url)[0] == 0
+
+
+def test_an_edited_plan_file_is_refused(run: Run, live: Connection, database_url: str, workdir: Path) -> None:
+    assert run("plan", "--database-url", database_url, "--out", "plan.json")[0] == 0
+    document = json.loads((workdir / "plan.json").read_text())
+    document["desired"]["parties"][0]["roles"][0]["business_details"]["name"] = "Changed after review"
+    (workdir / "plan.json").write_text(json.dumps(document))
+    before = snapshot(live)
+    code, _, err = run("apply", "plan.json", "--database-url", database_url)
+    assert code == 1 and "altered after it was made" in err
+    assert snapshot(live) == before
+
+
+def test_an_error_in_the_middle_changes_nothing(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    live.execute(
+        "CREATE FUNCTION fail_on_move() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN IF NEW.party_id = 'TWK' THEN"
+        " RAISE EXCEPTION 'injected failure while moving %', NEW.id; END IF; RETURN NEW; END $$"
+    )
+    live.execute(
+        "CREATE TRIGGER zz_fail_on_move BEFORE UPDATE ON locations"
+        " FOR EACH ROW EXECUTE FUNCTION fail_on_move()"
+    )
+    before = snapshot(live)
+    code, _, err = run("apply", "--auto-approve", "--database-url", database_url)
+    assert code == 1
+    assert "apply failed: injected failure while moving" in err
+    assert "nothing was changed (rolled back)" in err
+    assert snapshot(live) == before, "the migrations, party rows and default party were rolled back too"
+
+
+def test_apply_waits_for_the_lock_then_gives_up(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as other:
+        other.execute("BEGIN")
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+        before = snapshot(live)
+        code, _, err = run(
+            "apply", "--auto-approve", "--database-url", database_url, "--lock-timeout", "300ms"
+        )
+        assert code == 4
+        assert "another apply (or db migrate) is running" in err and "waited 300ms" in err
+        assert snapshot(live) == before
+        other.execute("ROLLBACK")
+    assert run("apply", "--auto-approve", "--database-url", database_url)[0] == 0
+
+
+def test_a_killed_process_leaves_no_lock(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, psycopg\n"
+            "c = psycopg.connect(sys.argv[1])\n"
+            f"c.execute('SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})')\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(600)\n",
+            database_url,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    holder.kill()
+    holder.wait()
+    holder.stdout.close()
+    code, _, err = run("apply", "--auto-approve", "--database-url", database_url, "--lock-timeout", "10s")
+    assert code == 0, err
+
+
+def test_two_concurrent_applies_apply_once(live: Connection, database_url: str, workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OCPI_PARTIES_", "PG", "GITHUB_"))}
+    command = [sys.executable, "-m", "reconciler", "apply", "--auto-approve", "--database-url", database_url]
+    results: list[subprocess.CompletedProcess[str]] = []
+
+    def one() -> None:
+        results.append(
+            subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, check=False)
+        )
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.returncode for r in results) == [0, 0], [r.stderr for r in results]
+    outputs = sorted(r.stdout.splitlines()[-1] for r in results)
+    assert outputs[0].startswith("Apply complete:")
+    assert outputs[1] == "No changes. The database matches parties/."
+    assert live.execute("SELECT count(*) FROM reconciler_apply_history").fetchone() == (1,)
+
+
+def test_without_a_terminal_apply_needs_auto_approve(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    before = snapshot(live)
+    code, _, err = run("apply", "--database-url", database_url)
+    assert code == 1 and "stdin is not a terminal" in err and "--auto-approve" in err
+    assert snapshot(live) == before
+
+
+def test_tombstones_delete_and_hand_locations_to_the_default_party(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    spain = workdir / "parties" / "ES-CPO.yaml"
+    spain.write_text(spain.read_text() + "moved_from:\n  - PT-CPO\n")
+    live.execute(
+        'UPDATE locations SET location_data = location_data || \'{"country_code": "PT", "party_id": "CPO"}\''
+        " WHERE id = 'LOC-PT-0'"
+    )
+    assert run("apply", "--auto-approve", "--database-url", database_url)[0] == 0
+    assert location_owner(live, "LOC-PT-0") == ("ES", "CPO", "CPO")
+    data = live.execute("SELECT location_data FROM locations WHERE id = 'LOC-PT-0'").fetchone()
+    assert data is not None and (data[0]["country_code"], data[0]["party_id"]) == ("ES", "CPO")
+
+    spain.write_text("country_code: ES\nparty_id: CPO\ndeleted: true\n")
+    (workdir / "parties" / "NL-VLT.yaml").write_text("country_code: NL\nparty_id: VLT\ndeleted: true\n")
+    code, out, err = run("apply", "--auto-approve", "--database-url", database_url)
+    assert code == 0, err
+    assert "  - ES-CPO CPO will be deleted: marked deleted at parties/ES-CPO.yaml:3:10" in out
+    assert location_owner(live, "LOC-PT-0") == ("GB", "TWK", "CPO")
+    assert live.execute(GET_OCPI_PARTY, ("CPO", "ES", "CPO")).fetchone() is None
+    assert live.execute(GET_OCPI_PARTY, ("EMSP", "NL", "VLT")).fetchone() is None
+    assert live.execute("SELECT count(*) FROM reconciler_managed_parties").fetchone() == (3,)
+    assert store.location_key_state(live) == "valid"
+    assert _peers(live) != []
+
+
+def test_removing_a_file_deletes_nothing_without_permission(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    assert run("apply", "--auto-approve", "--database-url", database_url)[0] == 0
+    (workdir / "parties" / "NL-VLT.yaml").unlink()
+    before = snapshot(live)
+    code, out, err = run("apply", "--auto-approve", "--database-url", database_url)
+    assert code == 1 and "blocked by deletion protection" in err and "nothing was changed" in err
+    assert "  x NL-VLT EMSP will NOT be deleted" in out
+    assert snapshot(live) == before
+    assert run("apply", "--auto-approve", "--allow-delete", "--database-url", database_url)[0] == 0
+    assert live.execute(GET_OCPI_PARTY, ("EMSP", "NL", "VLT")).fetchone() is None
+
+
+def test_a_location_saved_by_maeve_keeps_the_owner_apply_gave_it(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    spain = workdir / "parties" / "ES-CPO.yaml"
+    spain.write_text(spain.read_text() + "locations:\n  - LOC-GB-1\n")
+    assert run("apply", "--auto-approve", "--database-url", database_url)[0] == 0
+    assert location_owner(live, "LOC-GB-1") == ("ES", "CPO", "CPO")
+    save_location(live, "LOC-GB-1", "GB", location_data("LOC-GB-1", "GBR", Name="renamed"))
+    assert location_owner(live, "LOC-GB-1") == ("ES", "CPO", "CPO")
+    assert run("plan", "--database-url", database_url, "--detailed-exitcode")[0] == 0
