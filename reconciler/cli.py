@@ -267,6 +267,16 @@ def _actor(actor: str | None) -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
+def _confirmed(question: str) -> bool:
+    """Ask on the terminal and read one line: only y or yes applies; anything else, or end of input, does not.
+
+    The question goes to stdout, after the plan: input() would write it to stderr, where it is lost when
+    stderr is redirected.
+    """
+    click.echo(f"\n{question} [y/N]: ", nl=False)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 def _show_plan(made: Plan) -> None:
     color = _use_color()
     click.echo(render.render_text(made, style=_style if color else render.plain), color=color)
@@ -321,7 +331,7 @@ def apply(
             made, expected = state.plan_against(opened.connection, desired, allow_delete=allow)
             _show_plan(made)
             show = None
-            if made.has_changes and not made.blocked and not click.confirm("\nApply these changes?"):
+            if made.has_changes and not made.blocked and not _confirmed("Apply these changes?"):
                 raise ReconcilerError("not applied: the changes were not confirmed")
         outcome = apply_module.apply(
             opened.connection,

@@ -274,3 +274,55 @@ def test_a_location_saved_by_maeve_keeps_the_owner_apply_gave_it(
     save_location(live, "LOC-GB-1", "GB", location_data("LOC-GB-1", "GBR", Name="renamed"))
     assert location_owner(live, "LOC-GB-1") == ("ES", "CPO", "CPO")
     assert run("plan", "--database-url", database_url, "--detailed-exitcode")[0] == 0
+
+
+def _on_terminal(args: list[str], cwd: Path, answer: bytes) -> tuple[int, str]:
+    """Run the command with stdin and stdout on a pseudo-terminal, typing `answer` at the prompt."""
+    import pty
+    import select
+
+    main_fd, child_fd = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OCPI_PARTIES_", "PG", "GITHUB_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", *args],
+        cwd=cwd,
+        stdin=child_fd,
+        stdout=child_fd,
+        stderr=subprocess.DEVNULL,
+        env={**env, "NO_COLOR": "1"},
+    )
+    os.close(child_fd)
+    output = b""
+    answered = False
+    while True:
+        ready, _, _ = select.select([main_fd], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(main_fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not answered and b"Apply these changes?" in output:
+            os.write(main_fd, answer)
+            answered = True
+    process.wait(timeout=60)
+    os.close(main_fd)
+    return process.returncode, output.decode()
+
+
+@pytest.mark.parametrize(("answer", "applied"), [(b"y\n", True), (b"n\n", False), (b"\n", False)])
+def test_apply_asks_for_confirmation_on_a_terminal(
+    live: Connection, database_url: str, workdir: Path, answer: bytes, applied: bool
+) -> None:
+    code, output = _on_terminal(["apply", "--database-url", database_url], workdir, answer)
+    assert "Plan: 4 to add" in output and "Apply these changes? [y/N]" in output
+    history = live.execute("SELECT to_regclass('reconciler_apply_history') IS NOT NULL").fetchone()
+    if applied:
+        assert code == 0 and "Apply complete:" in output
+        assert history == (True,)
+    else:
+        assert code == 1 and "Apply complete:" not in output
+        assert history == (False,), "declining changed nothing, not even the migrations"
