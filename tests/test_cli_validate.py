@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reconciler import cli as cli_module
 
@@ -227,3 +230,19 @@ def test_output_into_a_closed_pipe_is_quiet() -> None:
         check=False,
     )
     assert "Traceback" not in done.stderr
+
+
+def test_pre_commit_hook_validates_a_party_repository(tmp_path: Path) -> None:
+    """The hook runs as pre-commit runs it: its entry, split like a shell, in the party repository's root."""
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    assert hook["id"] == "ocpi-parties-validate" and hook["pass_filenames"] is False
+    watched = re.compile(hook["files"])
+    assert watched.search("parties/GB-TWK.yaml") and watched.search("schema/party.schema.json")
+    assert not watched.search("README.md")
+    program, *args = shlex.split(hook["entry"])
+    assert program == "ocpi-parties"
+    shutil.copytree(ROOT / "parties", tmp_path / "parties")
+    assert run(*args, cwd=tmp_path).returncode == 0
+    (tmp_path / "parties" / "GB-TWK.yaml").write_text("country_code: GB\n", encoding="utf-8")
+    failed = run(*args, cwd=tmp_path)
+    assert failed.returncode == 1 and "parties/GB-TWK.yaml" in failed.stdout
