@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from reconciler import __version__, db_report, migrations, planfile, render, report, state, store
+from reconciler import __version__, db_report, migrations, planfile, render, report, sample, state, store
 from reconciler import apply as apply_module
 from reconciler.database import Session, Settings, session
 from reconciler.errors import ExitCode, ReconcilerError, UsageError
@@ -388,17 +388,29 @@ def db() -> None:
 
 @db.command("init", epilog=EXIT_CODES)
 @database_options
-def db_init(settings: Settings) -> None:
+@click.option(
+    "--sample-data",
+    is_flag=True,
+    help="Also write, into an empty database, peers and locations as a running MaEVe writes them.",
+)
+def db_init(settings: Settings, sample_data: bool) -> None:
     """Create MaEVe's tables where they are absent (development and test databases).
 
     On MaEVe's real database this changes nothing. MaEVe's own schema_migrations is never written.
+    --sample-data, for trying the tool, refuses a database that holds any party or location.
     """
     with session(settings, read_only=False, require_maeve=False, notify=_notify) as opened:
         created = migrations.create_maeve_base(opened.connection)
+        written = sample.write(opened.connection, opened.target.label) if sample_data else None
     if created:
         click.echo(f"Created MaEVe's tables {', '.join(created)} in {opened.target.label}.")
-    else:
+    elif written is None:
         click.echo(f"MaEVe's tables already exist in {opened.target.label}; nothing to do.")
+    if written is not None:
+        click.echo(
+            f"Wrote sample data as a running MaEVe would: {written.parties} parties from OCPI registration, "
+            f"{written.locations} locations recorded under no party's CPO row."
+        )
 
 
 @db.command("migrate", epilog=EXIT_CODES)

@@ -1,5 +1,8 @@
 """MaEVe's own runtime statements, verbatim from its PostgreSQL store (sqlc queries, $n -> %s), and seeding.
 
+The two writes, SET_LOCATION and SET_OCPI_PARTY, live in `reconciler.sample`, which writes sample data
+with them.
+
 The tests run exactly these to prove that ocpi-parties' schema additions leave MaEVe working.
 """
 
@@ -9,32 +12,10 @@ import json
 from typing import Any
 
 from reconciler.database import Connection
+from reconciler.sample import SET_LOCATION, SET_OCPI_PARTY
 
 #: The token OCPI registration gave the peers seeded by the tests: it must never appear in any output.
 PEER_TOKEN = "peer-secret-token-5f1c"
-
-SET_LOCATION = """INSERT INTO locations (
-    id,
-    country_code,
-    party_id,
-    location_data
-) VALUES (%s, %s, %s, %s)
-ON CONFLICT (id) DO UPDATE
-SET country_code = EXCLUDED.country_code,
-    party_id = EXCLUDED.party_id,
-    location_data = EXCLUDED.location_data,
-    updated_at = NOW()
-RETURNING id, country_code, party_id, location_data, created_at, updated_at
-"""
-
-SET_OCPI_PARTY = """INSERT INTO ocpi_parties (role, country_code, party_id, url, token)
-VALUES (%s, %s, %s, %s, %s)
-ON CONFLICT (role, country_code, party_id) DO UPDATE
-SET url = EXCLUDED.url,
-    token = EXCLUDED.token,
-    updated_at = NOW()
-RETURNING id, role, country_code, party_id, url, token, created_at, updated_at
-"""
 
 GET_OCPI_PARTY = """SELECT id, role, country_code, party_id, url, token, created_at, updated_at FROM ocpi_parties
 WHERE role = %s AND country_code = %s AND party_id = %s

@@ -55,6 +55,34 @@ def test_db_init_creates_maeve_tables_only_where_absent(run: Run, empty_database
         assert connection.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
 
 
+def test_db_init_sample_data_writes_what_a_running_maeve_holds(
+    run: Run, connection: Connection, database_url: str
+) -> None:
+    code, out, err = run("db", "init", "--sample-data", "--database-url", database_url)
+    assert (code, err) == (0, "")
+    assert out == (
+        "Wrote sample data as a running MaEVe would: 2 parties from OCPI registration, "
+        "12 locations recorded under no party's CPO row.\n"
+    )
+    assert connection.execute(
+        "SELECT country_code, party_id, count(*) FROM locations GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall() == [("BE", "XXX", 3), ("FR", "CPO", 1), ("GB", "XXX", 4), ("PT", "CPO", 2), ("XX", "XXX", 2)]
+    tokens = [row[0] for row in connection.execute("SELECT token FROM ocpi_parties ORDER BY id")]
+    assert len(tokens) == 2 and all(len(token) >= 32 for token in tokens) and tokens[0] != tokens[1]
+    lisbon = connection.execute("SELECT location_data FROM locations WHERE id = 'LOC-LIS-1'").fetchone()
+    assert lisbon is not None and (lisbon[0]["country_code"], lisbon[0]["party_id"]) == ("PT", "CPO")
+    before = connection.execute("SELECT count(*), max(updated_at) FROM locations").fetchone()
+
+    code, out, err = run("db", "init", "--sample-data", "--database-url", database_url)
+    assert (code, out) == (1, "")
+    assert err.endswith(
+        "already holds 2 parties and 12 locations: sample data goes only into an empty "
+        "database, so it never mixes with real rows\n"
+    )
+    assert connection.execute("SELECT count(*), max(updated_at) FROM locations").fetchone() == before
+    assert not any(token in out + err for token in tokens)
+
+
 def test_db_migrate_then_status(run: Run, database_url: str) -> None:
     code, out, err = run("db", "migrate", "--database-url", database_url)
     assert (code, err) == (0, "")

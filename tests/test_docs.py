@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from reconciler.errors import ExitCode
 from reconciler.model import PROBLEM_CODES
 
 ROOT = Path(__file__).parent.parent
@@ -26,5 +27,5 @@ def test_readme_lists_every_problem_code() -> None:
 
 
 def test_readme_lists_the_exit_codes_of_help() -> None:
-    rows = set(re.findall(r"^\| (\d+) \|", README, re.M))
-    assert rows == {"0", "1", "2", "3", "70"}
+    rows = {int(code) for code in re.findall(r"^\| (\d+) \|", README, re.M)}
+    assert rows == {int(code) for code in ExitCode}
