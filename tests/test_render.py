@@ -20,6 +20,7 @@ from reconciler.plan import (
     Drift,
     FieldChange,
     LocationGroup,
+    LocationOwners,
     MoveLocations,
     MoveReason,
     PartyRow,
@@ -29,6 +30,7 @@ from reconciler.plan import (
 )
 from reconciler.render import (
     NO_CHANGES,
+    plain,
     plan_document,
     render_json,
     render_markdown,
@@ -384,6 +386,7 @@ def test_json_round_trips_and_is_deterministic() -> None:
         "unmanaged",
         "drift",
         "notes",
+        "locations",
     ]
     assert document["format_version"] == 1
     assert [c["action"] for c in document["changes"]] == [
@@ -486,3 +489,18 @@ def test_markdown_limit_counts_characters_as_github_does() -> None:
     markdown = render_markdown(plan, limit=30_000)
     assert len(markdown.encode("utf-16-le")) // 2 < 30_000 < 2 * len(markdown)
     assert markdown_problems(markdown) == []
+
+
+def test_the_owner_lines_say_what_keeps_the_key_from_being_validated() -> None:
+    owners = LocationOwners(recorded=1_000, unowned_now=12, unowned_after=3)
+    text = render_text(Plan((), owners=owners), style=plain)
+    assert "Locations: 1,000 recorded, 12 locations owned by no CPO now.\n" in text
+    assert (
+        "After this apply 3 locations still without an owner: the location owner key stays NOT VALID." in text
+    )
+    assert "Locations:" not in render_text(Plan((), owners=LocationOwners(5, 0, 0)), style=plain)
+    assert plan_document(Plan((), owners=owners))["locations"] == {
+        "recorded": 1_000,
+        "unowned_now": 12,
+        "unowned_after": 3,
+    }
