@@ -24,10 +24,10 @@ from psycopg.rows import dict_row
 
 from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
-from reconciler.load import LoadedFile, parse_text
+from reconciler.load import CoreResolver
 from reconciler.model import CPO, Identity, Severity
 from reconciler.state import party_rows_query
-from reconciler.validate import DEFAULT_FILE, check_default_file, check_party_file
+from reconciler.validate import DEFAULT_FILE, check_default_file, check_party_file, check_party_text
 
 #: The roles a party file may declare, in the order files list them.
 ROLES = ("CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP")
@@ -270,15 +270,18 @@ def _scalar(value: Any) -> str:
     return value if plain else json.dumps(value, ensure_ascii=False)
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+#: How YAML 1.1 readers (editors, other tools) and `validate` (YAML 1.2 core) resolve plain scalars.
+_READERS = (yaml.resolver.Resolver(), CoreResolver())
+
+
 def _reads_back(value: str) -> bool:
-    """Whether `value` written plain is read as the same text by YAML 1.1 readers and by `validate`."""
-    try:
-        if yaml.safe_load(value) != value:
-            return False
-    except yaml.YAMLError:
-        return False
-    loaded = parse_text(f"v: {value}\n", "check")
-    return isinstance(loaded, LoadedFile) and loaded.data == {"v": value}
+    """Whether `value` written plain is read as text: not as `yes`, `null`, `007` or `1e3` would be.
+
+    `_PLAIN` already keeps out what a plain scalar cannot hold (indicators, `: `, ` #`).
+    """
+    resolved = (r.resolve(yaml.ScalarNode, value, (True, False)) for r in _READERS)  # type: ignore[no-untyped-call]
+    return all(tag == _STR_TAG for tag in resolved)
 
 
 def _details_lines(details: Mapping[str, Any], indent: str, name_unknown: bool) -> list[str]:
@@ -328,10 +331,7 @@ def render_default(identity: Identity) -> str:
 
 def check(draft: Draft, text: str) -> str | None:
     """None when `text` validates and declares exactly the draft; else the first reason it does not."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / draft.file_name
-        path.write_text(text, encoding="utf-8")
-        problems, party, _ = check_party_file(path, draft.file_name)
+    problems, party, _ = check_party_text(text, draft.file_name)
     if problems:
         first = problems[0]
         return f"{first.path}: {first.message}" if first.path else first.message
