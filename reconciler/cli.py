@@ -405,8 +405,7 @@ def _written(written: Sequence[str], drafts: Sequence[importer.Draft]) -> None:
         )
 
 
-@cli.command("import", epilog=EXIT_CODES, short_help="Write a party file for each party in the database.")
-@click.option(
+_OUT_DIRECTORY = click.option(
     "--out",
     "directory",
     default="parties",
@@ -414,6 +413,10 @@ def _written(written: Sequence[str], drafts: Sequence[importer.Draft]) -> None:
     type=click.Path(path_type=Path, file_okay=False),
     help="The parties directory to write into.",
 )
+
+
+@cli.command("import", epilog=EXIT_CODES, short_help="Write a party file for each party in the database.")
+@_OUT_DIRECTORY
 @click.option(
     "--role",
     "roles",
@@ -479,14 +482,7 @@ def import_command(
 )
 @click.option("--party", metavar="CC-PID", help="The own party, when there is no MaEVe config at hand.")
 @click.option("--name", help="The own party's business name [default: [api] org_name of the config].")
-@click.option(
-    "--out",
-    "directory",
-    default="parties",
-    show_default=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The parties directory to write into.",
-)
+@_OUT_DIRECTORY
 @click.option("--force", is_flag=True, help="Overwrite files that exist already.")
 def init_command(
     config: Path | None, party: str | None, name: str | None, directory: Path, force: bool
