@@ -226,3 +226,36 @@ def test_init_needs_one_source_and_keeps_what_matches(
     assert code == 1 and "parties/default-party.yaml already exists: nothing was written" in err
     assert not (tmp_path / "parties" / "GB-ABC.yaml").exists()
     assert run("validate")[0] == 0
+
+
+def test_import_after_apply_gives_back_files_that_plan_nothing(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    """The example's rows, once applied, import as files equal in meaning: only the unmanaged peer is new."""
+    assert run("apply", "--auto-approve", "--database-url", database_url)[0] == 0
+    code, out, _ = run("import", "--out", "again", "--database-url", database_url)
+    assert code == 0 and "wrote again/default-party.yaml\n" in out
+    code, out, _ = run("plan", "again", "--database-url", database_url)
+    assert code == 0
+    assert (
+        out.splitlines()[-1] == "Plan: 0 to add, 0 to change, 0 to delete, 1 to adopt; 0 locations to move."
+    )
+    assert "* BE-PEE CPO will be adopted" in out
+    code, out, _ = run(
+        "import",
+        "--out",
+        "managed",
+        "--identity",
+        "GB-TWK",
+        "--identity",
+        "ES-CPO",
+        "--identity",
+        "DE-EMO",
+        "--identity",
+        "NL-VLT",
+        "--database-url",
+        database_url,
+    )
+    assert code == 0
+    code, out, _ = run("plan", "managed", "--database-url", database_url, "--detailed-exitcode")
+    assert (code, out.splitlines()[-1]) == (0, "No changes. The database matches parties/.")
