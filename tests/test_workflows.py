@@ -64,17 +64,30 @@ FILES = [*sorted(WORKFLOWS.glob("*.yml")), ACTION]
 # ---------------------------------------------------------------------------------------------- linters
 
 
+def assert_clean(*command: str) -> None:
+    """Run a linter in the repository's root: it must exit 0."""
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_actionlint_finds_nothing() -> None:
     # Without shellcheck and pyflakes, so the result does not depend on what else is installed.
+    assert_clean(tool("actionlint"), "-shellcheck=", "-pyflakes=", "-no-color")
+
+
+def test_actionlint_does_report_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ secret.X }}\n"
+    )
     done = subprocess.run(
-        [tool("actionlint"), "-shellcheck=", "-pyflakes=", "-no-color"],
-        cwd=ROOT,
+        [tool("actionlint"), "-shellcheck=", "-pyflakes=", "-no-color", str(broken)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 1 and 'undefined variable "secret"' in done.stdout
 
 
 def test_ci_runs_the_composite_action_so_actionlint_checks_its_inputs() -> None:
@@ -87,14 +100,7 @@ def test_ci_runs_the_composite_action_so_actionlint_checks_its_inputs() -> None:
 )
 def test_the_files_match_githubs_json_schemas(schema: str, paths: list[Path]) -> None:
     assert paths
-    done = subprocess.run(
-        [tool("check-jsonschema"), "--builtin-schema", schema, *map(str, paths)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert_clean(tool("check-jsonschema"), "--builtin-schema", schema, *map(str, paths))
 
 
 def test_the_workflows_are_the_three_documented() -> None:
