@@ -72,6 +72,18 @@ def test_the_documented_grants_are_enough_for_plan_and_apply(
 
     code, out, _ = run("plan", "--database-url", reader, "--detailed-exitcode")
     assert (code, out.splitlines()[-1]) == (0, "No changes. The database matches parties/.")
+
+    # Every other kind of change: an update, a deleted party (its locations first), locations claimed by id.
+    parties = workdir / "parties"
+    twk = (parties / "GB-TWK.yaml").read_text(encoding="utf-8")
+    (parties / "GB-TWK.yaml").write_text(twk.replace("Thoughtworks EV Charging", "TW Charging"), "utf-8")
+    (parties / "DE-EMO.yaml").write_text("country_code: DE\nparty_id: EMO\ndeleted: true\n", "utf-8")
+    with (parties / "ES-CPO.yaml").open("a", encoding="utf-8") as es:
+        es.write("locations:\n  - LOC-LIS-1\n  - LOC-PAR-1\n")
+    connection.execute("UPDATE locations SET country_code = 'DE', party_id = 'EMO' WHERE id = 'LOC-LDN-1'")
+    code, out, err = run("apply", "--auto-approve", "--database-url", writer)
+    assert code == 0, err
+    assert "Apply complete: 0 added, 1 changed, 2 deleted, 0 adopted; 3 locations moved." in out
     code, out, _ = run("db", "migrate", "--database-url", database_url)
     assert code == 0
     assert out.splitlines() == [
