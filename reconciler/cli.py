@@ -362,7 +362,13 @@ def apply(
         f"{made.to_adopt:,} adopted; {outcome.locations_moved:,} locations moved. "
         f"Recorded as apply #{outcome.history_id}."
     )
-    if not outcome.key_validated:
+    if outcome.key_needs_owner:
+        click.echo(
+            "Note: the location owner key stays NOT VALID: only the owner of the locations table may "
+            "validate it. Run `ocpi-parties db migrate` as that role to validate it.",
+            err=True,
+        )
+    elif not outcome.key_validated:
         click.echo(
             "Note: some locations still have no owner, so the location owner key stays NOT VALID "
             "until a default party exists.",
