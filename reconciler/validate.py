@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 
 from reconciler.errors import UsageError
@@ -71,11 +72,22 @@ def _is_url(value: object) -> bool:
 
 
 @functools.cache
+def _schema(name: str) -> Any:
+    return json.loads((schema_directory() / name).read_text(encoding="utf-8"))
+
+
+@functools.cache
 def _validator(name: str) -> Draft202012Validator:
-    schema = json.loads((schema_directory() / name).read_text(encoding="utf-8"))
     checker = FormatChecker(formats=())
     checker.checks("uri")(_is_url)
-    return Draft202012Validator(schema, format_checker=checker)
+    return Draft202012Validator(_schema(name), format_checker=checker)
+
+
+@functools.cache
+def _fast_validator(name: str) -> jsonschema_rs.Validator:
+    """The same schema and `uri` check, compiled by jsonschema-rs: it tells a valid file about ten times
+    faster than jsonschema, which still words every problem of a file that is not valid."""
+    return jsonschema_rs.validator_for(_schema(name), validate_formats=True, formats={"uri": _is_url})
 
 
 @dataclass(frozen=True)
@@ -246,6 +258,8 @@ def _type_message(error: jsonschema.ValidationError, label: str) -> str:
 
 
 def _schema_problems(check: _FileCheck, data: Any, schema_name: str) -> None:
+    if _fast_validator(schema_name).is_valid(data):
+        return
     reported_required: set[JsonPath] = set()
     for error in _validator(schema_name).iter_errors(data):
         path: JsonPath = tuple(error.absolute_path)
