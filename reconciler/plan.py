@@ -232,7 +232,7 @@ def _missing(value: Any) -> Any:
 
 
 def _same(before: Any, after: Any) -> bool:
-    """Equal JSON values of the same types all the way down: 1 and 1.0, or 1 and True, differ, as in deepdiff."""
+    """Equal JSON values with the same types all the way down: 1 and 1.0 differ, as in deepdiff."""
     if type(before) is not type(after):
         return False
     if isinstance(before, dict):
