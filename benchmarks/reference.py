@@ -54,10 +54,13 @@ UPDATE locations AS l
                             ELSE l.location_data END
 """
 
-UPDATE_LOCATIONS = _SET_OWNER + """
+UPDATE_LOCATIONS = (
+    _SET_OWNER
+    + """
  WHERE NOT EXISTS (SELECT 1 FROM ocpi_parties AS p
                     WHERE p.role = 'CPO' AND p.country_code = l.country_code AND p.party_id = l.party_id)
 """
+)
 
 UPDATE_ONE_LOCATION = _SET_OWNER + " WHERE l.id = %(id)s"
 

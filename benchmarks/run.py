@@ -149,95 +149,118 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+class Figures:
+    """What the measurements collect: seconds per measurement, peak RSS per command and size, checks."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, list[float]] = {}
+        self.rss: dict[str, list[int]] = {}
+        self.check: dict[str, Any] = {}
+
+    def record(self, name: str, value: float) -> None:
+        self.runs.setdefault(name, []).append(value)
+
+    def peak(self, name: str, run: Run) -> None:
+        self.rss.setdefault(name, []).append(run.rss)
+
+
+APPLY = ("--auto-approve", "--actor", "benchmark", "--revision", "benchmark")
+PLANS = (("plan_text", ()), ("plan_json", ("--format", "json")))
+
+
+def _files(bench: Bench, figures: Figures, files: str) -> None:
+    for _ in range(bench.repeat):
+        figures.record("validate", bench.tool("validate", files).seconds)
+        figures.record("load_files", bench.process("--load-files", files).seconds)
+
+
+def _plans(bench: Bench, figures: Figures, files: str, template: str, locations: int) -> None:
+    """plan (text and json) and, at full size, the hand-written read queries on the same database."""
+    with bench.copy(template, "plan") as planned:
+        for _ in range(bench.repeat):
+            for name, extra in PLANS:
+                run = bench.tool("plan", files, "--database-url", bench.url(planned), *extra)
+                figures.peak(f"{name}_{locations}", run)
+                if locations == bench.scale.locations:
+                    figures.record(name, run.seconds)
+                    figures.record(f"{name}_database", sum(seconds for _, seconds in run.statements))
+            if locations == bench.scale.locations:
+                with bench.connect(planned) as connection:
+                    for name, seconds in reference.read_queries(connection).items():
+                        figures.record(name, seconds)
+
+
+def _apply(bench: Bench, figures: Figures, files: str, template: str, number: int) -> None:
+    with bench.copy(template, f"apply_{number}") as applied:
+        run = bench.tool("apply", files, "--database-url", bench.url(applied), *APPLY)
+        figures.record("apply", run.seconds)
+        figures.record("apply_moves", run.stage(*MOVES))
+        figures.record("apply_party_writes", run.stage(*PARTY_WRITES))
+        figures.record("apply_key_validation", run.stage(*KEY_VALIDATION))
+        figures.peak(f"apply_{bench.scale.locations}", run)
+        if number == 0:
+            again = bench.tool("plan", files, "--database-url", bench.url(applied), "--detailed-exitcode")
+            with bench.connect(applied) as connection:
+                figures.check["plan_after_apply_exit_code"] = again.exit_code
+                figures.check["orphans_after_apply"] = reference.count_orphans(connection)
+                figures.check["end_state_apply"] = reference.end_state(connection)
+
+
+def _reference(bench: Bench, figures: Figures, template: str, number: int) -> None:
+    """The hand-written SQL and the per-row baseline, each on its own copy of the same template."""
+    with bench.copy(template, f"reference_{number}") as written, bench.connect(written) as connection:
+        times, moved = reference.hand_written_apply(connection, bench.scale)
+        for name, seconds in times.items():
+            figures.record(name, seconds)
+        if number == 0:
+            figures.check["locations_moved_by_hand_written_sql"] = moved
+            figures.check["end_state_hand_written"] = reference.end_state(connection)
+    with bench.copy(template, f"per_row_{number}") as naive, bench.connect(naive) as connection:
+        seconds, rows = reference.per_row(connection, bench.scale.per_row_sample)
+        figures.record("per_row_sample", seconds)
+        figures.record("per_row", seconds * bench.scale.orphans / rows)
+
+
+def _build(bench: Bench, name: str, locations: int) -> str:
+    template = bench.database(name)
+    with bench.connect(template) as connection:
+        dataset.build(connection, bench.scale, locations)
+    return template
+
+
 def measure(bench: Bench, parties: Path) -> dict[str, Any]:
     """All measurements; see the module's description."""
-    scale, repeat = bench.scale, bench.repeat
+    scale, files = bench.scale, str(parties)
     started = time.perf_counter()
-    _say(f"building the database: {scale.locations:,} locations, {scale.parties:,} parties")
-    template = bench.database("template")
-    with bench.connect(template) as connection:
-        dataset.build(connection, scale, scale.locations)
-    small = bench.database("template_memory")
-    with bench.connect(small) as connection:
-        dataset.build(connection, scale, scale.memory_locations)
+    _say(f"building the databases: {scale.locations:,} and {scale.memory_locations:,} locations")
+    template = _build(bench, "template", scale.locations)
+    small = _build(bench, "template_memory", scale.memory_locations)
     with bench.connect(template) as connection:
         version = connection.execute("SHOW server_version").fetchone()
         party_rows = connection.execute("SELECT count(*) FROM ocpi_parties").fetchone()
         size = connection.execute("SELECT pg_database_size(current_database())").fetchone()
     built = time.perf_counter() - started
-    _say(f"built in {built:.0f} s; measuring, {repeat} runs each")
-
-    results: dict[str, list[float]] = {}
-    rss: dict[str, list[int]] = {}
-
-    def record(name: str, value: float) -> None:
-        results.setdefault(name, []).append(value)
-
-    files = str(parties)
-    for _ in range(repeat):
-        record("validate", bench.tool("validate", files).seconds)
-        record("load_files", bench.process("--load-files", files).seconds)
-
-    with bench.copy(template, "plan") as planned:
-        url = bench.url(planned)
-        for _ in range(repeat):
-            for name, extra in (("plan_text", ()), ("plan_json", ("--format", "json"))):
-                run = bench.tool("plan", files, "--database-url", url, *extra)
-                record(name, run.seconds)
-                record(f"{name}_database", sum(seconds for _, seconds in run.statements))
-                rss.setdefault(f"{name}_{scale.locations}", []).append(run.rss)
-            with bench.connect(planned) as connection:
-                for name, seconds in reference.read_queries(connection).items():
-                    record(name, seconds)
-
-    apply_args = ("--auto-approve", "--actor", "benchmark", "--revision", "benchmark")
-    check: dict[str, Any] = {}
-    for number in range(repeat):
-        with bench.copy(template, f"apply_{number}") as applied:
-            run = bench.tool("apply", files, "--database-url", bench.url(applied), *apply_args)
-            record("apply", run.seconds)
-            record("apply_moves", run.stage(*MOVES))
-            record("apply_party_writes", run.stage(*PARTY_WRITES))
-            record("apply_key_validation", run.stage(*KEY_VALIDATION))
-            rss.setdefault(f"apply_{scale.locations}", []).append(run.rss)
-            if number == 0:
-                again = bench.tool("plan", files, "--database-url", bench.url(applied), "--detailed-exitcode")
-                with bench.connect(applied) as connection:
-                    check = {
-                        "plan_after_apply_exit_code": again.exit_code,
-                        "orphans_after_apply": reference.count_orphans(connection),
-                        "end_state_apply": reference.end_state(connection),
-                    }
-        with bench.copy(template, f"reference_{number}") as handwritten, bench.connect(handwritten) as connection:
-            times, moved = reference.hand_written_apply(connection, scale)
-            for name, seconds in times.items():
-                record(name, seconds)
-            if number == 0:
-                check["locations_moved_by_hand_written_sql"] = moved
-                check["end_state_hand_written"] = reference.end_state(connection)
-        with bench.copy(template, f"per_row_{number}") as naive, bench.connect(naive) as connection:
-            seconds, rows = reference.per_row(connection, scale.per_row_sample)
-            record("per_row_sample", seconds)
-            record("per_row", seconds * scale.orphans / rows)
-
-    with bench.copy(small, "plan_memory") as planned:
-        for _ in range(repeat):
-            for name, extra in (("plan_text", ()), ("plan_json", ("--format", "json"))):
-                run = bench.tool("plan", files, "--database-url", bench.url(planned), *extra)
-                rss.setdefault(f"{name}_{scale.memory_locations}", []).append(run.rss)
-    for number in range(repeat):
+    _say(f"built in {built:.0f} s; measuring, {bench.repeat} runs each")
+    figures = Figures()
+    _files(bench, figures, files)
+    _plans(bench, figures, files, template, scale.locations)
+    for number in range(bench.repeat):
+        _apply(bench, figures, files, template, number)
+        _reference(bench, figures, template, number)
+    _plans(bench, figures, files, small, scale.memory_locations)
+    for number in range(bench.repeat):
         with bench.copy(small, f"apply_memory_{number}") as applied:
-            run = bench.tool("apply", files, "--database-url", bench.url(applied), *apply_args)
-            rss.setdefault(f"apply_{scale.memory_locations}", []).append(run.rss)
-
+            run = bench.tool("apply", files, "--database-url", bench.url(applied), *APPLY)
+            figures.peak(f"apply_{scale.memory_locations}", run)
+    check = figures.check
     check["same_end_state"] = check.pop("end_state_apply") == check.pop("end_state_hand_written")
     return {
         "postgresql": str(version[0]) if version else "?",
         "party_rows": int(str(party_rows[0])) if party_rows else 0,
         "database_bytes": int(str(size[0])) if size else 0,
         "build_seconds": built,
-        "runs": results,
-        "rss": rss,
+        "runs": figures.runs,
+        "rss": figures.rss,
         "check": check,
     }
 
@@ -260,42 +283,67 @@ def summarise(scale: dataset.Scale, repeat: int, measured: dict[str, Any]) -> di
     small, large = scale.memory_locations, scale.locations
     ratios = {
         "apply_moves": _ratio(
-            "apply_moves", m["apply_moves"], m["location_update"], TARGETS["apply_moves"],
+            "apply_moves",
+            m["apply_moves"],
+            m["location_update"],
+            TARGETS["apply_moves"],
             "apply's location moves / the hand-written UPDATE",
         ),
         "plan_text": _ratio(
-            "plan", m["plan_text"], m["load_files"] + reads, TARGETS["plan"],
+            "plan",
+            m["plan_text"],
+            m["load_files"] + reads,
+            TARGETS["plan"],
             "plan (text) / (loading the files + the hand-written read queries)",
         ),
         "plan_json": _ratio(
-            "plan", m["plan_json"], m["load_files"] + reads, TARGETS["plan"],
+            "plan",
+            m["plan_json"],
+            m["load_files"] + reads,
+            TARGETS["plan"],
             "plan (json) / (loading the files + the hand-written read queries)",
         ),
         "apply": _ratio(
-            "apply", m["apply"], m["load_files"] + reads + hand_written, None,
+            "apply",
+            m["apply"],
+            m["load_files"] + reads + hand_written,
+            None,
             "apply (whole process) / (loading the files + the hand-written reads and writes)",
         ),
         "apply_party_writes": _ratio(
-            "apply_party_writes", m["apply_party_writes"], m["party_insert"] + m["party_update"], None,
+            "apply_party_writes",
+            m["apply_party_writes"],
+            m["party_insert"] + m["party_update"],
+            None,
             "apply's party writes / the hand-written INSERT + UPDATE",
         ),
         "per_row": _ratio(
-            "per_row", m["per_row"], m["location_update"], None,
+            "per_row",
+            m["per_row"],
+            m["location_update"],
+            None,
             "one UPDATE per location (extrapolated) / the hand-written UPDATE",
         ),
-        "validate": _ratio(
-            "validate", m["validate"], m["load_files"], None, "validate / loading the files"
-        ),
+        "validate": _ratio("validate", m["validate"], m["load_files"], None, "validate / loading the files"),
         "memory_plan": _ratio(
-            "memory_plan", peak[f"plan_json_{large}"], peak[f"plan_json_{small}"], TARGETS["memory"],
+            "memory_plan",
+            peak[f"plan_json_{large}"],
+            peak[f"plan_json_{small}"],
+            TARGETS["memory"],
             f"peak RSS of plan (json) at {large:,} / at {small:,} locations",
         ),
         "memory_plan_text": _ratio(
-            "memory_plan_text", peak[f"plan_text_{large}"], peak[f"plan_text_{small}"], TARGETS["memory"],
+            "memory_plan_text",
+            peak[f"plan_text_{large}"],
+            peak[f"plan_text_{small}"],
+            TARGETS["memory"],
             f"peak RSS of plan (text) at {large:,} / at {small:,} locations",
         ),
         "memory_apply": _ratio(
-            "memory_apply", peak[f"apply_{large}"], peak[f"apply_{small}"], TARGETS["memory"],
+            "memory_apply",
+            peak[f"apply_{large}"],
+            peak[f"apply_{small}"],
+            TARGETS["memory"],
             f"peak RSS of apply at {large:,} / at {small:,} locations",
         ),
     }
@@ -338,8 +386,8 @@ def _mib(value: float) -> str:
 
 def table(document: dict[str, Any]) -> str:
     """The medians and ratios as a Markdown table, with a heading line saying what was measured where."""
-    scale, m, r, peak = document["scale"], document["medians_s"], document["ratios"], document["peak_rss_bytes"]
-    machine = document["machine"]
+    scale, m, r = document["scale"], document["medians_s"], document["ratios"]
+    peak, machine = document["peak_rss_bytes"], document["machine"]
     small, large = scale["memory_locations"], scale["locations"]
 
     def verdict(key: str) -> str:
@@ -354,59 +402,86 @@ def table(document: dict[str, Any]) -> str:
 
     reads = m["orphan_count"] + m["party_rows"]
     files = m["load_files"]
+    hand_written = m["party_insert"] + m["party_update"] + m["location_update"]
     rows = [
         f"Scale {scale['name']}: {scale['parties']:,} parties ({scale['party_rows']:,} rows), "
-        f"{scale['locations']:,} locations ({scale['orphans']:,} orphans), {scale['changes']:,} party changes; "
-        f"{document['date']}, {machine['cpus']} CPUs, {machine['memory_gib']} GiB, "
-        f"PostgreSQL {machine['postgresql']}, Python {machine['python']}; median of {document['repeat']} runs.",
+        f"{scale['locations']:,} locations ({scale['orphans']:,} orphans), "
+        f"{scale['changes']:,} party changes; {document['date']}, {machine['cpus']} CPUs, "
+        f"{machine['memory_gib']} GiB, PostgreSQL {machine['postgresql']}, Python {machine['python']}; "
+        f"median of {document['repeat']} runs.",
         "",
         line("ocpi-parties", "median", "reference (median)", "ratio", "target"),
         line("---", "---:", "---", "---:", "---"),
         line(
-            f"validate, {scale['parties']:,} files", f"{m['validate']:.2f} s",
-            f"loading the YAML files: {files:.2f} s", f"{r['validate']['value']:.2f}",
+            f"validate, {scale['parties']:,} files",
+            f"{m['validate']:.2f} s",
+            f"loading the YAML files: {files:.2f} s",
+            f"{r['validate']['value']:.2f}",
             f"< {document['targets']['validate_max_seconds']:.0f} s: "
             + ("met" if document["targets"]["validate_met"] else "MISSED"),
         ),
         line(
-            "plan (text)", f"{m['plan_text']:.2f} s", f"files + read queries: {files + reads:.2f} s",
-            f"{r['plan_text']['value']:.2f}", verdict("plan_text"),
+            "plan (text)",
+            f"{m['plan_text']:.2f} s",
+            f"files + read queries: {files + reads:.2f} s",
+            f"{r['plan_text']['value']:.2f}",
+            verdict("plan_text"),
         ),
         line(
-            "plan (json)", f"{m['plan_json']:.2f} s", f"files + read queries: {files + reads:.2f} s",
-            f"{r['plan_json']['value']:.2f}", verdict("plan_json"),
+            "plan (json)",
+            f"{m['plan_json']:.2f} s",
+            f"files + read queries: {files + reads:.2f} s",
+            f"{r['plan_json']['value']:.2f}",
+            verdict("plan_json"),
         ),
         line(
-            "apply (whole process)", f"{m['apply']:.2f} s",
-            f"files + hand-written reads and writes: {r['apply']['value'] and m['apply'] / r['apply']['value']:.2f} s",
-            f"{r['apply']['value']:.2f}", "",
+            "apply (whole process)",
+            f"{m['apply']:.2f} s",
+            f"files + hand-written reads and writes: {files + reads + hand_written:.2f} s",
+            f"{r['apply']['value']:.2f}",
+            "",
         ),
         line(
-            f"apply: location moves ({scale['orphans']:,})", f"{m['apply_moves']:.3f} s",
-            f"hand-written UPDATE: {m['location_update']:.3f} s", f"{r['apply_moves']['value']:.2f}",
+            f"apply: location moves ({scale['orphans']:,})",
+            f"{m['apply_moves']:.3f} s",
+            f"hand-written UPDATE: {m['location_update']:.3f} s",
+            f"{r['apply_moves']['value']:.2f}",
             verdict("apply_moves"),
         ),
         line(
-            f"apply: party writes ({scale['changes']:,} rows)", f"{m['apply_party_writes']:.3f} s",
+            f"apply: party writes ({scale['changes']:,} rows)",
+            f"{m['apply_party_writes']:.3f} s",
             f"hand-written INSERT + UPDATE: {m['party_insert'] + m['party_update']:.3f} s",
-            f"{r['apply_party_writes']['value']:.2f}", "",
+            f"{r['apply_party_writes']['value']:.2f}",
+            "",
         ),
-        line("apply: owner key VALIDATE", f"{m['apply_key_validation']:.3f} s", "(not in the reference)", "", ""),
+        line("apply: owner key VALIDATE", f"{m['apply_key_validation']:.3f} s", "(none)", "", ""),
         line(
-            f"per-row baseline ({scale['per_row_sample']:,} sampled, extrapolated)", f"{m['per_row']:.3f} s",
-            f"hand-written UPDATE: {m['location_update']:.3f} s", f"{r['per_row']['value']:.1f}", "",
+            f"per-row baseline ({scale['per_row_sample']:,} sampled, extrapolated)",
+            f"{m['per_row']:.3f} s",
+            f"hand-written UPDATE: {m['location_update']:.3f} s",
+            f"{r['per_row']['value']:.1f}",
+            "",
         ),
         line(
-            "hand-written read queries", f"orphan count {m['orphan_count']:.3f} s",
-            f"party rows {m['party_rows']:.3f} s", "", "",
+            "hand-written read queries",
+            f"orphan count {m['orphan_count']:.3f} s",
+            f"party rows {m['party_rows']:.3f} s",
+            "",
+            "",
         ),
     ]
-    for key, label in (("plan_json", "plan (json)"), ("plan_text", "plan (text)"), ("apply", "apply")):
-        ratio_key = {"plan_json": "memory_plan", "plan_text": "memory_plan_text", "apply": "memory_apply"}[key]
+    for key, label, ratio_key in (
+        ("plan_json", "plan (json)", "memory_plan"),
+        ("plan_text", "plan (text)", "memory_plan_text"),
+        ("apply", "apply", "memory_apply"),
+    ):
         rows.append(
             line(
-                f"peak RSS, {label}", f"{_mib(peak[f'{key}_{large}'])} at {large:,} locations",
-                f"{_mib(peak[f'{key}_{small}'])} at {small:,} locations", f"{r[ratio_key]['value']:.3f}",
+                f"peak RSS, {label}",
+                f"{_mib(peak[f'{key}_{large}'])} at {large:,} locations",
+                f"{_mib(peak[f'{key}_{small}'])} at {small:,} locations",
+                f"{r[ratio_key]['value']:.3f}",
                 verdict(ratio_key),
             )
         )
