@@ -406,3 +406,14 @@ def test_fingerprint_follows_rows_in_scope_only() -> None:
     assert with_rows(twk, vlt, peer, PartyRow(ORPHAN_GB, "CPO", "", None, False, "4@t1")) != same
     assert with_rows(twk, vlt, peer, location_groups=(LocationGroup(ORPHAN_GB, 11),)) != same
     assert with_rows(twk, vlt, peer, default_party=None) != same
+
+
+def test_desired_state_finds_a_party_by_identity() -> None:
+    state = desired(party(TWK, "CPO"), party(ES, "CPO", name="first"), party(ES, "EMSP", name="second"))
+    assert state.party(TWK) == party(TWK, "CPO")
+    found = state.party(ES)
+    assert found is not None and found.roles[0].role == "CPO"  # the first declaration, as before
+    assert state.party(VLT) is None
+    assert state == desired(
+        party(TWK, "CPO"), party(ES, "CPO", name="first"), party(ES, "EMSP", name="second")
+    )
