@@ -17,6 +17,7 @@ ROOT = Path(__file__).parent.parent
 MEDIANS = (
     "validate",
     "load_files",
+    "load_files_plan",
     "plan_text",
     "plan_json",
     "orphan_count",
