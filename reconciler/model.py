@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -165,8 +166,16 @@ class DesiredState:
     default_source: Source = field(default=Source(""), compare=False)
     tombstones: tuple[Tombstone, ...] = ()
 
+    @cached_property
+    def _by_identity(self) -> dict[Identity, Party]:
+        found: dict[Identity, Party] = {}
+        for party in self.parties:
+            found.setdefault(party.identity, party)
+        return found
+
     def party(self, identity: Identity) -> Party | None:
-        return next((p for p in self.parties if p.identity == identity), None)
+        """The party declaring `identity`, from a table built on first use (apply asks once per change)."""
+        return self._by_identity.get(identity)
 
 
 #: Every problem code `validate` can report, with what it means. The README's table lists the same codes.

