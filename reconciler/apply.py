@@ -2,7 +2,9 @@
 
 The transaction takes the advisory lock shared with `db migrate`, reads the actual state again, computes
 the plan and checks it against the fingerprint of the plan the user reviewed (a saved plan, or the plan
-shown before confirmation): when anything in scope changed, it refuses and changes nothing. Then it runs,
+shown before confirmation): when anything in scope changed, it refuses and changes nothing. A plan that
+moves locations or changes the default party first locks `locations` against writes (MaEVe's wait until
+the commit, so none is left without an owner) and reads the state again under that lock. Then it runs,
 in an order that cannot break a constraint: ocpi-parties' pending migrations, created and adopted rows,
 updated rows, the default party, the location moves (one statement per move group), the deletions, the
 validation of the location foreign key, and the history row. Any error rolls all of it back.
@@ -73,6 +75,11 @@ def _lock(connection: Connection, label: str) -> None:
             f"another apply (or db migrate) is running on {label}: waited {waited[0] if waited else '?'} "
             "for it (--lock-timeout); nothing was changed, try again when it has finished"
         ) from None
+
+
+def _owners_change(plan: Plan) -> bool:
+    """The plan moves locations or changes the default party that MaEVe's new locations go to."""
+    return any(isinstance(change, MoveLocations | SetDefaultParty) for change in plan.applicable)
 
 
 def _rows(
@@ -237,6 +244,12 @@ def apply(
         with connection.transaction():
             _lock(connection, label)
             plan, facts = plan_against(connection, desired, allow_delete=allow_delete)
+            if _owners_change(plan):
+                # A location MaEVe writes after the state is read and before the commit would miss both
+                # the moves and the new default party (its guard cannot see them yet) and stay an orphan.
+                # Its writes wait for the commit instead; the state is read again under the lock.
+                connection.execute("LOCK TABLE locations IN SHARE ROW EXCLUSIVE MODE")
+                plan, facts = plan_against(connection, desired, allow_delete=allow_delete)
             if expected is not None and facts != expected:
                 raise StalePlan(
                     "stale plan: the database changed since the plan was made (rows it concerns, the default "

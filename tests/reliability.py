@@ -163,10 +163,25 @@ $$;
 """
 
 
-def install_gates(connection: Connection, tables: tuple[str, ...]) -> None:
-    """The gate function (once) and a gate trigger on each table."""
+DDL_GATE = f"""
+CREATE FUNCTION reliability_gate_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM reliability_gate WHERE tbl = 'ddl' AND op = TG_TAG) THEN
+        PERFORM pg_advisory_xact_lock_shared({GATE_KEY});
+    END IF;
+END
+$$;
+CREATE EVENT TRIGGER reliability_gate_ddl ON ddl_command_start EXECUTE FUNCTION reliability_gate_ddl();
+"""
+
+
+def install_gates(connection: Connection, tables: tuple[str, ...], *, ddl: bool = False) -> None:
+    """The gate function (once), a gate trigger on each table and, with `ddl`, a gate on DDL statements
+    (armed as table 'ddl', operation the command tag such as 'ALTER TABLE')."""
     if connection.execute("SELECT to_regclass('reliability_gate')").fetchone() == (None,):
         connection.execute(GATE_FUNCTION)
+    if ddl:
+        connection.execute(DDL_GATE)
     for table in tables:
         connection.execute(
             sql.SQL(

@@ -83,7 +83,7 @@ def _before_state(admin: str, template: str, workdir: Path, *, migrated: bool) -
         tables = ("ocpi_parties", "locations")
         if migrated:
             tables += ("system_config", "reconciler_apply_history", "reconciler_managed_parties")
-        install_gates(connection, tables)
+        install_gates(connection, tables, ddl=migrated)
         connection.execute("VACUUM ANALYZE")
     with database_copy(admin, name) as reference, psycopg.connect(reference, autocommit=True) as observer:
         process = spawn(_apply_args(reference), workdir)
@@ -182,11 +182,13 @@ def _moments() -> list[Moment]:
         _gate("system_config", "INSERT", migrated=True),
         _gate("locations", "UPDATE", "LOC-002500", migrated=True),
         Moment(
-            "validating the location owner key",
+            "locking locations against writes",
             migrated=True,
-            hold="LOCK TABLE locations IN SHARE UPDATE EXCLUSIVE MODE",
+            hold="LOCK TABLE locations IN ROW EXCLUSIVE MODE",  # as an open MaEVe write transaction does
             reached=_table("locations"),
         ),
+        # The only DDL of an apply on a migrated database: ALTER TABLE locations VALIDATE CONSTRAINT.
+        _gate("ddl", "ALTER TABLE", migrated=True),
         _gate("reconciler_apply_history", "UPDATE", migrated=True),  # the last statement before COMMIT
     ]
     # The claimed location moves by id in a statement of its own; pass its own gate too.
