@@ -240,6 +240,7 @@ def apply(
     `expected` is the fingerprint of the plan the user reviewed (None with --auto-approve: the plan computed
     under the lock is the one applied, and `show` prints it first).
     """
+    committing = False
     try:
         with connection.transaction():
             _lock(connection, label)
@@ -282,6 +283,7 @@ def apply(
                     apply_id,
                 ),
             )
+            committing = True  # leaving the block sends COMMIT
     except NothingApplied:
         raise
     except ReconcilerError as error:
@@ -289,12 +291,38 @@ def apply(
             f"apply failed: {error.message}; nothing was changed (rolled back)", exit_code=error.exit_code
         ) from None
     except psycopg.Error as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         code = ExitCode.DATABASE if isinstance(error, psycopg.OperationalError) else ExitCode.INVALID
+        if committing and connection.broken:
+            raise ReconcilerError(
+                f"apply failed: the connection to the database was lost during COMMIT ({_reason(error)}), "
+                "so whether the changes were committed is unknown: run `ocpi-parties history` to see "
+                "whether this apply was recorded, then `ocpi-parties plan`",
+                exit_code=code,
+            ) from None
         raise ReconcilerError(
-            f"apply failed: {reason}; nothing was changed (rolled back)", exit_code=code
+            f"apply failed: {_explain(error, connection)}; nothing was changed (rolled back)", exit_code=code
         ) from None
     return Outcome(plan, apply_id, moved, valid)
+
+
+def _reason(error: psycopg.Error) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _explain(error: psycopg.Error, connection: Connection) -> str:
+    """The server's words, with what they mean for the user when a timeout or a lost connection caused it."""
+    reason = _reason(error)
+    if isinstance(error, errors.LockNotAvailable):
+        return (
+            f"another transaction held a lock that apply needs for longer than lock_timeout ({reason}); "
+            "try again, or raise --lock-timeout"
+        )
+    if isinstance(error, errors.QueryCanceled):
+        return f"a statement ran longer than statement_timeout ({reason}); raise it with --statement-timeout"
+    if connection.broken:
+        return f"the connection to the database was lost ({reason})"
+    return reason
 
 
 @dataclass(frozen=True)

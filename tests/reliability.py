@@ -153,7 +153,7 @@ DECLARE
     written jsonb := to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END);
 BEGIN
     IF EXISTS (SELECT 1 FROM reliability_gate AS g
-                WHERE g.tbl = TG_TABLE_NAME AND g.op = TG_OP
+                WHERE g.tbl = coalesce(TG_ARGV[0], TG_TABLE_NAME) AND g.op = TG_OP
                   AND (g.row_id IS NULL OR g.row_id = written ->> 'id')) THEN
         PERFORM pg_advisory_xact_lock_shared({GATE_KEY});
     END IF;
@@ -189,6 +189,14 @@ def install_gates(connection: Connection, tables: tuple[str, ...], *, ddl: bool 
                 " FOR EACH ROW EXECUTE FUNCTION reliability_gate()"
             ).format(sql.Identifier(f"zz_reliability_gate_{table}"), sql.Identifier(table))
         )
+
+
+def install_commit_gate(connection: Connection) -> None:
+    """A gate that runs at COMMIT (a deferred constraint trigger on the history row); armed as 'commit'."""
+    connection.execute(
+        "CREATE CONSTRAINT TRIGGER zz_reliability_commit_gate AFTER INSERT ON reconciler_apply_history"
+        " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION reliability_gate('commit')"
+    )
 
 
 def arm_gate(connection: Connection, table: str, op: str, row_id: str | None = None) -> None:

@@ -33,6 +33,7 @@ from reliability import (
     database_copy,
     drop_database,
     holds_apply_lock,
+    install_commit_gate,
     install_gates,
     large_plan_files,
     logical_state,
@@ -84,6 +85,8 @@ def _before_state(admin: str, template: str, workdir: Path, *, migrated: bool) -
         if migrated:
             tables += ("system_config", "reconciler_apply_history", "reconciler_managed_parties")
         install_gates(connection, tables, ddl=migrated)
+        if migrated:
+            install_commit_gate(connection)
         connection.execute("VACUUM ANALYZE")
     with database_copy(admin, name) as reference, psycopg.connect(reference, autocommit=True) as observer:
         process = spawn(_apply_args(reference), workdir)
@@ -134,6 +137,8 @@ class Moment:
     move_share: float | None = None
     #: Kill once the process has printed that the apply is complete (after COMMIT).
     after_commit: bool = False
+    #: The server has the COMMIT: it completes it even though the client is gone.
+    commits: bool = False
 
 
 def _table(table: str) -> Reached:
@@ -190,6 +195,13 @@ def _moments() -> list[Moment]:
         # The only DDL of an apply on a migrated database: ALTER TABLE locations VALIDATE CONSTRAINT.
         _gate("ddl", "ALTER TABLE", migrated=True),
         _gate("reconciler_apply_history", "UPDATE", migrated=True),  # the last statement before COMMIT
+        Moment(
+            "during COMMIT",
+            migrated=True,
+            gate=("commit", "INSERT", None),
+            reached=waiting_at_gate,
+            commits=True,
+        ),
     ]
     # The claimed location moves by id in a statement of its own; pass its own gate too.
     moments.insert(8 + len(spread), _gate("locations", "UPDATE", "LOC-000007"))
@@ -249,8 +261,8 @@ def test_a_killed_apply_leaves_the_before_or_the_after_state(
         # The killed client's backend goes once it notices the closed connection; it must roll back.
         wait_for(lambda: not backends(observer), what="the killed apply's backend to end")
         assert not holds_apply_lock(observer)
-        if moment.after_commit:
-            assert logical_state(observer) == before.after, "killed after COMMIT: exactly the after-state"
+        if moment.after_commit or moment.commits:
+            assert logical_state(observer) == before.after, "COMMIT was sent: exactly the after-state"
         else:
             assert snapshot(observer) == original, "killed before COMMIT: exactly the before-state"
         observer.execute("DELETE FROM reliability_gate")
