@@ -353,8 +353,8 @@ def apply(
     )
     if not outcome.key_validated:
         click.echo(
-            "Note: some locations still have no owner, so the location owner key stays NOT VALID "
-            "until a default party exists.",
+            "Note: the location owner key stays NOT VALID: some locations still have no owner, or this "
+            "role does not own the locations table (`ocpi-parties db migrate` by its owner validates it).",
             err=True,
         )
 

@@ -285,11 +285,18 @@ def location_key_state(connection: Connection) -> str:
 def validate_location_key(connection: Connection) -> bool:
     """Validate the location foreign key once no location is left without an owner; True when valid.
 
-    VALIDATE scans `locations` under a lock that lets MaEVe go on reading and writing.
+    VALIDATE scans `locations` under a lock that lets MaEVe go on reading and writing. Only the owner of
+    `locations` may run it: a role with just the grants that apply needs (docs/deployment.md) leaves the
+    key to the next `db migrate`, which the owner runs.
     """
     state = location_key_state(connection)
     if state != "not valid":
         return state == "valid"
+    owner = connection.execute(
+        "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass('locations')"
+    ).fetchone()
+    if not (owner and owner[0]):
+        return False
     unowned = connection.execute(
         "SELECT EXISTS (SELECT 1 FROM locations WHERE party_role IS NULL)"
     ).fetchone()
