@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -188,46 +189,53 @@ def test_server_restarted_mid_apply(
     _the_next_apply_completes(own_database, workdir)
 
 
-def test_connection_dropped_mid_apply(database_url: str, connection: Connection, workdir: Path) -> None:
+@pytest.fixture
+def gated(connection: Connection) -> Connection:
+    """The shared server's test database with live data, migrated, with a gate on location writes."""
     seed_live(connection, 2_000)
     migrate(connection)
     install_gates(connection, ("locations",))
-    with psycopg.connect(database_url, autocommit=True) as holder:
+    return connection
+
+
+@contextmanager
+def _gate_held(url: str) -> Iterator[Connection]:
+    with psycopg.connect(url, autocommit=True) as holder:
         holder.execute("BEGIN")
         holder.execute("SELECT pg_advisory_xact_lock(%s)", (GATE_KEY,))
+        yield holder
+        holder.execute("ROLLBACK")
+
+
+def _unchanged_then_completes(connection: Connection, before: list[object], url: str, workdir: Path) -> None:
+    wait_for(lambda: not backends(connection), what="the apply's backend to go")
+    assert snapshot(connection) == before
+    connection.execute("DELETE FROM reliability_gate")
+    _the_next_apply_completes(url, workdir)
+
+
+def test_connection_dropped_mid_apply(database_url: str, gated: Connection, workdir: Path) -> None:
+    with _gate_held(database_url) as holder:
         process, before = _stopped_at_the_gate(database_url, workdir)
         pid = wait_for(lambda: waiting_at_gate(holder), what="the apply at the gate")
         holder.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        holder.execute("ROLLBACK")
     _, err = process.communicate(timeout=60)
     assert process.returncode == 3, err
     line = _one_line_error(err)
     assert "the connection to the database was lost" in line and "nothing was changed (rolled back)" in line
-    wait_for(lambda: not backends(connection), what="the terminated backend to go")
-    assert snapshot(connection) == before
-    connection.execute("DELETE FROM reliability_gate")
-    _the_next_apply_completes(database_url, workdir)
+    _unchanged_then_completes(gated, before, database_url, workdir)
 
 
-def test_statement_timeout(database_url: str, connection: Connection, workdir: Path) -> None:
-    seed_live(connection, 2_000)
-    migrate(connection)
-    install_gates(connection, ("locations",))
-    with psycopg.connect(database_url, autocommit=True) as holder:
-        holder.execute("BEGIN")
-        holder.execute("SELECT pg_advisory_xact_lock(%s)", (GATE_KEY,))
-        process, before = _stopped_at_the_gate(
-            database_url, workdir, "--statement-timeout", "500ms", "--lock-timeout", "30s"
-        )
+def test_statement_timeout(database_url: str, gated: Connection, workdir: Path) -> None:
+    with _gate_held(database_url):
+        timeouts = ("--statement-timeout", "500ms", "--lock-timeout", "30s")
+        process, before = _stopped_at_the_gate(database_url, workdir, *timeouts)
         _, err = process.communicate(timeout=60)
-        holder.execute("ROLLBACK")
     assert process.returncode == 3, err
     line = _one_line_error(err)
     assert "ran longer than statement_timeout" in line and "--statement-timeout" in line
     assert "nothing was changed (rolled back)" in line
-    assert snapshot(connection) == before
-    connection.execute("DELETE FROM reliability_gate")
-    _the_next_apply_completes(database_url, workdir)
+    _unchanged_then_completes(gated, before, database_url, workdir)
 
 
 @pytest.mark.parametrize("migrated", [True, False], ids=["migrated", "not migrated"])
@@ -256,27 +264,19 @@ def test_lock_timeout_behind_a_maeve_transaction(
     assert row.fetchone() == ("GB", "TWK", "CPO")
 
 
-def test_connection_dropped_during_commit(database_url: str, connection: Connection, workdir: Path) -> None:
+def test_connection_dropped_during_commit(database_url: str, gated: Connection, workdir: Path) -> None:
     """The one moment where apply cannot know the outcome: it says so instead of "nothing was changed"."""
-    seed_live(connection, 100)
-    migrate(connection)
-    install_gates(connection, ())
-    install_commit_gate(connection)
-    arm_gate(connection, "commit", "INSERT")
-    before = snapshot(connection)
-    with psycopg.connect(database_url, autocommit=True) as holder:
-        holder.execute("BEGIN")
-        holder.execute("SELECT pg_advisory_xact_lock(%s)", (GATE_KEY,))
+    install_commit_gate(gated)
+    arm_gate(gated, "commit", "INSERT")
+    before = snapshot(gated)
+    with _gate_held(database_url) as holder:
         process = spawn(_apply(database_url), workdir)
         pid = wait_for(lambda: waiting_at_gate(holder), what="the apply in COMMIT")
         holder.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        holder.execute("ROLLBACK")
     _, err = process.communicate(timeout=60)
     assert process.returncode == 3, err
     line = _one_line_error(err)
     assert "the connection to the database was lost during COMMIT" in line
     assert "whether the changes were committed is unknown" in line and "ocpi-parties history" in line
-    wait_for(lambda: not backends(connection), what="the terminated backend to go")
-    assert snapshot(connection) == before  # terminated before its commit record: rolled back
-    connection.execute("DELETE FROM reliability_gate")
-    _the_next_apply_completes(database_url, workdir)
+    # Terminated before its commit record was written: rolled back.
+    _unchanged_then_completes(gated, before, database_url, workdir)
