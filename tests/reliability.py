@@ -224,7 +224,8 @@ def waiting_for_table(observer: Connection, table: str) -> int | None:
     row = observer.execute(
         "SELECT l.pid FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid"
         " WHERE l.locktype = 'relation' AND NOT l.granted AND a.application_name LIKE %s"
-        "   AND l.relation = to_regclass(%s)",
+        "   AND l.relation = to_regclass(%s)"
+        "   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         (APPLICATION, table),
     ).fetchone()
     return int(str(row[0])) if row else None
@@ -253,6 +254,7 @@ def backends(observer: Connection) -> list[int]:
 def holds_apply_lock(observer: Connection) -> bool:
     row = observer.execute(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         " AND ((classid::bigint << 32) | objid::bigint) = %s",
         (ADVISORY_LOCK_KEY,),
     ).fetchone()

@@ -163,11 +163,18 @@ def _saved_plans(connection: Connection, url: list[str], variants: list[Path], w
         writer.quiet.clear()
     winners = [n for n, r in enumerate(results) if r.returncode == 0]
     assert len(winners) == 1, [r.stderr for r in results]
+    assert "Apply complete:" in results[winners[0]].stdout
     for number, result in enumerate(results):
         if number not in winners:
             assert result.returncode == 1
             assert "stale plan: the database changed since the plan was made" in result.stderr
     assert _history(connection) == history + 1
+
+
+def _back_to_shared_files(connection: Connection, url: list[str], workdir: Path) -> None:
+    back = run_cli(["apply", "--auto-approve", "--allow-delete", *url], workdir)
+    assert back.returncode == 0, back.stderr
+    assert _variant_parties(connection) == []
 
 
 def _busy(database_url: str, url: list[str], workdir: Path) -> None:
@@ -220,10 +227,9 @@ def test_concurrent_applies_apply_each_change_once_while_maeve_writes(
         for round_number in range(ROUNDS):
             variants = [_variant(tmp_path, round_number, n) for n in range(PROCESSES)]
             _different_files(connection, url, variants)
+            _back_to_shared_files(connection, url, tmp_path)  # so that every variant has a change to make
             _saved_plans(connection, url, variants, writer)
-            back = run_cli(["apply", "--auto-approve", "--allow-delete", *url], tmp_path)
-            assert back.returncode == 0, back.stderr
-            assert _variant_parties(connection) == []
+            _back_to_shared_files(connection, url, tmp_path)
         _busy(database_url, url, tmp_path)
     finally:
         writer.stop.set()
