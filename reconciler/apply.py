@@ -61,6 +61,8 @@ class Outcome:
     history_id: int | None = None
     locations_moved: int = 0
     key_validated: bool = False
+    #: The key is left not valid only because the role that applied does not own `locations`.
+    key_needs_owner: bool = False
 
 
 def _lock(connection: Connection, label: str) -> None:
@@ -275,6 +277,7 @@ def apply(
             assert history is not None
             apply_id = int(str(history[0]))
             moved, valid = _execute(connection, desired, plan, apply_id)
+            needs_owner = not valid and not store.owns_locations(connection)
             connection.execute(
                 "UPDATE reconciler_apply_history SET changes = %s, state = %s WHERE id = %s",
                 (
@@ -302,7 +305,7 @@ def apply(
         raise ReconcilerError(
             f"apply failed: {_explain(error, connection)}; nothing was changed (rolled back)", exit_code=code
         ) from None
-    return Outcome(plan, apply_id, moved, valid)
+    return Outcome(plan, apply_id, moved, valid, needs_owner)
 
 
 def _reason(error: psycopg.Error) -> str:

@@ -17,13 +17,24 @@ from typing import Any
 
 import click
 
-from reconciler import __version__, db_report, migrations, planfile, render, report, sample, state, store
+from reconciler import (
+    __version__,
+    db_report,
+    importer,
+    migrations,
+    planfile,
+    render,
+    report,
+    sample,
+    state,
+    store,
+)
 from reconciler import apply as apply_module
 from reconciler.database import Session, Settings, session
 from reconciler.errors import ExitCode, ReconcilerError, UsageError
-from reconciler.model import DesiredState, Identity
+from reconciler.model import CPO, DesiredState, Identity
 from reconciler.plan import Plan
-from reconciler.validate import validate_path
+from reconciler.validate import DEFAULT_FILE, validate_path
 
 EXIT_CODES = """\b
 Exit codes:
@@ -351,10 +362,16 @@ def apply(
         f"{made.to_adopt:,} adopted; {outcome.locations_moved:,} locations moved. "
         f"Recorded as apply #{outcome.history_id}."
     )
-    if not outcome.key_validated:
+    if outcome.key_needs_owner:
         click.echo(
-            "Note: the location owner key stays NOT VALID: some locations still have no owner, or this "
-            "role does not own the locations table (`ocpi-parties db migrate` by its owner validates it).",
+            "Note: the location owner key stays NOT VALID: only the owner of the locations table may "
+            "validate it. Run `ocpi-parties db migrate` as that role to validate it.",
+            err=True,
+        )
+    elif not outcome.key_validated:
+        click.echo(
+            "Note: some locations still have no owner, so the location owner key stays NOT VALID "
+            "until a default party exists.",
             err=True,
         )
 
@@ -379,6 +396,130 @@ def history(settings: Settings, limit: int, output_format: str) -> None:
     for entry in entries:
         click.echo(f"#{entry.id}  {entry.applied_at}  {entry.revision or '(no revision)'}  {entry.actor}")
         click.echo(f"    {entry.summary}")
+
+
+def _written(written: Sequence[str], drafts: Sequence[importer.Draft]) -> None:
+    roles = {f"{d.identity}.yaml": ", ".join(r.role for r in d.roles) for d in drafts}
+    for path in written:
+        described = roles.get(Path(path).name)
+        click.echo(f"wrote {path}" + (f": {described}" if described else ""))
+    unknown = sum(d.shared_name_unknown + sum(r.name_unknown for r in d.roles) for d in drafts)
+    if unknown:
+        click.echo(
+            f"{unknown} business name(s) not known: the identity stands in; "
+            f"look for '{importer.NAME_UNKNOWN}' in the files."
+        )
+
+
+_OUT_DIRECTORY = click.option(
+    "--out",
+    "directory",
+    default="parties",
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The parties directory to write into.",
+)
+
+
+@cli.command("import", epilog=EXIT_CODES, short_help="Write a party file for each party in the database.")
+@_OUT_DIRECTORY
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice(importer.ROLES, case_sensitive=False),
+    help="Import only rows of this role (repeatable).",
+)
+@click.option(
+    "--identity", "identities", multiple=True, metavar="CC-PID", help="Import only this party (repeatable)."
+)
+@click.option("--force", is_flag=True, help="Overwrite party files that exist already.")
+@database_options
+def import_command(
+    settings: Settings, directory: Path, roles: tuple[str, ...], identities: tuple[str, ...], force: bool
+) -> None:
+    """Write one party file per party identity in the database, so a running deployment comes under git.
+
+    Roles of one identity go into one file, with the business details the database holds; tokens are never
+    read or written. Every file is checked as `validate` checks it before it is written; an existing file is
+    never overwritten without --force. Read-only on the database. Afterwards, `plan` shows these parties as
+    adopted.
+    """
+    wanted = tuple(_identity(text) for text in identities)
+    with _reader(settings) as opened:
+        migrations.refuse_newer(opened.connection, opened.target.label)
+        rows = importer.read_party_rows(opened.connection)
+    result = importer.plan_import(rows, roles=tuple(r.upper() for r in roles), identities=wanted)
+    for skipped in result.skipped:
+        click.echo(
+            f"warning: {skipped.identity} is not imported: {skipped.reason}; its rows stay as they are, "
+            "not managed by ocpi-parties",
+            err=True,
+        )
+    if not result.drafts:
+        if roles or identities or result.skipped:
+            raise ReconcilerError(
+                f"no party rows in {opened.target.label} to import as asked: nothing was written"
+            )
+        click.echo(f"{opened.target.label} holds no party rows: nothing to import.")
+        return
+    files = {draft.file_name: importer.render(draft) for draft in result.drafts}
+    default = result.default_party
+    imported = {d.identity for d in result.drafts if any(r.role == CPO for r in d.roles)}
+    if default is not None and default in imported and not (directory / DEFAULT_FILE).exists():
+        importer.check_default(default)
+        files[DEFAULT_FILE] = importer.render_default(default)
+    written = importer.write_files(directory, str(directory), files, force=force)
+    _written(written, result.drafts)
+    if DEFAULT_FILE not in files and not (directory / DEFAULT_FILE).exists():
+        click.echo(
+            f"No {directory}/{DEFAULT_FILE} yet: write it with "
+            "`ocpi-parties init --from-maeve-config manager.toml` (MaEVe's own party is in its config)."
+        )
+
+
+@cli.command("init", epilog=EXIT_CODES, short_help="Write the own party's file and the default party file.")
+@click.option(
+    "--from-maeve-config",
+    "config",
+    metavar="FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="MaEVe's manager config (TOML): its [ocpi] country_code and party_id name the own party.",
+)
+@click.option("--party", metavar="CC-PID", help="The own party, when there is no MaEVe config at hand.")
+@click.option("--name", help="The own party's business name [default: [api] org_name of the config].")
+@_OUT_DIRECTORY
+@click.option("--force", is_flag=True, help="Overwrite files that exist already.")
+def init_command(
+    config: Path | None, party: str | None, name: str | None, directory: Path, force: bool
+) -> None:
+    """Declare this CSMS's own party (the default party, a CPO) in the parties directory.
+
+    Writes default-party.yaml and the own party's file. MaEVe keeps its own party only in its config, so
+    this is how it enters the database: through git, on the next apply. Needs no database. An own party file
+    that exists already and declares the CPO role is kept.
+    """
+    if (config is None) == (party is None):
+        raise UsageError("give either --from-maeve-config FILE or --party CC-PID")
+    if config is not None:
+        draft = importer.draft_from_maeve_config(config, str(config), name=name)
+    else:
+        identity = _identity(str(party))
+        draft = importer.own_party_draft(identity, name)
+    problem = importer.check(draft, importer.render(draft))
+    if problem is not None:
+        raise ReconcilerError(f"{draft.file_name} cannot be written: {problem}")
+    files = {}
+    if not force and importer.declared_cpo(directory / draft.file_name):
+        click.echo(f"kept {directory}/{draft.file_name}, which declares the CPO role of {draft.identity}")
+    else:
+        files[draft.file_name] = importer.render(draft)
+    if not force and importer.names_default(directory / DEFAULT_FILE, draft.identity):
+        click.echo(f"kept {directory}/{DEFAULT_FILE}, which names {draft.identity}")
+    else:
+        files[DEFAULT_FILE] = importer.render_default(draft.identity)
+    _written(importer.write_files(directory, str(directory), files, force=force), [draft])
+    click.echo(f"Next: `ocpi-parties validate {directory}`, then `ocpi-parties plan {directory}`.")
 
 
 @cli.group(epilog=EXIT_CODES, short_help="Prepare the database: MaEVe's tables, migrations, status.")

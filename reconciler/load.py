@@ -38,44 +38,42 @@ _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 
 
-class _CoreResolver(BaseResolver):
+class CoreResolver(BaseResolver):
     """YAML 1.2 core schema: only true/false are booleans; no sexagesimal numbers, no timestamps."""
 
 
-_CoreResolver.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_CoreResolver.add_implicit_resolver(
+CoreResolver.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+CoreResolver.add_implicit_resolver(
     _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
 )
-_CoreResolver.add_implicit_resolver(
+CoreResolver.add_implicit_resolver(
     _FLOAT,
     re.compile(
         r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
     ),
     list("-+0123456789."),
 )
-_CoreResolver.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+CoreResolver.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
 
 if yaml.__with_libyaml__:
     from yaml.cyaml import CParser  # type: ignore[attr-defined]
 
-    class _Composer(CParser, _CoreResolver):
+    class _Composer(CParser, CoreResolver):
         def __init__(self, text: str) -> None:
             CParser.__init__(self, text)
-            _CoreResolver.__init__(self)
+            CoreResolver.__init__(self)
 
 else:  # pragma: no cover - PyYAML built without libyaml
 
     class _Composer(  # type: ignore[no-redef]
-        yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, _CoreResolver
+        yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, CoreResolver
     ):
         def __init__(self, text: str) -> None:
             yaml.reader.Reader.__init__(self, text)
             yaml.scanner.Scanner.__init__(self)
             yaml.parser.Parser.__init__(self)
             yaml.composer.Composer.__init__(self)
-            _CoreResolver.__init__(self)
+            CoreResolver.__init__(self)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,6 +171,18 @@ Change = (
 
 
 @dataclass(frozen=True)
+class LocationOwners:
+    """The locations recorded, and how many of them no CPO row owns now and after the plan is applied.
+
+    The location owner key can be validated only when none is left without an owner.
+    """
+
+    recorded: int = 0
+    unowned_now: int = 0
+    unowned_after: int = 0
+
+
+@dataclass(frozen=True)
 class Plan:
     """The changes in the order apply executes them, plus what the reviewer should know besides."""
 
@@ -178,6 +190,7 @@ class Plan:
     unmanaged: tuple[PartyRow, ...] = ()
     drift: tuple[Drift, ...] = ()
     notes: tuple[str, ...] = ()
+    owners: LocationOwners = LocationOwners()
 
     @property
     def blocked(self) -> tuple[DeleteParty, ...]:
@@ -309,6 +322,38 @@ def _party_changes(
     return created, updated, deleted, notes
 
 
+def _cpo_after(
+    desired: DesiredState, rows: Mapping[tuple[Identity, str], PartyRow], deleted: Sequence[DeleteParty]
+) -> set[Identity]:
+    """The identities that hold a CPO row once the plan is applied."""
+    removed = {(d.identity, d.role) for d in deleted if not d.blocked}
+    after = {identity for identity, role in rows if role == CPO and (identity, role) not in removed}
+    return after | {p.identity for p in desired.parties if p.role(CPO) is not None}
+
+
+def _owners(
+    desired: DesiredState,
+    actual: ActualState,
+    rows: Mapping[tuple[Identity, str], PartyRow],
+    moves: Sequence[MoveLocations],
+    deleted: Sequence[DeleteParty],
+) -> LocationOwners:
+    """Count the locations without a CPO owner before and after the moves, from the group counts alone."""
+    cpo_now = {identity for identity, role in rows if role == CPO}
+    cpo_after = _cpo_after(desired, rows, deleted)
+    left = {group.identity: group.count for group in actual.location_groups}
+    for move in moves:
+        for location_id in move.location_ids:
+            left[actual.claimed[location_id]] -= 1
+        for group in move.groups:
+            left[group.identity] -= group.count
+    return LocationOwners(
+        recorded=sum(group.count for group in actual.location_groups),
+        unowned_now=sum(g.count for g in actual.location_groups if g.identity not in cpo_now),
+        unowned_after=sum(count for identity, count in left.items() if identity not in cpo_after),
+    )
+
+
 def _location_moves(
     desired: DesiredState,
     actual: ActualState,
@@ -316,10 +361,8 @@ def _location_moves(
     deleted: list[DeleteParty],
 ) -> tuple[list[MoveLocations], list[str]]:
     """Group the locations that change owner: claims by id, moved identities, orphans, deleted parties."""
-    removed = {(d.identity, d.role) for d in deleted if not d.blocked}
     cpo_before = {identity for identity, role in rows if role == CPO}
-    cpo_after = {identity for identity, role in rows if role == CPO and (identity, role) not in removed}
-    cpo_after |= {p.identity for p in desired.parties if p.role(CPO) is not None}
+    cpo_after = _cpo_after(desired, rows, deleted)
     moves: list[MoveLocations] = []
     notes: list[str] = []
 
@@ -401,7 +444,8 @@ def compute_plan(desired: DesiredState, actual: ActualState, *, allow_delete: bo
     changes.extend(deleted)
     declared = {(p.identity, r.role) for p in desired.parties for r in p.roles}
     unmanaged = tuple(row for key, row in sorted(rows.items()) if not row.managed and key not in declared)
-    return Plan(tuple(changes), unmanaged, _drift(actual), tuple(notes + move_notes))
+    owners = _owners(desired, actual, rows, moves, deleted)
+    return Plan(tuple(changes), unmanaged, _drift(actual), tuple(notes + move_notes), owners)
 
 
 def fingerprint(desired: DesiredState, actual: ActualState) -> str:

@@ -24,6 +24,7 @@ from reconciler.plan import (
     DeleteParty,
     Drift,
     FieldChange,
+    LocationOwners,
     MoveLocations,
     MoveReason,
     Plan,
@@ -297,7 +298,24 @@ def _plan_lines(plan: Plan, locations: LocationLister | None) -> list[_Line]:
         lines.append(_Line("Blocked by deletion protection (not applied):"))
         lines.append(_BLANK)
         lines.extend(_spaced(_change_lines(c, locations) for c in plan.blocked))
+    lines.extend(_owner_lines(plan.owners))
     return lines
+
+
+def _owner_lines(owners: LocationOwners) -> list[_Line]:
+    """What would keep the location owner key from being validated; nothing when every location is owned."""
+    if not owners.unowned_now and not owners.unowned_after:
+        return []
+    unowned = _number(owners.unowned_now, "location")
+    now = f"Locations: {owners.recorded:,} recorded, {unowned} owned by no CPO now."
+    if owners.unowned_after:
+        after = (
+            f"After this apply {_number(owners.unowned_after, 'location')} still without an owner: "
+            "the location owner key stays NOT VALID."
+        )
+    else:
+        after = "After this apply every location has an owner, and the location owner key is validated."
+    return [_Line(now), _Line(after), _BLANK]
 
 
 def _unmanaged_lines(plan: Plan) -> list[_Line]:
@@ -479,6 +497,11 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             for d in plan.drift
         ],
         "notes": list(plan.notes),
+        "locations": {
+            "recorded": plan.owners.recorded,
+            "unowned_now": plan.owners.unowned_now,
+            "unowned_after": plan.owners.unowned_after,
+        },
     }
 
 

@@ -54,7 +54,7 @@ def _exists(cursor: psycopg.Cursor[Any], table: str, column: str | None = None) 
     return bool(found and found["present"])
 
 
-def _rows_query(cursor: psycopg.Cursor[Any]) -> sql.Composed:
+def party_rows_query(cursor: psycopg.Cursor[Any]) -> sql.Composed:
     """Party rows with their management record; before the migrations, without the columns they add."""
     details = (
         sql.SQL("p.business_details")
@@ -101,7 +101,7 @@ def read_actual_state(connection: Connection, desired: DesiredState) -> ActualSt
                 record["managed"],
                 f"{record['id']}@{record['updated_at'].isoformat()}",
             )
-            for record in cursor.execute(_rows_query(cursor))
+            for record in cursor.execute(party_rows_query(cursor))
         )
         found = None
         if _exists(cursor, "system_config"):

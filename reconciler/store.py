@@ -282,25 +282,29 @@ def location_key_state(connection: Connection) -> str:
     return "valid" if row[0] else "not valid"
 
 
+def owns_locations(connection: Connection) -> bool:
+    """Whether the session's role may alter `locations` (owns it, is a member of its owner, or superuser)."""
+    row = connection.execute(
+        "SELECT pg_has_role(current_user, relowner, 'USAGE')"
+        " FROM pg_class WHERE oid = to_regclass('locations')"
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def validate_location_key(connection: Connection) -> bool:
     """Validate the location foreign key once no location is left without an owner; True when valid.
 
     VALIDATE scans `locations` under a lock that lets MaEVe go on reading and writing. Only the owner of
-    `locations` may run it: a role with just the grants that apply needs (docs/deployment.md) leaves the
-    key to the next `db migrate`, which the owner runs.
+    `locations` may run it: for any other role (a deploy role with only the grants `apply` needs) the key
+    stays not valid, and `db migrate`, run by the owner, validates it later.
     """
     state = location_key_state(connection)
     if state != "not valid":
         return state == "valid"
-    owner = connection.execute(
-        "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass('locations')"
-    ).fetchone()
-    if not (owner and owner[0]):
-        return False
     unowned = connection.execute(
         "SELECT EXISTS (SELECT 1 FROM locations WHERE party_role IS NULL)"
     ).fetchone()
-    if unowned and unowned[0]:
+    if (unowned and unowned[0]) or not owns_locations(connection):
         return False
     connection.execute(
         sql.SQL("ALTER TABLE locations VALIDATE CONSTRAINT {}").format(sql.Identifier(LOCATION_KEY))

@@ -21,7 +21,7 @@ import jsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 
 from reconciler.errors import UsageError
-from reconciler.load import JsonPath, LoadedFile, load_file
+from reconciler.load import JsonPath, LoadedFile, load_file, parse_text
 from reconciler.model import (
     CPO,
     BusinessDetails,
@@ -452,13 +452,11 @@ def _default_case_fields(_: dict[str, Any]) -> Iterator[tuple[JsonPath, bool]]:
 
 
 def _check_file(
-    path: Path,
-    file: str,
+    loaded: LoadedFile | Problem,
     schema_name: str,
     case_fields: Callable[[dict[str, Any]], Iterator[tuple[JsonPath, bool]]],
 ) -> _FileCheck | Problem:
-    """Load a file, report secrets, read codes in canonical case and check the schema."""
-    loaded = load_file(path, file)
+    """Report secrets in a loaded file, read codes in canonical case and check the schema."""
     if isinstance(loaded, Problem):
         return loaded
     check = _FileCheck(loaded, data=copy.deepcopy(loaded.data))
@@ -470,18 +468,29 @@ def _check_file(
     return check
 
 
-def check_party_file(path: Path, file: str) -> tuple[list[Problem], Party | None, list[Tombstone]]:
-    """All problems of one party file, and the Party and tombstones it declares when it has no errors."""
-    check = _check_file(path, file, PARTY_SCHEMA, _party_case_fields)
+def _party_check(
+    check: _FileCheck | Problem, file_name: str
+) -> tuple[list[Problem], Party | None, list[Tombstone]]:
     if isinstance(check, Problem):
         return [check], None, []
-    party, tombstones = _party_from(check, check.data, path.name)
+    party, tombstones = _party_from(check, check.data, file_name)
     return check.problems, party, tombstones
+
+
+def check_party_file(path: Path, file: str) -> tuple[list[Problem], Party | None, list[Tombstone]]:
+    """All problems of one party file, and the Party and tombstones it declares when it has no errors."""
+    return _party_check(_check_file(load_file(path, file), PARTY_SCHEMA, _party_case_fields), path.name)
+
+
+def check_party_text(text: str, file_name: str) -> tuple[list[Problem], Party | None, list[Tombstone]]:
+    """`check_party_file` of text not yet written, as the file `file_name` (e.g. `GB-TWK.yaml`)."""
+    loaded = parse_text(text, file_name)
+    return _party_check(_check_file(loaded, PARTY_SCHEMA, _party_case_fields), file_name)
 
 
 def check_default_file(path: Path, file: str) -> tuple[list[Problem], tuple[Identity, Source] | None]:
     """All problems of the default-party file, and the identity it names (with its position)."""
-    check = _check_file(path, file, DEFAULT_SCHEMA, _default_case_fields)
+    check = _check_file(load_file(path, file), DEFAULT_SCHEMA, _default_case_fields)
     if isinstance(check, Problem):
         return [check], None
     if check.failed:

@@ -22,6 +22,7 @@ from reconciler.plan import (
     Drift,
     FieldChange,
     LocationGroup,
+    LocationOwners,
     MoveLocations,
     MoveReason,
     PartyRow,
@@ -215,6 +216,31 @@ def test_orphans_go_to_the_default_party_grouped_with_counts() -> None:
         ),
     )
     assert plan.locations_to_move == 1203
+    assert plan.owners == LocationOwners(recorded=1253, unowned_now=1203, unowned_after=0)
+
+
+def test_owners_count_claimed_ids_and_a_deleted_cpo() -> None:
+    """Locations of a CPO being deleted are owned now and go to the default party; claims move single ids."""
+    plan = compute_plan(
+        desired(
+            party(TWK, "CPO"),
+            party(ES, "CPO", locations=(Declared("LOC-1"),)),
+            tombstones=(Tombstone(OLD),),
+        ),
+        actual(
+            row(TWK, "CPO"),
+            row(OLD, "CPO"),
+            groups=(LocationGroup(ORPHAN_GB, 10), LocationGroup(OLD, 4)),
+            claimed={"LOC-1": ORPHAN_GB},
+        ),
+    )
+    assert plan.locations_to_move == 14
+    assert plan.owners == LocationOwners(recorded=14, unowned_now=10, unowned_after=0)
+
+
+def test_owners_when_every_location_is_owned() -> None:
+    plan = compute_plan(desired(party(TWK, "CPO")), actual(row(TWK, "CPO"), groups=(LocationGroup(TWK, 7),)))
+    assert plan.owners == LocationOwners(recorded=7, unowned_now=0, unowned_after=0)
 
 
 def test_locations_of_an_unmanaged_cpo_stay_with_it() -> None:

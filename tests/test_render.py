@@ -20,6 +20,7 @@ from reconciler.plan import (
     Drift,
     FieldChange,
     LocationGroup,
+    LocationOwners,
     MoveLocations,
     MoveReason,
     PartyRow,
@@ -29,6 +30,7 @@ from reconciler.plan import (
 )
 from reconciler.render import (
     NO_CHANGES,
+    plain,
     plan_document,
     render_json,
     render_markdown,
@@ -337,6 +339,35 @@ def test_markdown_of_20000_creates_stays_under_the_limit() -> None:
     assert shown[-1] == "", "cut after a whole change"
 
 
+def test_the_comment_ci_posts_for_a_huge_plan_stays_under_githubs_limit() -> None:
+    """20,000 creates and 40 moves of 500 groups each, posted as the workflows post it (marker, footer)."""
+    moves = tuple(
+        MoveLocations(
+            MoveReason.MOVED_FROM,
+            Identity("ES", f"{m:03d}"),
+            tuple(LocationGroup(Identity(f"P{chr(65 + m % 26)}", f"{g:03d}"), 1_000 + g) for g in range(500)),
+        )
+        for m in range(40)
+    )
+    peers = tuple(
+        PartyRow(Identity("BE", f"{n:03d}"), "CPO", f"https://p{n}.example", None, False) for n in range(999)
+    )
+    plan = Plan((*creates(20_000).changes, *moves), peers)
+    markdown = render_markdown(plan)
+    # The comment script adds the marker, the commit and the run's address: bounded by its own length.
+    script = (Path(__file__).parent.parent / ".github" / "scripts" / "plan-comment.js").read_text(
+        encoding="utf-8"
+    )
+    assert "<!-- ocpi-parties-plan -->" in script
+    assert len(markdown.encode("utf-16-le")) // 2 + len(script) + 500 < 65_536
+    assert markdown_problems(markdown) == []
+    assert f"- **Locations to move:** {40 * sum(range(1_000, 1_500)):,}" in markdown
+    assert "- … and 30 more moves (see the full plan)" in markdown
+    assert markdown.count("(truncated)</summary>") == 2
+    assert markdown.count("**Truncated:**") == 2
+    assert "run `ocpi-parties plan` to see the full plan." in markdown
+
+
 def test_markdown_shares_the_limit_between_long_sections() -> None:
     peers = tuple(
         PartyRow(Identity("BE", f"{n:03d}"), "CPO", f"https://p{n}.example", None, False) for n in range(900)
@@ -384,6 +415,7 @@ def test_json_round_trips_and_is_deterministic() -> None:
         "unmanaged",
         "drift",
         "notes",
+        "locations",
     ]
     assert document["format_version"] == 1
     assert [c["action"] for c in document["changes"]] == [
@@ -486,3 +518,18 @@ def test_markdown_limit_counts_characters_as_github_does() -> None:
     markdown = render_markdown(plan, limit=30_000)
     assert len(markdown.encode("utf-16-le")) // 2 < 30_000 < 2 * len(markdown)
     assert markdown_problems(markdown) == []
+
+
+def test_the_owner_lines_say_what_keeps_the_key_from_being_validated() -> None:
+    owners = LocationOwners(recorded=1_000, unowned_now=12, unowned_after=3)
+    text = render_text(Plan((), owners=owners), style=plain)
+    assert "Locations: 1,000 recorded, 12 locations owned by no CPO now.\n" in text
+    assert (
+        "After this apply 3 locations still without an owner: the location owner key stays NOT VALID." in text
+    )
+    assert "Locations:" not in render_text(Plan((), owners=LocationOwners(5, 0, 0)), style=plain)
+    assert plan_document(Plan((), owners=owners))["locations"] == {
+        "recorded": 1_000,
+        "unowned_now": 12,
+        "unowned_after": 3,
+    }

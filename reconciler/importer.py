@@ -1,0 +1,398 @@
+"""Party files for a deployment that already runs: from its database (`import`), from MaEVe's config (`init`).
+
+Both build a `Draft` of each file, render it as YAML the way a person writes a party file, and check the
+text with the same validation `validate` runs before anything is written: a file is written only when it
+validates and reads back as exactly the rows it was made from. Tokens are never read, so never written.
+Nothing here changes the database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tempfile
+import tomllib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from psycopg.rows import dict_row
+
+from reconciler.database import Connection
+from reconciler.errors import ReconcilerError
+from reconciler.load import CoreResolver
+from reconciler.model import CPO, Identity, Severity
+from reconciler.state import party_rows_query
+from reconciler.validate import DEFAULT_FILE, check_default_file, check_party_file, check_party_text
+
+#: The roles a party file may declare, in the order files list them.
+ROLES = ("CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP")
+_CODE = re.compile(r"^[A-Z]{2}$")
+_PARTY_ID = re.compile(r"^[A-Z0-9]{3}$")
+_PLAIN = re.compile(r"^[^\W_][\w .,'&()/:+@%~=?!*-]*$")
+_DETAIL_KEYS = ("name", "website", "logo")
+_LOGO_KEYS = ("url", "thumbnail", "category", "type", "width", "height")
+NAME_UNKNOWN = "not recorded in the database: write the party's business name"
+
+
+@dataclass(frozen=True)
+class Role:
+    role: str
+    #: The role's own business details: only the fields that differ from the shared ones.
+    details: Mapping[str, Any] = field(default_factory=dict)
+    #: True when the name is the identity, standing in for a name the database does not hold.
+    name_unknown: bool = False
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One party file before it is rendered."""
+
+    identity: Identity
+    roles: tuple[Role, ...]
+    url: str | None = None
+    shared: Mapping[str, Any] = field(default_factory=dict)
+    shared_name_unknown: bool = False
+    header: tuple[str, ...] = ()
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.identity}.yaml"
+
+    def expected(self) -> dict[str, dict[str, Any]]:
+        """Each role's merged business details, as the database will hold them after apply."""
+        return {role.role: {**self.shared, **role.details} for role in self.roles}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    identity: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    drafts: tuple[Draft, ...]
+    skipped: tuple[Skipped, ...]
+    default_party: Identity | None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# From the database
+
+
+def read_party_rows(connection: Connection) -> list[dict[str, Any]]:
+    """Every party row without its token: role, identity, url, business details (NULL before migrating)."""
+    with connection.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(party_rows_query(cursor)).fetchall()
+        default = None
+        found = cursor.execute("SELECT to_regclass('system_config') IS NOT NULL AS present").fetchone()
+        if found and found["present"]:
+            default = cursor.execute("SELECT value FROM system_config WHERE key = 'default_party'").fetchone()
+    if default is not None:
+        rows.append({"default_party": default["value"]})
+    return rows
+
+
+def _identity_problem(country_code: str, party_id: str, roles: Iterable[str]) -> str | None:
+    if not _CODE.match(country_code):
+        return f"country_code {country_code!r} is not two upper-case letters"
+    if not _PARTY_ID.match(party_id):
+        return f"party_id {party_id!r} is not three upper-case letters or digits"
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        return f"role {unknown[0]!r} is not an OCPI 2.2.1 role ({', '.join(ROLES)})"
+    return None
+
+
+def _shared(details: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The fields every role holds with the same value."""
+    first, *others = details
+    return {k: v for k, v in first.items() if all(k in other and other[k] == v for other in others)}
+
+
+def draft_from_rows(identity: Identity, rows: Sequence[Mapping[str, Any]]) -> Draft:
+    """One identity's rows (one per role) -> its party file: details shared where all roles agree."""
+    ordered = sorted(rows, key=lambda r: ROLES.index(r["role"]))
+    details = [dict(r["business_details"] or {}) for r in ordered]
+    known = [d for d in details if "name" in d]
+    if len(known) == len(details):
+        shared, shared_unknown = _shared(details), False
+    elif not known:  # no role has a name: the identity stands in, once, for all of them
+        shared, shared_unknown = {**_shared(details), "name": str(identity)}, True
+    else:  # some roles have a name, others not: each role carries its own
+        shared, shared_unknown = {}, False
+    roles = []
+    for row, own in zip(ordered, details, strict=True):
+        unknown = not shared_unknown and "name" not in own and "name" not in shared
+        named = {**own, "name": str(identity)} if unknown else own
+        roles.append(Role(row["role"], {k: v for k, v in named.items() if k not in shared}, unknown))
+    urls = {r["url"] for r in ordered}
+    url = urls.pop() if len(urls) == 1 and "" not in urls else None
+    origin = {bool(r.get("managed")) for r in ordered}
+    how = (
+        "managed by ocpi-parties"
+        if origin == {True}
+        else "written by OCPI registration"
+        if origin == {False}
+        else "partly managed by ocpi-parties"
+    )
+    header: tuple[str, ...] = (f"Imported from the database by `ocpi-parties import`: {how}.",)
+    if url is None and len(urls) > 1:
+        header += ("Its roles have different urls in the database: each keeps its own (no `url` key).",)
+    return Draft(identity, tuple(roles), url, shared, shared_unknown, header)
+
+
+def plan_import(
+    rows: Sequence[Mapping[str, Any]], *, roles: Sequence[str] = (), identities: Sequence[Identity] = ()
+) -> ImportResult:
+    """Group party rows per identity into drafts; report identities no party file can declare."""
+    default = next((Identity.parse(r["default_party"]) for r in rows if "default_party" in r), None)
+    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if "default_party" in row:
+            continue
+        if roles and row["role"] not in roles:
+            continue
+        if identities and Identity(row["country_code"], row["party_id"]) not in identities:
+            continue
+        grouped[(row["country_code"], row["party_id"])].append(row)
+    drafts: list[Draft] = []
+    skipped: list[Skipped] = []
+    for (country_code, party_id), group in sorted(grouped.items()):
+        problem = _identity_problem(country_code, party_id, (r["role"] for r in group))
+        if problem is not None:
+            skipped.append(Skipped(f"{country_code}-{party_id}", problem))
+            continue
+        made = checked(draft_from_rows(Identity(country_code, party_id), group))
+        if isinstance(made, Skipped):
+            skipped.append(made)
+        else:
+            drafts.append(made)
+    return ImportResult(tuple(drafts), tuple(skipped), default)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# From MaEVe's config
+
+
+def _toml_value(table: Mapping[str, Any], key: str, where: str) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ReconcilerError(
+            f"{where}: [ocpi] has no {key} (MaEVe's own party is [ocpi] country_code and party_id)"
+        )
+    return value.strip()
+
+
+def draft_from_maeve_config(path: Path, shown: str, *, name: str | None = None) -> Draft:
+    """MaEVe's `[ocpi]` country_code/party_id -> the own party's file, holding the CPO role."""
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ReconcilerError(f"{shown}: cannot read the file: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ReconcilerError(f"{shown}: the file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ReconcilerError(f"{shown}: invalid TOML: {error}") from None
+    ocpi = config.get("ocpi")
+    if not isinstance(ocpi, dict):
+        raise ReconcilerError(
+            f"{shown}: no [ocpi] section, which holds MaEVe's own country_code and party_id"
+        )
+    country_code = _toml_value(ocpi, "country_code", shown).upper()
+    party_id = _toml_value(ocpi, "party_id", shown).upper()
+    problem = _identity_problem(country_code, party_id, [CPO])
+    if problem is not None:
+        raise ReconcilerError(f"{shown}: [ocpi] {problem}")
+    api = config.get("api")
+    org_name = api.get("org_name") if isinstance(api, dict) else None
+    header: tuple[str, ...] = (f"This CSMS's own charge point operator: [ocpi] in {Path(shown).name}.",)
+    if name is None and isinstance(org_name, str) and org_name.strip():
+        name = org_name.strip()
+        header += (f"Its name is [api] org_name in {Path(shown).name}.",)
+    return own_party_draft(Identity(country_code, party_id), name, header)
+
+
+def own_party_draft(identity: Identity, name: str | None, header: tuple[str, ...] = ()) -> Draft:
+    """The CSMS's own party: the CPO role, named `name` or, until someone writes it, the identity."""
+    return Draft(
+        identity,
+        (Role(CPO),),
+        None,
+        {"name": name or str(identity)},
+        shared_name_unknown=not name,
+        header=header or ("This CSMS's own charge point operator.",),
+    )
+
+
+def names_default(path: Path, identity: Identity) -> bool:
+    """Whether `path` is a valid default-party file that names `identity`."""
+    if not path.is_file():
+        return False
+    problems, named = check_default_file(path, path.name)
+    return not problems and named is not None and named[0] == identity
+
+
+def declared_cpo(path: Path) -> bool:
+    """Whether `path` is a valid party file that declares the CPO role."""
+    if not path.is_file():
+        return False
+    problems, party, _ = check_party_file(path, path.name)
+    return (
+        not any(p.severity is Severity.ERROR for p in problems)
+        and party is not None
+        and (party.role(CPO) is not None)
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rendering and checking
+
+
+def _scalar(value: Any) -> str:
+    """A YAML scalar that reads back as `value`: plain where that is unambiguous, else double-quoted."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int):
+        return str(value)
+    plain = (
+        _PLAIN.match(value)
+        and not value.endswith((" ", ":"))
+        and ": " not in value
+        and " #" not in value
+        and _reads_back(value)
+    )
+    return value if plain else json.dumps(value, ensure_ascii=False)
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+#: How YAML 1.1 readers (editors, other tools) and `validate` (YAML 1.2 core) resolve plain scalars.
+_READERS = (yaml.resolver.Resolver(), CoreResolver())
+
+
+def _reads_back(value: str) -> bool:
+    """Whether `value` written plain is read as text: not as `yes`, `null`, `007` or `1e3` would be.
+
+    `_PLAIN` already keeps out what a plain scalar cannot hold (indicators, `: `, ` #`).
+    """
+    resolved = (r.resolve(yaml.ScalarNode, value, (True, False)) for r in _READERS)  # type: ignore[no-untyped-call]
+    return all(tag == _STR_TAG for tag in resolved)
+
+
+def _details_lines(details: Mapping[str, Any], indent: str, name_unknown: bool) -> list[str]:
+    lines = []
+    for key in _DETAIL_KEYS:
+        if key not in details:
+            continue
+        value = details[key]
+        if key == "logo" and isinstance(value, Mapping):
+            lines.append(f"{indent}logo:")
+            lines.extend(f"{indent}  {k}: {_scalar(value[k])}" for k in _LOGO_KEYS if k in value)
+        elif key == "name" and name_unknown:
+            lines.append(f"{indent}name: {_scalar(value)}  # {NAME_UNKNOWN}")
+        else:
+            lines.append(f"{indent}{key}: {_scalar(value)}")
+    return lines
+
+
+def render(draft: Draft) -> str:
+    """The party file, keys in the order the README's example uses."""
+    lines = ["# yaml-language-server: $schema=../schema/party.schema.json"]
+    lines.extend(f"# {line}" for line in draft.header)
+    lines.append(f"country_code: {_scalar(draft.identity.country_code)}")
+    lines.append(f"party_id: {_scalar(draft.identity.party_id)}")
+    if draft.url is not None:
+        lines.append(f"url: {_scalar(draft.url)}")
+    if draft.shared:
+        shared_word = "  # shared by every role below" if len(draft.roles) > 1 else ""
+        lines.append(f"business_details:{shared_word}")
+        lines.extend(_details_lines(draft.shared, "  ", draft.shared_name_unknown))
+    lines.append("roles:")
+    for role in draft.roles:
+        lines.append(f"  - role: {role.role}")
+        if role.details:
+            lines.append("    business_details:")
+            lines.extend(_details_lines(role.details, "      ", role.name_unknown))
+    return "\n".join(lines) + "\n"
+
+
+def render_default(identity: Identity) -> str:
+    return (
+        "# yaml-language-server: $schema=../schema/default-party.schema.json\n"
+        "# The CPO that owns every location no other party claims: this CSMS's own party.\n"
+        f"default_party: {identity}\n"
+    )
+
+
+def check(draft: Draft, text: str) -> str | None:
+    """None when `text` validates and declares exactly the draft; else the first reason it does not."""
+    problems, party, _ = check_party_text(text, draft.file_name)
+    if problems:
+        first = problems[0]
+        return f"{first.path}: {first.message}" if first.path else first.message
+    if party is None:  # pragma: no cover - no problem always comes with a party
+        return "the file declares no party"
+    got = {role.role: role.business_details.to_ocpi() for role in party.roles}
+    if got != draft.expected() or party.url != draft.url or party.identity != draft.identity:
+        return "the file would not read back as the database rows it was made from"
+    return None
+
+
+def checked(draft: Draft) -> Draft | Skipped:
+    """The draft when its file validates; without its url when only the url is refused; else why not."""
+    problem = check(draft, render(draft))
+    if problem is not None and draft.url is not None and problem.startswith("$.url:"):
+        reason = problem.removeprefix("$.url: ")
+        note = f"Its url in the database is refused here ({reason}); the rows keep it."
+        without = dataclasses.replace(draft, url=None, header=(*draft.header, note))
+        if check(without, render(without)) is None:
+            return without
+    if problem is not None:
+        return Skipped(str(draft.identity), problem)
+    return draft
+
+
+def check_default(identity: Identity) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / DEFAULT_FILE
+        path.write_text(render_default(identity), encoding="utf-8")
+        problems, _ = check_default_file(path, DEFAULT_FILE)
+    if problems:  # pragma: no cover - identities are checked before a default file is made
+        raise ReconcilerError(f"the default party {identity} cannot be declared: {problems[0].message}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _existing(directory: Path) -> dict[str, Path]:
+    """Files in `directory` by lower-case name, so `gb-twk.yaml` counts as GB-TWK.yaml."""
+    if not directory.is_dir():
+        return {}
+    return {entry.name.lower(): entry for entry in directory.iterdir()}
+
+
+def write_files(directory: Path, shown: str, files: Mapping[str, str], *, force: bool) -> list[str]:
+    """Write every file or none: without `force`, an existing file (in any case) refuses them all."""
+    if directory.exists() and not directory.is_dir():
+        raise ReconcilerError(f"{shown} is not a directory")
+    existing = _existing(directory)
+    taken = [existing[name.lower()] for name in files if name.lower() in existing]
+    if taken and not force:
+        names = ", ".join(f"{shown.rstrip('/')}/{path.name}" for path in taken)
+        raise ReconcilerError(
+            f"{names} already exist{'s' if len(taken) == 1 else ''}: nothing was written (--force overwrites)"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in taken:
+        path.unlink()
+    written = []
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+        written.append(f"{shown.rstrip('/')}/{name}")
+    return written
