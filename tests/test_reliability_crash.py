@@ -153,7 +153,7 @@ def _gate(table: str, op: str, row: str | None = None, *, migrated: bool = False
 def _moments() -> list[Moment]:
     spread = [1, 1_250, 2_500, 3_750, LOCATIONS] if not LONG else list(range(1, LOCATIONS, 2_500))
     shares = [0.0, 0.1, 0.2, 0.3, 0.4] if not LONG else [n / 40 for n in range(24)]
-    moments = [
+    return [
         Moment("spawned, not started", delay=0.0),
         Moment("starting up, not connected", delay=0.2),
         Moment(
@@ -179,7 +179,8 @@ def _moments() -> list[Moment]:
         _gate("ocpi_parties", "INSERT"),
         _gate("ocpi_parties", "UPDATE"),
         *(_gate("locations", "UPDATE", f"LOC-{n:06d}") for n in spread),
-        _gate("locations", "UPDATE", "LOC-PT-25"),
+        _gate("locations", "UPDATE", "LOC-000007"),  # the claimed location: a statement of its own
+        _gate("locations", "UPDATE", "LOC-PT-25"),  # the moved_from group
         *(Moment(f"{share:.0%} into the move of all orphans", move_share=share) for share in shares),
         Moment("after COMMIT, before the process exits", after_commit=True),
         _gate("reconciler_apply_history", "INSERT", migrated=True),
@@ -203,9 +204,6 @@ def _moments() -> list[Moment]:
             commits=True,
         ),
     ]
-    # The claimed location moves by id in a statement of its own; pass its own gate too.
-    moments.insert(8 + len(spread), _gate("locations", "UPDATE", "LOC-000007"))
-    return moments
 
 
 MOMENTS = _moments()
