@@ -208,27 +208,26 @@ def waiting_at_gate(observer: Connection) -> int | None:
     return waiting_for_advisory(observer, GATE_KEY)
 
 
-def waiting_for_advisory(observer: Connection, key: int) -> int | None:
+def _waiting(observer: Connection, condition: str, value: object) -> int | None:
+    """The pid of an ocpi-parties backend of this database waiting for a lock that `condition` picks."""
     row = observer.execute(
         "SELECT l.pid FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid"
-        " WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name LIKE %s"
+        " WHERE NOT l.granted AND a.application_name LIKE %s"
         "   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        "   AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
-        (APPLICATION, key & 0xFFFF_FFFF_FFFF_FFFF),
+        f"  AND {condition}",
+        (APPLICATION, value),
     ).fetchone()
     return int(str(row[0])) if row else None
+
+
+def waiting_for_advisory(observer: Connection, key: int) -> int | None:
+    advisory = "l.locktype = 'advisory' AND ((l.classid::bigint << 32) | l.objid::bigint) = %s"
+    return _waiting(observer, advisory, key & 0xFFFF_FFFF_FFFF_FFFF)
 
 
 def waiting_for_table(observer: Connection, table: str) -> int | None:
     """The pid of an ocpi-parties backend waiting for a lock on `table`, if any."""
-    row = observer.execute(
-        "SELECT l.pid FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid"
-        " WHERE l.locktype = 'relation' AND NOT l.granted AND a.application_name LIKE %s"
-        "   AND l.relation = to_regclass(%s)"
-        "   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        (APPLICATION, table),
-    ).fetchone()
-    return int(str(row[0])) if row else None
+    return _waiting(observer, "l.locktype = 'relation' AND l.relation = to_regclass(%s)", table)
 
 
 def active_statement(observer: Connection, prefix: str) -> float | None:
@@ -291,20 +290,27 @@ def logical_state(connection: Connection) -> dict[str, Any]:
             " location_data::text), ',' ORDER BY id)) FROM locations"
         ),
     }
-    if present("reconciler_managed_parties"):
-        state["managed"] = rows(
+    # ocpi-parties' own tables, once migrated.
+    optional = {
+        "managed": (
+            "reconciler_managed_parties",
             "SELECT p.role, p.country_code, p.party_id, m.how FROM reconciler_managed_parties AS m"
-            " JOIN ocpi_parties AS p ON p.id = m.party_row_id ORDER BY 1, 2, 3"
-        )
-    if present("system_config"):
-        state["config"] = rows("SELECT key, value FROM system_config ORDER BY 1")
-    if present("reconciler_apply_history"):
-        state["history"] = rows(
+            " JOIN ocpi_parties AS p ON p.id = m.party_row_id ORDER BY 1, 2, 3",
+        ),
+        "config": ("system_config", "SELECT key, value FROM system_config ORDER BY 1"),
+        "history": (
+            "reconciler_apply_history",
             "SELECT revision, actor, tool_version, summary, changes::text, state::text"
-            " FROM reconciler_apply_history ORDER BY id"
-        )
-    if present("reconciler_migrations"):
-        state["migrations"] = rows("SELECT version, name, checksum FROM reconciler_migrations ORDER BY 1")
+            " FROM reconciler_apply_history ORDER BY id",
+        ),
+        "migrations": (
+            "reconciler_migrations",
+            "SELECT version, name, checksum FROM reconciler_migrations ORDER BY 1",
+        ),
+    }
+    for key, (table, query) in optional.items():
+        if present(table):
+            state[key] = rows(query)
     return state
 
 

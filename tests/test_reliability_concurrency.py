@@ -121,22 +121,27 @@ def _same_files(connection: Connection, url: list[str], workdir: Path) -> None:
     assert _history(connection) == history + 1
 
 
+def _one_winner(results: list[subprocess.CompletedProcess[str]], refusal: str) -> int:
+    """The one process that applied; every other one exited 1 with `refusal`."""
+    winners = [n for n, r in enumerate(results) if r.returncode == 0]
+    assert len(winners) == 1, [r.stderr for r in results]
+    assert "Apply complete:" in results[winners[0]].stdout
+    for number, result in enumerate(results):
+        if number != winners[0]:
+            assert result.returncode == 1 and refusal in result.stderr, result.stderr
+    return winners[0]
+
+
 def _different_files(connection: Connection, url: list[str], variants: list[Path]) -> None:
     """Different files from each job. With deletion protection, the first to get the lock creates its own
     party; each other one finds that party undeclared in its files and refuses to delete it. With
     --allow-delete, each job applies its own change set, one after another."""
     history = _history(connection)
     results = _together([(["apply", "--auto-approve", *url], folder) for folder in variants])
-    winners = [n for n, r in enumerate(results) if r.returncode == 0]
-    assert len(winners) == 1, [r.stderr for r in results]
-    assert "Apply complete:" in results[winners[0]].stdout
-    for number, result in enumerate(results):
-        if number not in winners:
-            assert result.returncode == 1
-            assert "1 deletion(s) blocked by deletion protection" in result.stderr
-            assert "nothing was changed" in result.stderr
+    winner = _one_winner(results, "1 deletion(s) blocked by deletion protection")
+    assert all("nothing was changed" in r.stderr for r in results if r.returncode)
     assert _history(connection) == history + 1
-    assert _variant_parties(connection) == [f"V{winners[0]:02d}"]
+    assert _variant_parties(connection) == [f"V{winner:02d}"]
 
     results = _together(
         [(["apply", "--auto-approve", "--allow-delete", *url], folder) for folder in variants]
@@ -161,13 +166,7 @@ def _saved_plans(connection: Connection, url: list[str], variants: list[Path], w
         results = _together([(["apply", "plan.json", *url], folder) for folder in variants])
     finally:
         writer.quiet.clear()
-    winners = [n for n, r in enumerate(results) if r.returncode == 0]
-    assert len(winners) == 1, [r.stderr for r in results]
-    assert "Apply complete:" in results[winners[0]].stdout
-    for number, result in enumerate(results):
-        if number not in winners:
-            assert result.returncode == 1
-            assert "stale plan: the database changed since the plan was made" in result.stderr
+    _one_winner(results, "stale plan: the database changed since the plan was made")
     assert _history(connection) == history + 1
 
 
