@@ -2,7 +2,9 @@
 
 The transaction takes the advisory lock shared with `db migrate`, reads the actual state again, computes
 the plan and checks it against the fingerprint of the plan the user reviewed (a saved plan, or the plan
-shown before confirmation): when anything in scope changed, it refuses and changes nothing. Then it runs,
+shown before confirmation): when anything in scope changed, it refuses and changes nothing. A plan that
+moves locations or changes the default party first locks `locations` against writes (MaEVe's wait until
+the commit, so none is left without an owner) and reads the state again under that lock. Then it runs,
 in an order that cannot break a constraint: ocpi-parties' pending migrations, created and adopted rows,
 updated rows, the default party, the location moves (one statement per move group), the deletions, the
 validation of the location foreign key, and the history row. Any error rolls all of it back.
@@ -75,6 +77,11 @@ def _lock(connection: Connection, label: str) -> None:
             f"another apply (or db migrate) is running on {label}: waited {waited[0] if waited else '?'} "
             "for it (--lock-timeout); nothing was changed, try again when it has finished"
         ) from None
+
+
+def _owners_change(plan: Plan) -> bool:
+    """The plan moves locations or changes the default party that MaEVe's new locations go to."""
+    return any(isinstance(change, MoveLocations | SetDefaultParty) for change in plan.applicable)
 
 
 def _rows(
@@ -235,10 +242,17 @@ def apply(
     `expected` is the fingerprint of the plan the user reviewed (None with --auto-approve: the plan computed
     under the lock is the one applied, and `show` prints it first).
     """
+    committing = False
     try:
         with connection.transaction():
             _lock(connection, label)
             plan, facts = plan_against(connection, desired, allow_delete=allow_delete)
+            if _owners_change(plan):
+                # A location MaEVe writes after the state is read and before the commit would miss both
+                # the moves and the new default party (its guard cannot see them yet) and stay an orphan.
+                # Its writes wait for the commit instead; the state is read again under the lock.
+                connection.execute("LOCK TABLE locations IN SHARE ROW EXCLUSIVE MODE")
+                plan, facts = plan_against(connection, desired, allow_delete=allow_delete)
             if expected is not None and facts != expected:
                 raise StalePlan(
                     "stale plan: the database changed since the plan was made (rows it concerns, the default "
@@ -272,6 +286,7 @@ def apply(
                     apply_id,
                 ),
             )
+            committing = True  # leaving the block sends COMMIT
     except NothingApplied:
         raise
     except ReconcilerError as error:
@@ -279,12 +294,38 @@ def apply(
             f"apply failed: {error.message}; nothing was changed (rolled back)", exit_code=error.exit_code
         ) from None
     except psycopg.Error as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         code = ExitCode.DATABASE if isinstance(error, psycopg.OperationalError) else ExitCode.INVALID
+        if committing and connection.broken:
+            raise ReconcilerError(
+                f"apply failed: the connection to the database was lost during COMMIT ({_reason(error)}), "
+                "so whether the changes were committed is unknown: run `ocpi-parties history` to see "
+                "whether this apply was recorded, then `ocpi-parties plan`",
+                exit_code=code,
+            ) from None
         raise ReconcilerError(
-            f"apply failed: {reason}; nothing was changed (rolled back)", exit_code=code
+            f"apply failed: {_explain(error, connection)}; nothing was changed (rolled back)", exit_code=code
         ) from None
     return Outcome(plan, apply_id, moved, valid, needs_owner)
+
+
+def _reason(error: psycopg.Error) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _explain(error: psycopg.Error, connection: Connection) -> str:
+    """The server's words, with what they mean for the user when a timeout or a lost connection caused it."""
+    reason = _reason(error)
+    if isinstance(error, errors.LockNotAvailable):
+        return (
+            f"another transaction held a lock that apply needs for longer than lock_timeout ({reason}); "
+            "try again, or raise --lock-timeout"
+        )
+    if isinstance(error, errors.QueryCanceled):
+        return f"a statement ran longer than statement_timeout ({reason}); raise it with --statement-timeout"
+    if connection.broken:
+        return f"the connection to the database was lost ({reason})"
+    return reason
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,7 @@ class _Builder:
         if len(path) not in (0,) and path not in self.value_marks:
             self.value_marks[path] = self.source(node)
         if isinstance(node, ScalarNode):
+            _refuse_nul(node)
             if node.tag != _STR and not node.style:
                 self.plain_text[path] = node.value
             return self._scalar(node)
@@ -157,6 +158,7 @@ class _Builder:
                 raise _Refused(
                     key_node, "key-not-text", f"key {shown!s} is not text: quote it, or use a text key"
                 )
+            _refuse_nul(key_node)
             key = key_node.value
             if key == "<<" and not key_node.style:
                 raise _Refused(key_node, "merge-key", "merge keys (<<) are not supported: write the keys out")
@@ -196,6 +198,14 @@ class _Builder:
                 node, "yaml-value", f"{text!r} is not a valid {node.tag.rsplit(':', 1)[-1]}"
             ) from None
         raise _Refused(node, "yaml-tag", f"the tag {_tag(node)} is not allowed in party files")
+
+
+def _refuse_nul(node: ScalarNode) -> None:
+    """YAML lets a quoted scalar hold U+0000 (`"\\0"`), but PostgreSQL stores it in no text or jsonb value."""
+    if "\x00" in node.value:
+        raise _Refused(
+            node, "yaml-value", "the text holds a NUL character (\\0), which the database cannot store"
+        )
 
 
 def _tag(node: Node) -> str:

@@ -163,6 +163,12 @@ def test_bad_or_unusable_numbers(text: str) -> None:
     assert _problem(text).code == "yaml-value"
 
 
+@pytest.mark.parametrize("text", ['a: "x\\0y"\n', '"k\\0": 1\n', 'a: ["\\0"]\n'])
+def test_a_nul_character_is_refused_before_it_reaches_the_database(text: str) -> None:
+    assert "\x00" not in text
+    assert _problem(text).code == "yaml-value"
+
+
 def test_syntax_error_has_a_position() -> None:
     problem = _problem("a: [1, 2\nb: 3\n")
     assert problem.code == "yaml-syntax"
