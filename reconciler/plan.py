@@ -32,8 +32,8 @@ class PartyRow:
     url: str
     business_details: Details
     managed: bool
-    #: Opaque marker that changes whenever the row is written (its id and update time); not compared.
-    version: str = field(default="", compare=False)
+    #: The row's id: a row deleted and registered again is another row. Not compared.
+    row_id: str = field(default="", compare=False)
 
     @property
     def key(self) -> tuple[Identity, str]:
@@ -468,9 +468,12 @@ def compute_plan(desired: DesiredState, actual: ActualState, *, allow_delete: bo
 def fingerprint(desired: DesiredState, actual: ActualState) -> str:
     """A digest of every database fact the plan depends on; a saved plan applies only while it is unchanged.
 
-    In scope: the rows the files declare or tombstone and the managed rows (with their versions), which
-    identities hold a CPO row, the default party, the location counts per identity and the claimed
-    locations. Rows outside that scope, such as an OCPI peer refreshing its token, do not change it.
+    In scope: the rows the files declare or tombstone and the managed rows (their id and every column the
+    plan compares), which identities hold a CPO row, the default party, the pending migrations, the
+    location counts of the identities whose locations the plan may move (those without a CPO row, those
+    named in `moved_from`, those of parties that may be deleted) and the claimed locations. Outside it, so
+    a running CSMS does not make a reviewed plan stale: an OCPI peer refreshing its token, and MaEVe saving
+    locations that land on a CPO the plan leaves alone.
     """
     declared = {(p.identity, r.role) for p in desired.parties for r in p.roles}
     tombstoned = {t.identity for t in desired.tombstones}
@@ -478,15 +481,19 @@ def fingerprint(desired: DesiredState, actual: ActualState) -> str:
     for row in sorted(actual.rows, key=lambda r: r.key):
         if row.managed or row.key in declared or row.identity in tombstoned:
             facts.append(
-                ["row", str(row.identity), row.role, row.url, row.business_details, row.managed, row.version]
+                ["row", str(row.identity), row.role, row.url, row.business_details, row.managed, row.row_id]
             )
         elif row.role == CPO:
             facts.append(["cpo", str(row.identity)])
     facts.append(["default", str(actual.default_party)])
     facts.append(["migrations", list(actual.pending_migrations)])
+    owners = {row.identity for row in actual.rows if row.role == CPO}
+    movable = {m.value for p in desired.parties for m in p.moved_from} | tombstoned
+    movable |= {row.identity for row in actual.rows if row.managed and row.key not in declared}
     facts.extend(
         ["locations", str(g.identity), g.count]
         for g in sorted(actual.location_groups, key=lambda g: g.identity)
+        if g.identity not in owners or g.identity in movable
     )
     facts.extend(["claimed", key, str(value)] for key, value in sorted(actual.claimed.items()))
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()

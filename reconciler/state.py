@@ -99,7 +99,7 @@ def read_actual_state(connection: Connection, desired: DesiredState) -> ActualSt
                 record["url"],
                 record["business_details"],
                 record["managed"],
-                f"{record['id']}@{record['updated_at'].isoformat()}",
+                str(record["id"]),
             )
             for record in cursor.execute(party_rows_query(cursor))
         )

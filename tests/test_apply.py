@@ -119,6 +119,25 @@ def test_a_peer_refreshing_its_token_does_not_make_the_plan_stale(
     assert run("apply", "plan.json", "--database-url", database_url)[0] == 0
 
 
+def test_a_running_csms_does_not_make_a_reviewed_plan_stale(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    """After the first apply: MaEVe saving locations (they land on the default party) and an adopted peer
+    refreshing its token leave a saved plan applicable; a new orphan identity group would not."""
+    assert run("apply", "--auto-approve", "--database-url", database_url)[0] == 0
+    (workdir / "parties" / "NL-VLT.yaml").write_text(
+        (workdir / "parties" / "NL-VLT.yaml").read_text().replace("name: Voltkaart", "name: Voltkaart B.V.")
+    )
+    assert run("plan", "--database-url", database_url, "--out", "plan.json")[0] == 0
+    save_location(live, "LOC-NEW-1", "FR")
+    save_location(live, "LOC-GB-0", "GB", location_data("LOC-GB-0", "GBR", Name="renamed"))
+    save_party(live, "EMSP", "NL", "VLT", url="https://api.voltkaart.example/ocpi/versions", token="rotated")
+    code, out, err = run("apply", "plan.json", "--database-url", database_url)
+    assert code == 0, err
+    assert "Apply complete: 0 added, 1 changed" in out
+    assert location_owner(live, "LOC-NEW-1") == ("GB", "TWK", "CPO")
+
+
 def test_an_edited_plan_file_is_refused(run: Run, live: Connection, database_url: str, workdir: Path) -> None:
     assert run("plan", "--database-url", database_url, "--out", "plan.json")[0] == 0
     document = json.loads((workdir / "plan.json").read_text())

@@ -412,9 +412,9 @@ def test_fingerprint_follows_rows_in_scope_only() -> None:
 
     state = desired(party(TWK, "CPO"), party(VLT, "EMSP"))
     base = actual(
-        PartyRow(TWK, "CPO", "", {"name": "N"}, True, "1@t1"),
-        PartyRow(VLT, "EMSP", "https://v", None, False, "2@t1"),
-        PartyRow(PEER, "EMSP", "https://peer", None, False, "3@t1"),
+        PartyRow(TWK, "CPO", "", {"name": "N"}, True, "1"),
+        PartyRow(VLT, "EMSP", "https://v", None, False, "2"),
+        PartyRow(PEER, "EMSP", "https://peer", None, False, "3"),
         groups=(LocationGroup(ORPHAN_GB, 10),),
     )
     same = fingerprint(state, base)
@@ -425,13 +425,29 @@ def test_fingerprint_follows_rows_in_scope_only() -> None:
 
     twk, vlt, peer = base.rows
     # An undeclared, unmanaged peer refreshing its url or token does not make a saved plan stale ...
-    assert with_rows(twk, vlt, replace(peer, url="https://new", version="3@t2")) == same
-    # ... but a write to a managed or declared row does, as do a new CPO, a count or the default.
-    assert with_rows(replace(twk, version="1@t2"), vlt, peer) != same
-    assert with_rows(twk, replace(vlt, version="2@t2"), peer) != same
-    assert with_rows(twk, vlt, peer, PartyRow(ORPHAN_GB, "CPO", "", None, False, "4@t1")) != same
+    assert with_rows(twk, vlt, replace(peer, url="https://new")) == same
+    # ... nor do new locations of a CPO the plan leaves alone (MaEVe saving under the default party) ...
+    assert with_rows(twk, vlt, peer, location_groups=(*base.location_groups, LocationGroup(TWK, 5))) == same
+    # ... but a change to a column a managed or declared row is compared on does, as does the same row
+    # deleted and registered again, a new CPO, an orphan count or the default.
+    assert with_rows(replace(twk, url="https://twk"), vlt, peer) != same
+    assert with_rows(twk, replace(vlt, business_details={"name": "V"}), peer) != same
+    assert with_rows(twk, replace(vlt, row_id="9"), peer) != same
+    assert with_rows(twk, vlt, peer, PartyRow(ORPHAN_GB, "CPO", "", None, False, "4")) != same
     assert with_rows(twk, vlt, peer, location_groups=(LocationGroup(ORPHAN_GB, 11),)) != same
     assert with_rows(twk, vlt, peer, default_party=None) != same
+    # The locations of an identity the files move, and of a managed party no file declares any more, count.
+    moving = desired(party(TWK, "CPO"), party(VLT, "EMSP"), party(ES, "CPO", moved_from=(Declared(PT),)))
+    with_pt = replace(base, location_groups=(*base.location_groups, LocationGroup(PT, 3)))
+    pt_cpo = PartyRow(PT, "CPO", "", None, False, "5")
+    assert fingerprint(moving, replace(with_pt, rows=(*base.rows, pt_cpo))) != fingerprint(
+        moving, replace(with_pt, rows=(*base.rows, pt_cpo), location_groups=(LocationGroup(PT, 4),))
+    )
+    gone = PartyRow(OLD, "CPO", "", {"name": "N"}, True, "6")
+    olds = replace(base, rows=(*base.rows, gone), location_groups=(LocationGroup(OLD, 1),))
+    assert fingerprint(state, olds) != fingerprint(
+        state, replace(olds, location_groups=(LocationGroup(OLD, 2),))
+    )
 
 
 def test_desired_state_finds_a_party_by_identity() -> None:
