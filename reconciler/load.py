@@ -153,7 +153,9 @@ class _Builder:
             raise _Refused(node, "too-deep", f"values nest more than {MAX_DEPTH} levels deep{hint}")
         self.value_marks[path] = node.start_mark
         if isinstance(node, ScalarNode):
-            if node.tag != _STR and not node.style:
+            if node.tag == _STR:
+                return node.value
+            if not node.style:
                 self.plain_text[path] = node.value
             return self._scalar(node)
         if isinstance(node, SequenceNode):
@@ -239,6 +241,8 @@ def _decode(raw: bytes, file: str) -> str | Problem:
 
 
 def _tab_in_indentation(text: str, file: str) -> Problem | None:
+    if "\t" not in text:
+        return None
     for number, line in enumerate(text.splitlines(), start=1):
         indent = line[: len(line) - len(line.lstrip(" \t"))]
         if "\t" in indent and line.strip():
