@@ -13,12 +13,10 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import jsonschema
 import jsonschema_rs
-from jsonschema import Draft202012Validator, FormatChecker
 
 from reconciler.errors import UsageError
 from reconciler.load import JsonPath, LoadedFile, load_file, parse_text
@@ -36,6 +34,9 @@ from reconciler.model import (
     Source,
     Tombstone,
 )
+
+if TYPE_CHECKING:
+    import jsonschema
 
 DEFAULT_FILE = "default-party.yaml"
 PARTY_SCHEMA = "party.schema.json"
@@ -77,7 +78,11 @@ def _schema(name: str) -> Any:
 
 
 @functools.cache
-def _validator(name: str) -> Draft202012Validator:
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    """jsonschema words the problems of a file that jsonschema-rs rejects. Imported here, on the first such
+    file: it takes about a tenth of a second to import, which a run over valid files never needs."""
+    from jsonschema import Draft202012Validator, FormatChecker
+
     checker = FormatChecker(formats=())
     checker.checks("uri")(_is_url)
     return Draft202012Validator(_schema(name), format_checker=checker)
