@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -572,12 +573,18 @@ def _validate_directory(directory: Path, shown: str) -> ValidationResult:
     default_file_seen = False
     tombstones: list[Tombstone] = []
     checked = 0
-    for entry in sorted(directory.iterdir(), key=lambda entry: entry.name):
-        if entry.name.startswith("."):
+    with os.scandir(directory) as listing:
+        # The listing tells files apart without a stat per entry; a symbolic link is followed as before.
+        entries = sorted(
+            (found.name, Path(found.path).is_file() if found.is_symlink() else found.is_file())
+            for found in listing
+        )
+    for name, is_file in entries:
+        if name.startswith("."):
             continue
-        file = _display(shown, entry.name)
-        match = _PARTY_FILE.match(entry.name)
-        is_file = entry.is_file()
+        entry = directory / name
+        file = _display(shown, name)
+        match = _PARTY_FILE.match(name)
         if is_file and entry.name == DEFAULT_FILE:
             checked += 1
             default_file_seen = True
