@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import gc
 import getpass
 import json
 import os
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -649,8 +650,34 @@ def default_command(settings: Settings) -> None:
     click.echo(db_report.default_text(identity))
 
 
+#: Allocations between two runs of Python's cycle collector while a command runs (Python's default: 700).
+COLLECT_EVERY = 100_000
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run Python's cycle collector less often while a command runs.
+
+    A command holds tens of thousands of long-lived objects, all freed by reference counting (the files'
+    data and positions, the desired and the actual state); at the default threshold the collector scans them
+    all again and again: 1.5 s of a 6.5 s `plan` of 10,000 party files. The previous threshold is restored
+    afterwards, for callers that run commands in their own process.
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(COLLECT_EVERY, *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
 def main(args: Sequence[str] | None = None, prog_name: str | None = None) -> None:
     """Entry point: runs the command and maps every failure to one line on stderr and an exit code."""
+    with _fewer_collections():
+        _main(args, prog_name)
+
+
+def _main(args: Sequence[str] | None, prog_name: str | None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     show_traceback = "--traceback" in argv
     try:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -28,6 +28,17 @@ MAX_DEPTH = 32
 
 #: A JSON path as a tuple of keys and indexes; () is the document itself.
 JsonPath = tuple[str | int, ...]
+
+
+class Mark(Protocol):
+    """Where the parser saw a node: 0-based line and column (PyYAML's and libyaml's marks)."""
+
+    @property
+    def line(self) -> int: ...
+
+    @property
+    def column(self) -> int: ...
+
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -78,12 +89,16 @@ else:  # pragma: no cover - PyYAML built without libyaml
 
 @dataclass(frozen=True)
 class LoadedFile:
-    """A parsed file: its data as plain JSON-like values and where each value and key stands."""
+    """A parsed file: its data as plain JSON-like values and where each value and key stands.
+
+    Positions are kept as the parser's marks and made into a `Source` only when asked for: most values of a
+    valid file are never reported.
+    """
 
     file: str
     data: Any
-    value_marks: Mapping[JsonPath, Source]
-    key_marks: Mapping[JsonPath, Source]
+    value_marks: Mapping[JsonPath, Mark]
+    key_marks: Mapping[JsonPath, Mark]
     #: The source text of unquoted scalars that were not read as text (`007` read as 7), by path.
     plain_text: Mapping[JsonPath, str] = field(default_factory=dict)
 
@@ -95,8 +110,12 @@ class LoadedFile:
         for end in range(len(path), -1, -1):
             found = marks.get(path[:end])
             if found is not None:
-                return found
+                return _source(self.file, found)
         return Source(self.file, 1, 1)
+
+
+def _source(file: str, mark: Mark) -> Source:
+    return Source(file, mark.line + 1, mark.column + 1)
 
 
 class _Refused(Exception):
@@ -114,12 +133,12 @@ class _Builder:
         self.count = 0
         self.seen: set[int] = set()
         self.aliased = False
-        self.value_marks: dict[JsonPath, Source] = {}
-        self.key_marks: dict[JsonPath, Source] = {}
+        self.value_marks: dict[JsonPath, Mark] = {}
+        self.key_marks: dict[JsonPath, Mark] = {}
         self.plain_text: dict[JsonPath, str] = {}
 
     def source(self, node: Node) -> Source:
-        return Source(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+        return _source(self.file, node.start_mark)
 
     def build(self, node: Node, path: JsonPath) -> Any:
         self.count += 1
@@ -132,11 +151,12 @@ class _Builder:
         if len(path) > MAX_DEPTH:
             hint = " (an alias refers to itself)" if self.aliased else ""
             raise _Refused(node, "too-deep", f"values nest more than {MAX_DEPTH} levels deep{hint}")
-        if len(path) not in (0,) and path not in self.value_marks:
-            self.value_marks[path] = self.source(node)
+        self.value_marks[path] = node.start_mark
         if isinstance(node, ScalarNode):
             _refuse_nul(node)
-            if node.tag != _STR and not node.style:
+            if node.tag == _STR:
+                return node.value
+            if not node.style:
                 self.plain_text[path] = node.value
             return self._scalar(node)
         if isinstance(node, SequenceNode):
@@ -151,7 +171,6 @@ class _Builder:
         if node.tag != _MAP:
             raise _Refused(node, "yaml-tag", f"the tag {_tag(node)} is not allowed in party files")
         result: dict[str, Any] = {}
-        first_seen: dict[str, Source] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode) or key_node.tag != _STR:
                 shown = key_node.value if isinstance(key_node, ScalarNode) else "a collection"
@@ -162,16 +181,15 @@ class _Builder:
             key = key_node.value
             if key == "<<" and not key_node.style:
                 raise _Refused(key_node, "merge-key", "merge keys (<<) are not supported: write the keys out")
-            key_source = self.source(key_node)
-            if key in first_seen:
+            key_path = (*path, key)
+            if key in result:
                 raise _Refused(
                     key_node,
                     "duplicate-key",
-                    f"duplicate key {key!r} (first at line {first_seen[key].line})",
+                    f"duplicate key {key!r} (first at line {self.key_marks[key_path].line + 1})",
                 )
-            first_seen[key] = key_source
-            self.key_marks[(*path, key)] = key_source
-            result[key] = self.build(value_node, (*path, key))
+            self.key_marks[key_path] = key_node.start_mark
+            result[key] = self.build(value_node, key_path)
         return result
 
     def _scalar(self, node: ScalarNode) -> Any:
@@ -233,6 +251,8 @@ def _decode(raw: bytes, file: str) -> str | Problem:
 
 
 def _tab_in_indentation(text: str, file: str) -> Problem | None:
+    if "\t" not in text:
+        return None
     for number, line in enumerate(text.splitlines(), start=1):
         indent = line[: len(line) - len(line.lstrip(" \t"))]
         if "\t" in indent and line.strip():
@@ -293,7 +313,6 @@ def parse_text(text: str, file: str) -> LoadedFile | Problem:
         data = builder.build(node, ())
     except _Refused as refused:
         return Problem(builder.source(refused.node), refused.code, str(refused))
-    builder.value_marks[()] = builder.source(node)
     return LoadedFile(file, data, builder.value_marks, builder.key_marks, builder.plain_text)
 
 

@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from reconciler.model import CPO, DesiredState, Identity, Party, Source
 
 #: business_details as stored in the database: OCPI BusinessDetails JSON, or None when never set.
@@ -265,6 +263,8 @@ def details_changes(before: Details, after: Details) -> tuple[FieldChange, ...]:
         return () if before == after else (FieldChange("business_details", before, after),)
     if _same(dict(before), dict(after)):
         return ()
+    from deepdiff import DeepDiff  # imported only when documents differ: it takes a tenth of a second
+
     diff = DeepDiff(dict(before), dict(after), verbose_level=2, view="tree")
     changes = [
         FieldChange(f"business_details.{_dotted(item.path())}", _missing(item.t1), _missing(item.t2))
@@ -460,7 +460,9 @@ def compute_plan(desired: DesiredState, actual: ActualState, *, allow_delete: bo
     changes.extend(moves)
     changes.extend(deleted)
     declared = {(p.identity, r.role) for p in desired.parties for r in p.roles}
-    unmanaged = tuple(row for key, row in sorted(rows.items()) if not row.managed and key not in declared)
+    # Sort only the few rows kept: sorting all 17,600 rows of a large database took a tenth of a second.
+    undeclared = [(key, row) for key, row in rows.items() if not row.managed and key not in declared]
+    unmanaged = tuple(row for _, row in sorted(undeclared, key=lambda item: item[0]))
     owners = _owners(desired, actual, rows, moves, deleted)
     return Plan(tuple(changes), unmanaged, _drift(actual), tuple(notes + move_notes), owners)
 

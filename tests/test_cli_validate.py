@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pty
@@ -11,9 +12,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from conftest import Run
 
 from reconciler import cli as cli_module
 
@@ -246,3 +249,21 @@ def test_pre_commit_hook_validates_a_party_repository(tmp_path: Path) -> None:
     (tmp_path / "parties" / "GB-TWK.yaml").write_text("country_code: GB\n", encoding="utf-8")
     failed = run(*args, cwd=tmp_path)
     assert failed.returncode == 1 and "parties/GB-TWK.yaml" in failed.stdout
+
+
+def test_a_command_collects_cycles_less_often_and_restores_the_threshold(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = gc.get_threshold()
+    during: list[tuple[int, ...]] = []
+    real_validate_path = cli_module.validate_path
+
+    def validate_path(*args: Any, **kwargs: Any) -> Any:
+        during.append(gc.get_threshold())
+        return real_validate_path(*args, **kwargs)
+
+    monkeypatch.setattr(cli_module, "validate_path", validate_path)
+    code, _, _ = run("validate", str(ROOT / "parties"))
+    assert code == 0
+    assert during == [(cli_module.COLLECT_EVERY, *before[1:])]
+    assert gc.get_threshold() == before
