@@ -449,7 +449,7 @@ def import_command(
     wanted = tuple(_identity(text) for text in identities)
     with _reader(settings) as opened:
         migrations.refuse_newer(opened.connection, opened.target.label)
-        rows = importer.read_party_rows(opened.connection)
+        rows, default = importer.read_party_rows(opened.connection)
     result = importer.plan_import(rows, roles=tuple(r.upper() for r in roles), identities=wanted)
     for skipped in result.skipped:
         click.echo(
@@ -465,10 +465,8 @@ def import_command(
         click.echo(f"{opened.target.label} holds no party rows: nothing to import.")
         return
     files = {draft.file_name: importer.render(draft) for draft in result.drafts}
-    default = result.default_party
     imported = {d.identity for d in result.drafts if any(r.role == CPO for r in d.roles)}
     if default is not None and default in imported and not (directory / DEFAULT_FILE).exists():
-        importer.check_default(default)
         files[DEFAULT_FILE] = importer.render_default(default)
     written = importer.write_files(directory, str(directory), files, force=force)
     _written(written, result.drafts)

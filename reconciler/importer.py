@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import tempfile
 import tomllib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,12 +21,13 @@ from typing import Any
 import yaml
 from psycopg.rows import dict_row
 
+from reconciler import store
 from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
 from reconciler.load import CoreResolver
 from reconciler.model import CPO, Identity, Severity
 from reconciler.state import party_rows_query
-from reconciler.validate import DEFAULT_FILE, check_default_file, check_party_file, check_party_text
+from reconciler.validate import check_default_file, check_party_file, check_party_text
 
 #: The roles a party file may declare, in the order files list them.
 ROLES = ("CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP")
@@ -78,24 +78,19 @@ class Skipped:
 class ImportResult:
     drafts: tuple[Draft, ...]
     skipped: tuple[Skipped, ...]
-    default_party: Identity | None
 
 
 # ---------------------------------------------------------------------------------------------------------
 # From the database
 
 
-def read_party_rows(connection: Connection) -> list[dict[str, Any]]:
-    """Every party row without its token: role, identity, url, business details (NULL before migrating)."""
+def read_party_rows(connection: Connection) -> tuple[list[dict[str, Any]], Identity | None]:
+    """Every party row without its token (business details NULL before migrating), and the default party."""
     with connection.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(party_rows_query(cursor)).fetchall()
-        default = None
-        found = cursor.execute("SELECT to_regclass('system_config') IS NOT NULL AS present").fetchone()
-        if found and found["present"]:
-            default = cursor.execute("SELECT value FROM system_config WHERE key = 'default_party'").fetchone()
-    if default is not None:
-        rows.append({"default_party": default["value"]})
-    return rows
+        migrated = cursor.execute("SELECT to_regclass('system_config') IS NOT NULL AS present").fetchone()
+    default = store.get_default_party(connection) if migrated and migrated["present"] else None
+    return rows, default
 
 
 def _identity_problem(country_code: str, party_id: str, roles: Iterable[str]) -> str | None:
@@ -148,14 +143,14 @@ def draft_from_rows(identity: Identity, rows: Sequence[Mapping[str, Any]]) -> Dr
 
 
 def plan_import(
-    rows: Sequence[Mapping[str, Any]], *, roles: Sequence[str] = (), identities: Sequence[Identity] = ()
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    roles: Sequence[str] = (),
+    identities: Sequence[Identity] = (),
 ) -> ImportResult:
     """Group party rows per identity into drafts; report identities no party file can declare."""
-    default = next((Identity.parse(r["default_party"]) for r in rows if "default_party" in r), None)
     grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for row in rows:
-        if "default_party" in row:
-            continue
         if roles and row["role"] not in roles:
             continue
         if identities and Identity(row["country_code"], row["party_id"]) not in identities:
@@ -173,7 +168,7 @@ def plan_import(
             skipped.append(made)
         else:
             drafts.append(made)
-    return ImportResult(tuple(drafts), tuple(skipped), default)
+    return ImportResult(tuple(drafts), tuple(skipped))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -355,15 +350,6 @@ def checked(draft: Draft) -> Draft | Skipped:
     if problem is not None:
         return Skipped(str(draft.identity), problem)
     return draft
-
-
-def check_default(identity: Identity) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / DEFAULT_FILE
-        path.write_text(render_default(identity), encoding="utf-8")
-        problems, _ = check_default_file(path, DEFAULT_FILE)
-    if problems:  # pragma: no cover - identities are checked before a default file is made
-        raise ReconcilerError(f"the default party {identity} cannot be declared: {problems[0].message}")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import json
 import secrets
 from dataclasses import dataclass
 
+from psycopg import sql
+
 from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
 
@@ -105,7 +107,7 @@ def ocpi_location(location_id: str, city: str, country: str, country_code: str, 
 
 
 def _count(connection: Connection, table: str) -> int:
-    row = connection.execute(f"SELECT count(*) FROM {table}").fetchone()  # a fixed table name
+    row = connection.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
     return int(str(row[0])) if row else 0
 
 
