@@ -10,6 +10,7 @@ nothing. Failures are returned as `Problem` values, never raised.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -319,14 +320,15 @@ def parse_text(text: str, file: str) -> LoadedFile | Problem:
 def load_file(path: Path, file: str) -> LoadedFile | Problem:
     """Read and parse `path`; `file` is the name used in messages (usually the path as the user gave it)."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return Problem(
-                Source(file, 1, 1),
-                "too-large",
-                f"the file is {size:,} bytes; party files are limited to {MAX_FILE_BYTES:,}",
-            )
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                return Problem(
+                    Source(file, 1, 1),
+                    "too-large",
+                    f"the file is {size:,} bytes; party files are limited to {MAX_FILE_BYTES:,}",
+                )
+            raw = handle.read()
     except OSError as error:
         return Problem(Source(file), "unreadable", f"cannot read the file: {error.strerror or error}")
     text = _decode(raw, file)

@@ -210,3 +210,27 @@ def test_the_fast_schema_check_agrees_with_jsonschema_on_any_default_document(
     data: dict[str, object],
 ) -> None:
     _agree(data, validate.DEFAULT_SCHEMA)
+
+
+@given(st.from_regex(validate._PLAIN_URL, fullmatch=True))
+def test_every_url_the_quick_url_check_accepts_passes_the_full_check(url: str) -> None:
+    assert validate._is_split_url(url), url
+
+
+@pytest.mark.parametrize(
+    ("url", "valid"),
+    [
+        ("https://ocpi.example/versions", True),
+        ("http://127.0.0.1:8080/ocpi", True),
+        ("https://ocpi.example/versions?token=x", True),  # not plain: the full check takes it
+        ("HTTPS://ocpi.example/", True),
+        ("https://", False),
+        ("ftp://ocpi.example/", False),
+        ("https://ocpi example/", False),
+        ("https://[::1/", False),
+        ("https://ocpi.exämple/", False),
+        (42, True),  # not text: the type keyword reports it
+    ],
+)
+def test_urls(url: object, valid: bool) -> None:
+    assert validate._is_url(url) is valid
