@@ -14,28 +14,22 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import (
-    __version__,
-    db_report,
-    importer,
-    migrations,
-    planfile,
-    render,
-    report,
-    sample,
-    state,
-    store,
-)
-from reconciler import apply as apply_module
-from reconciler.database import Session, Settings, session
+from reconciler import __version__, report
 from reconciler.errors import ExitCode, ReconcilerError, UsageError
-from reconciler.model import CPO, DesiredState, Identity
-from reconciler.plan import Plan
+from reconciler.model import CPO, ROLES, DesiredState, Identity
 from reconciler.validate import DEFAULT_FILE, validate_path
+
+if TYPE_CHECKING:
+    from reconciler.database import Session, Settings
+    from reconciler.importer import Draft
+    from reconciler.plan import Plan
+
+# The modules behind the database and the other commands are imported by the commands that use them:
+# psycopg and the rest take a third of a second to import, which `validate` never needs.
 
 EXIT_CODES = """\b
 Exit codes:
@@ -111,6 +105,8 @@ def database_options(function: Callable[..., None]) -> Callable[..., None]:
     def wrapper(
         database_url: str | None, statement_timeout: str | None, lock_timeout: str | None, **kwargs: Any
     ) -> None:
+        from reconciler.database import Settings
+
         function(settings=Settings.from_options(database_url, statement_timeout, lock_timeout), **kwargs)
 
     options = [
@@ -142,10 +138,14 @@ def _notify(message: str) -> None:
 
 def _reader(settings: Settings) -> contextlib.AbstractContextManager[Session]:
     """A read-only session on a migrated database."""
+    from reconciler.database import session
+
     return session(settings, read_only=True, notify=_notify)
 
 
 def _current(opened: Session) -> None:
+    from reconciler import migrations
+
     migrations.require_current(opened.connection, opened.target.label)
 
 
@@ -225,6 +225,8 @@ def plan(
 
     Read-only: plan never writes to the database. Locations are shown as groups with counts.
     """
+    from reconciler import migrations, planfile, render, state
+
     desired = _desired(path)
     with _reader(settings) as opened:
         migrations.refuse_newer(opened.connection, opened.target.label)
@@ -290,6 +292,8 @@ def _confirmed(question: str) -> bool:
 
 
 def _show_plan(made: Plan) -> None:
+    from reconciler import render
+
     color = _use_color()
     click.echo(render.render_text(made, style=_style if color else render.plain), color=color)
 
@@ -326,6 +330,10 @@ def apply(
     TARGET is the parties directory (default: parties/), whose plan is shown and confirmed first, or a plan
     file saved by `plan --out`, which is applied exactly as it was reviewed or not at all.
     """
+    from reconciler import apply as apply_module
+    from reconciler import planfile, state
+    from reconciler.database import session
+
     saved = planfile.load(target) if target.is_file() else None
     with session(settings, read_only=False, notify=_notify) as opened:
         show: Callable[[Plan], None] | None = _show_plan
@@ -385,6 +393,8 @@ def apply(
 @database_options
 def history(settings: Settings, limit: int, output_format: str) -> None:
     """List the latest applies, newest first: when, which revision, who, and what changed."""
+    from reconciler import apply as apply_module
+
     with _reader(settings) as opened:
         _current(opened)
         entries = apply_module.history(opened.connection, limit)
@@ -399,7 +409,9 @@ def history(settings: Settings, limit: int, output_format: str) -> None:
         click.echo(f"    {entry.summary}")
 
 
-def _written(written: Sequence[str], drafts: Sequence[importer.Draft]) -> None:
+def _written(written: Sequence[str], drafts: Sequence[Draft]) -> None:
+    from reconciler import importer
+
     roles = {f"{d.identity}.yaml": ", ".join(r.role for r in d.roles) for d in drafts}
     for path in written:
         described = roles.get(Path(path).name)
@@ -428,7 +440,7 @@ _OUT_DIRECTORY = click.option(
     "--role",
     "roles",
     multiple=True,
-    type=click.Choice(importer.ROLES, case_sensitive=False),
+    type=click.Choice(ROLES, case_sensitive=False),
     help="Import only rows of this role (repeatable).",
 )
 @click.option(
@@ -446,6 +458,8 @@ def import_command(
     never overwritten without --force. Read-only on the database. Afterwards, `plan` shows these parties as
     adopted.
     """
+    from reconciler import importer, migrations
+
     wanted = tuple(_identity(text) for text in identities)
     with _reader(settings) as opened:
         migrations.refuse_newer(opened.connection, opened.target.label)
@@ -498,6 +512,8 @@ def init_command(
     this is how it enters the database: through git, on the next apply. Needs no database. An own party file
     that exists already and declares the CPO role is kept.
     """
+    from reconciler import importer
+
     if (config is None) == (party is None):
         raise UsageError("give either --from-maeve-config FILE or --party CC-PID")
     if config is not None:
@@ -539,6 +555,9 @@ def db_init(settings: Settings, sample_data: bool) -> None:
     On MaEVe's real database this changes nothing. MaEVe's own schema_migrations is never written.
     --sample-data, for trying the tool, refuses a database that holds any party or location.
     """
+    from reconciler import migrations, sample
+    from reconciler.database import session
+
     with session(settings, read_only=False, require_maeve=False, notify=_notify) as opened:
         created = migrations.create_maeve_base(opened.connection)
         written = sample.write(opened.connection, opened.target.label) if sample_data else None
@@ -564,6 +583,9 @@ def db_init(settings: Settings, sample_data: bool) -> None:
 )
 def db_migrate(settings: Settings, version: int | None) -> None:
     """Apply ocpi-parties' schema additions (idempotent), or revert them with --to."""
+    from reconciler import db_report, migrations, store
+    from reconciler.database import session
+
     with session(settings, read_only=False, notify=_notify) as opened:
         steps = migrations.migrate(opened.connection, to=version, label=opened.target.label)
         key_valid = None
@@ -576,6 +598,8 @@ def db_migrate(settings: Settings, version: int | None) -> None:
 @database_options
 def db_status(settings: Settings) -> None:
     """Show what is migrated, managed and unmanaged parties, orphan locations. Read-only."""
+    from reconciler import db_report, store
+
     with _reader(settings) as opened:
         result = store.status(opened.connection)
     click.echo(db_report.status_text(result, opened.target.label))
@@ -588,14 +612,14 @@ def parties() -> None:
 
 @parties.command("list", epilog=EXIT_CODES)
 @database_options
-@click.option(
-    "--role", type=click.Choice(["CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP"], case_sensitive=False)
-)
+@click.option("--role", type=click.Choice(ROLES, case_sensitive=False))
 @_FORMAT
 @_OFFSET
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
 def parties_list(settings: Settings, role: str | None, output_format: str, offset: int, limit: int) -> None:
     """List party rows (one per role), optionally of one role. Read-only."""
+    from reconciler import db_report, store
+
     with _reader(settings) as opened:
         _current(opened)
         rows = store.list_parties(opened.connection, role=role, offset=offset, limit=limit)
@@ -611,6 +635,8 @@ def parties_list(settings: Settings, role: str | None, output_format: str, offse
 @_FORMAT
 def parties_show(settings: Settings, party: str, output_format: str) -> None:
     """Show every role of PARTY (e.g. GB-TWK) and its location count. Read-only."""
+    from reconciler import db_report, store
+
     identity = _identity(party)
     with _reader(settings) as opened:
         _current(opened)
@@ -628,6 +654,8 @@ def parties_show(settings: Settings, party: str, output_format: str) -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 def locations_command(settings: Settings, party: str, output_format: str, offset: int, limit: int) -> None:
     """List the locations recorded under PARTY (e.g. GB-TWK, or XX-XXX for MaEVe's orphans). Read-only."""
+    from reconciler import db_report, store
+
     identity = _identity(party)
     with _reader(settings) as opened:
         _current(opened)
@@ -642,6 +670,8 @@ def locations_command(settings: Settings, party: str, output_format: str, offset
 @database_options
 def default_command(settings: Settings) -> None:
     """Show the default party: the CPO that owns every location nobody else claims. Read-only."""
+    from reconciler import db_report, store
+
     with _reader(settings) as opened:
         _current(opened)
         identity = store.get_default_party(opened.connection)

@@ -25,12 +25,11 @@ from reconciler import store
 from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
 from reconciler.load import CoreResolver
-from reconciler.model import CPO, Identity, Severity
+from reconciler.model import CPO, ROLES, Identity, Severity
 from reconciler.state import party_rows_query
 from reconciler.validate import check_default_file, check_party_file, check_party_text
 
 #: The roles a party file may declare, in the order files list them.
-ROLES = ("CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP")
 _CODE = re.compile(r"^[A-Z]{2}$")
 _PARTY_ID = re.compile(r"^[A-Z0-9]{3}$")
 _PLAIN = re.compile(r"^[^\W_][\w .,'&()/:+@%~=?!*-]*$")

@@ -15,6 +15,8 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 CPO = "CPO"
+#: The roles of OCPI 2.2.1, in the order the party files and the import list them.
+ROLES = ("CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP")
 
 _IDENTITY = re.compile(r"^([A-Za-z]{2})-([A-Za-z0-9]{3})$")
 

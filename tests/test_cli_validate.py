@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib.metadata
 import json
 import os
 import pty
@@ -18,6 +19,7 @@ import pytest
 import yaml
 from conftest import Run
 
+import reconciler
 from reconciler import cli as cli_module
 
 ROOT = Path(__file__).parent.parent
@@ -59,7 +61,9 @@ def test_python_dash_m_runs_the_same_command() -> None:
     version = subprocess.run(
         [sys.executable, "-m", "reconciler", "--version"], capture_output=True, text=True, check=False
     )
-    assert version.stdout.startswith("ocpi-parties, version ")
+    # The version is written once, in reconciler/__init__.py; the installed metadata reads it from there.
+    assert version.stdout == f"ocpi-parties, version {importlib.metadata.version('ocpi-parties')}\n"
+    assert version.stdout == f"ocpi-parties, version {reconciler.__version__}\n"
 
 
 def test_invalid_text_exit_1() -> None:
