@@ -67,25 +67,52 @@ CoreResolver.add_implicit_resolver(
 )
 CoreResolver.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
 
+
+class _ComposingResolver(CoreResolver):
+    """CoreResolver's tags, told with one lookup per scalar: the parser asks for the tag of every node."""
+
+    def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is not ScalarNode:
+            return _SEQ if kind is SequenceNode else _MAP
+        if implicit[0]:
+            for tag, pattern in _IMPLICIT.get(value[:1], ()):
+                if pattern.match(value):
+                    return tag
+        return _STR
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        """No path resolvers are registered: nothing to track."""
+
+    def ascend_resolver(self) -> None:
+        """No path resolvers are registered: nothing to track."""
+
+
+_IMPLICIT: dict[str, list[tuple[str, re.Pattern[str]]]] = CoreResolver.yaml_implicit_resolvers
+assert None not in _IMPLICIT and not CoreResolver.yaml_path_resolvers  # what resolve() leaves out
+
 if yaml.__with_libyaml__:
     from yaml.cyaml import CParser  # type: ignore[attr-defined]
 
-    class _Composer(CParser, CoreResolver):
+    class _Composer(CParser, _ComposingResolver):
         def __init__(self, text: str) -> None:
             CParser.__init__(self, text)
-            CoreResolver.__init__(self)
+            _ComposingResolver.__init__(self)
 
 else:  # pragma: no cover - PyYAML built without libyaml
 
     class _Composer(  # type: ignore[no-redef]
-        yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, CoreResolver
+        yaml.reader.Reader,
+        yaml.scanner.Scanner,
+        yaml.parser.Parser,
+        yaml.composer.Composer,
+        _ComposingResolver,
     ):
         def __init__(self, text: str) -> None:
             yaml.reader.Reader.__init__(self, text)
             yaml.scanner.Scanner.__init__(self)
             yaml.parser.Parser.__init__(self)
             yaml.composer.Composer.__init__(self)
-            CoreResolver.__init__(self)
+            _ComposingResolver.__init__(self)
 
 
 @dataclass(frozen=True)
@@ -129,11 +156,10 @@ class _Refused(Exception):
 class _Builder:
     """Turns a composed YAML node graph into Python values, recording positions and enforcing the limits."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, root: Node) -> None:
         self.file = file
+        self.root = root
         self.count = 0
-        self.seen: set[int] = set()
-        self.aliased = False
         self.value_marks: dict[JsonPath, Mark] = {}
         self.key_marks: dict[JsonPath, Mark] = {}
         self.plain_text: dict[JsonPath, str] = {}
@@ -143,18 +169,16 @@ class _Builder:
 
     def build(self, node: Node, path: JsonPath) -> Any:
         self.count += 1
-        if id(node) in self.seen:
-            self.aliased = True
-        self.seen.add(id(node))
         if self.count > MAX_NODES:
-            hint = ": anchors and aliases (&name, *name) repeat it too often" if self.aliased else ""
+            hint = ": anchors and aliases (&name, *name) repeat it too often" if _has_alias(self.root) else ""
             raise _Refused(node, "too-large", f"the document expands to more than {MAX_NODES:,} values{hint}")
         if len(path) > MAX_DEPTH:
-            hint = " (an alias refers to itself)" if self.aliased else ""
+            hint = " (an alias refers to itself)" if _has_alias(self.root) else ""
             raise _Refused(node, "too-deep", f"values nest more than {MAX_DEPTH} levels deep{hint}")
         self.value_marks[path] = node.start_mark
         if isinstance(node, ScalarNode):
-            _refuse_nul(node)
+            if "\x00" in node.value:
+                raise _nul(node)
             if node.tag == _STR:
                 return node.value
             if not node.style:
@@ -178,8 +202,9 @@ class _Builder:
                 raise _Refused(
                     key_node, "key-not-text", f"key {shown!s} is not text: quote it, or use a text key"
                 )
-            _refuse_nul(key_node)
             key = key_node.value
+            if "\x00" in key:
+                raise _nul(key_node)
             if key == "<<" and not key_node.style:
                 raise _Refused(key_node, "merge-key", "merge keys (<<) are not supported: write the keys out")
             key_path = (*path, key)
@@ -219,12 +244,30 @@ class _Builder:
         raise _Refused(node, "yaml-tag", f"the tag {_tag(node)} is not allowed in party files")
 
 
-def _refuse_nul(node: ScalarNode) -> None:
+def _nul(node: ScalarNode) -> _Refused:
     """YAML lets a quoted scalar hold U+0000 (`"\\0"`), but PostgreSQL stores it in no text or jsonb value."""
-    if "\x00" in node.value:
-        raise _Refused(
-            node, "yaml-value", "the text holds a NUL character (\\0), which the database cannot store"
-        )
+    return _Refused(
+        node, "yaml-value", "the text holds a NUL character (\\0), which the database cannot store"
+    )
+
+
+def _has_alias(root: Node) -> bool:
+    """Whether the document reaches a node twice: through an alias (*name) of an anchored one (&name).
+
+    Asked only to word a refusal, so building the values keeps no record of the nodes it has seen.
+    """
+    seen: set[int] = set()
+    waiting = [root]
+    while waiting:
+        node = waiting.pop()
+        if id(node) in seen:
+            return True
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            waiting.extend(node.value)
+        elif isinstance(node, MappingNode):
+            waiting.extend(value for pair in node.value for value in pair)
+    return False
 
 
 def _tag(node: Node) -> str:
@@ -309,7 +352,7 @@ def parse_text(text: str, file: str) -> LoadedFile | Problem:
         return _syntax_problem(error, file, text)
     finally:
         composer.dispose()
-    builder = _Builder(file)
+    builder = _Builder(file, node)
     try:
         data = builder.build(node, ())
     except _Refused as refused:

@@ -47,7 +47,9 @@ _PARTY_FILE = re.compile(r"^([A-Za-z]{2})-([A-Za-z0-9]{3})\.(yaml|yml)$", re.IGN
 _SPACE = re.compile(r"\s")
 #: URLs that `_is_url` accepts without asking urlsplit: http(s), a host name, an optional port and a plain
 #: path. Most party URLs have this shape; anything else takes the full check.
-_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?")
+_PLAIN_URL = re.compile(
+    r"https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?"
+)
 _SECRET_KEY = re.compile(r"^(token|.*_token|token_.*|password|secret)$", re.IGNORECASE)
 _COMMON_COUNTRY_MISTAKES = {"UK": "GB", "EL": "GR"}
 _PATTERN_HINTS = {
@@ -168,9 +170,9 @@ def _secret_keys(loaded: LoadedFile) -> list[JsonPath]:
     found: list[JsonPath] = []
     for path in loaded.key_marks:
         key = path[-1]
-        if isinstance(key, str) and _SECRET_KEY.match(key):
-            if not any(path[: len(outer)] == outer for outer in found):
-                found.append(path)
+        inside = any(path[: len(outer)] == outer for outer in found)
+        if isinstance(key, str) and _SECRET_KEY.match(key) and not inside:
+            found.append(path)
     return found
 
 
@@ -190,25 +192,14 @@ def _remove_secrets(check: _FileCheck) -> None:
         del parent[path[-1]]
 
 
-def _normalise(check: _FileCheck, data: Any, path: JsonPath, *, upper: bool) -> None:
-    """CiString: case-insensitive. Rewrite `data[path]` in canonical case, warning when the file differs.
+def _normalise(check: _FileCheck, field: _CaseField) -> None:
+    """CiString: case-insensitive. Rewrite the field in canonical case, warning when the file differs.
 
     An unquoted value that YAML reads as a number (`party_id: 007`) is taken as the text written, with a
     warning to quote it, since the file name already spells the identity out.
     """
-    parent = data
-    for part in path[:-1]:
-        present = (isinstance(parent, dict) and part in parent) or (
-            isinstance(parent, list) and isinstance(part, int) and part < len(parent)
-        )
-        if not present:
-            return
-        parent = parent[part]
-    last = path[-1]
-    present = (isinstance(parent, dict) and last in parent) or (
-        isinstance(parent, list) and isinstance(last, int) and last < len(parent)
-    )
-    if not present:
+    parent, last, path, upper = field
+    if isinstance(parent, dict) and last not in parent:
         return
     value = parent[last]
     written = check.loaded.plain_text.get(path)
@@ -463,28 +454,46 @@ def _roles_from(
     return roles, tombstones
 
 
-def _party_case_fields(data: dict[str, Any]) -> Iterator[tuple[JsonPath, bool]]:
-    """The case-insensitive fields of a party file, each with True for upper case, False for lower."""
-    yield ("country_code",), True
-    yield ("party_id",), True
-    yield ("business_details", "logo", "type"), False
+#: A case-insensitive field: its parent mapping or list, its key or index there, its path, and True for
+#: upper case (False for lower).
+_CaseField = tuple[Any, str | int, JsonPath, bool]
+
+
+def _mapping_at(data: Any, *keys: str) -> dict[str, Any] | None:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def _logo_type(data: Any, path: JsonPath) -> Iterator[_CaseField]:
+    logo = _mapping_at(data, "business_details", "logo")
+    if logo is not None:
+        yield logo, "type", (*path, "business_details", "logo", "type"), False
+
+
+def _party_case_fields(data: dict[str, Any]) -> Iterator[_CaseField]:
+    """The case-insensitive fields of a party file that are present in it."""
+    yield data, "country_code", ("country_code",), True
+    yield data, "party_id", ("party_id",), True
+    yield from _logo_type(data, ())
     moved = data.get("moved_from")
     for index in range(len(moved) if isinstance(moved, list) else 0):
-        yield ("moved_from", index), True
+        yield moved, index, ("moved_from", index), True
     roles = data.get("roles")
-    for index in range(len(roles) if isinstance(roles, list) else 0):
-        yield ("roles", index, "role"), True
-        yield ("roles", index, "business_details", "logo", "type"), False
+    for index, role in enumerate(roles if isinstance(roles, list) else ()):
+        if isinstance(role, dict):
+            yield role, "role", ("roles", index, "role"), True
+            yield from _logo_type(role, ("roles", index))
 
 
-def _default_case_fields(_: dict[str, Any]) -> Iterator[tuple[JsonPath, bool]]:
-    yield ("default_party",), True
+def _default_case_fields(data: dict[str, Any]) -> Iterator[_CaseField]:
+    yield data, "default_party", ("default_party",), True
 
 
 def _check_file(
     loaded: LoadedFile | Problem,
     schema_name: str,
-    case_fields: Callable[[dict[str, Any]], Iterator[tuple[JsonPath, bool]]],
+    case_fields: Callable[[dict[str, Any]], Iterator[_CaseField]],
 ) -> _FileCheck | Problem:
     """Report secrets in a loaded file, read codes in canonical case and check the schema.
 
@@ -496,8 +505,8 @@ def _check_file(
     check = _FileCheck(loaded, data=loaded.data)
     _remove_secrets(check)
     if isinstance(check.data, dict):
-        for field_path, upper in list(case_fields(check.data)):
-            _normalise(check, check.data, field_path, upper=upper)
+        for case_field in case_fields(check.data):
+            _normalise(check, case_field)
     _schema_problems(check, check.data, schema_name)
     return check
 

@@ -6,8 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.load import MAX_FILE_BYTES, LoadedFile, load_file, parse_text
+from reconciler import load
+from reconciler.load import MAX_FILE_BYTES, CoreResolver, LoadedFile, load_file, parse_text
 from reconciler.model import Problem, Source
 
 
@@ -223,3 +227,26 @@ def test_permission_denied(tmp_path: Path) -> None:
     problem = load_file(path, "f.yaml")
     assert isinstance(problem, Problem)
     assert problem.code == "unreadable"
+
+
+_SCALAR_TEXT = st.text(alphabet="0123456789+-.eExXoOabcdfinlstruTFNL~_ ", max_size=8) | st.sampled_from(
+    ["", "~", "null", "Null", "NULL", "true", "False", "TRUE", "no", "yes", "on", "0o17", "0x1F", ".inf",
+     "-.Inf", ".NaN", "1e3", "1.", ".5", "+1", "007", "1_000", "12:30", "2026-12-01"]
+)  # fmt: skip
+
+
+@given(_SCALAR_TEXT, st.booleans(), st.booleans())
+def test_the_composer_tags_every_scalar_as_the_core_resolver_does(
+    value: str, plain: bool, quoted_implicit: bool
+) -> None:
+    implicit = (plain, quoted_implicit)
+    expected = CoreResolver().resolve(ScalarNode, value, implicit)
+    assert load._ComposingResolver().resolve(ScalarNode, value, implicit) == expected
+
+
+@pytest.mark.parametrize("kind", [MappingNode, SequenceNode])
+def test_the_composer_tags_collections_as_the_core_resolver_does(kind: type[Node]) -> None:
+    for implicit in (True, False):
+        assert load._ComposingResolver().resolve(kind, None, implicit) == CoreResolver().resolve(
+            kind, None, implicit
+        )
