@@ -170,8 +170,9 @@ def _secret_keys(loaded: LoadedFile) -> list[JsonPath]:
     found: list[JsonPath] = []
     for path in loaded.key_marks:
         key = path[-1]
-        inside = any(path[: len(outer)] == outer for outer in found)
-        if isinstance(key, str) and _SECRET_KEY.match(key) and not inside:
+        if not (isinstance(key, str) and _SECRET_KEY.match(key)):
+            continue
+        if not any(path[: len(outer)] == outer for outer in found):
             found.append(path)
     return found
 
