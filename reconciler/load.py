@@ -360,7 +360,7 @@ def parse_text(text: str, file: str) -> LoadedFile | Problem:
     return LoadedFile(file, data, builder.value_marks, builder.key_marks, builder.plain_text)
 
 
-def load_file(path: Path, file: str) -> LoadedFile | Problem:
+def load_file(path: str | Path, file: str) -> LoadedFile | Problem:
     """Read and parse `path`; `file` is the name used in messages (usually the path as the user gave it)."""
     try:
         with open(path, "rb") as handle:

@@ -523,7 +523,13 @@ def _party_check(
 
 def check_party_file(path: Path, file: str) -> tuple[list[Problem], Party | None, list[Tombstone]]:
     """All problems of one party file, and the Party and tombstones it declares when it has no errors."""
-    return _party_check(_check_file(load_file(path, file), PARTY_SCHEMA, _party_case_fields), path.name)
+    return _check_party_path(path, path.name, file)
+
+
+def _check_party_path(
+    path: str | Path, name: str, file: str
+) -> tuple[list[Problem], Party | None, list[Tombstone]]:
+    return _party_check(_check_file(load_file(path, file), PARTY_SCHEMA, _party_case_fields), name)
 
 
 def check_party_text(text: str, file_name: str) -> tuple[list[Problem], Party | None, list[Tombstone]]:
@@ -588,21 +594,20 @@ def _validate_directory(directory: Path, shown: str) -> ValidationResult:
     with os.scandir(directory) as listing:
         # The listing tells files apart without a stat per entry; a symbolic link is followed as before.
         entries = sorted(
-            (found.name, Path(found.path).is_file() if found.is_symlink() else found.is_file())
+            (found.name, found.path, Path(found.path).is_file() if found.is_symlink() else found.is_file())
             for found in listing
         )
-    for name, is_file in entries:
+    for name, entry_path, is_file in entries:
         if name.startswith("."):
             continue
-        entry = directory / name
         file = _display(shown, name)
         match = _PARTY_FILE.match(name)
-        if is_file and entry.name == DEFAULT_FILE:
+        if is_file and name == DEFAULT_FILE:
             checked += 1
             default_file_seen = True
-            found, default = check_default_file(entry, file)
+            found, default = check_default_file(Path(entry_path), file)
             problems.extend(found)
-        elif is_file and entry.suffix == ".yaml":
+        elif is_file and name.endswith(".yaml"):
             checked += 1
             named_identity = Identity(match.group(1).upper(), match.group(2).upper()) if match else None
             if named_identity is not None and named_identity in named:
@@ -618,13 +623,13 @@ def _validate_directory(directory: Path, shown: str) -> ValidationResult:
                 continue
             if named_identity is not None:
                 named[named_identity] = file
-            found, party, found_tombstones = check_party_file(entry, file)
+            found, party, found_tombstones = _check_party_path(entry_path, name, file)
             problems.extend(found)
             tombstones.extend(found_tombstones)
             if party is not None:
                 parties[party.identity] = party
         else:
-            problems.append(_unknown_entry(entry, file))
+            problems.append(_unknown_entry(Path(entry_path), file))
     problems.extend(
         _default_problems(
             shown,
