@@ -49,7 +49,18 @@ def _style(text: str, color: str) -> str:
     return click.style(text, fg=color)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+ALL_EXIT_CODES = """\b
+Exit codes:
+  0   success (validate: the files are valid; warnings do not count unless --strict)
+  1   invalid input, or the command failed for the reason it prints
+  2   usage error (unknown option, missing path); plan --detailed-exitcode: the plan has changes
+  3   database unreachable, login refused, timed out, without MaEVe's tables or not migrated
+  4   apply: another apply (or db migrate) held the lock longer than --lock-timeout; nothing was changed
+  70  internal error: run again with --traceback and report it
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=ALL_EXIT_CODES)
 @click.version_option(__version__, prog_name="ocpi-parties")
 @click.option("--traceback", is_flag=True, help="Show the full traceback of an unexpected error.")
 def cli(traceback: bool) -> None:

@@ -21,6 +21,7 @@ from conftest import Run
 
 import reconciler
 from reconciler import cli as cli_module
+from reconciler.errors import ExitCode
 
 ROOT = Path(__file__).parent.parent
 EXE = shutil.which("ocpi-parties", path=str(Path(sys.executable).parent)) or "ocpi-parties"
@@ -180,6 +181,13 @@ def test_help_documents_exit_codes() -> None:
         out = run(*args).stdout
         for line in ("0   success", "1   invalid input", "2   usage error", "70  internal error"):
             assert line in out
+
+
+def test_top_level_help_lists_every_exit_code() -> None:
+    out = run("--help").stdout
+    listed = {int(code) for code in re.findall(r"^ +(\d+) {2,}\S", out, re.M)}
+    assert listed == {int(code) for code in ExitCode}
+    assert "4   apply: another apply" in out
 
 
 def test_unexpected_error_exit_70_and_points_to_traceback(
