@@ -35,6 +35,7 @@ from reconciler.plan import (
     PartyRow,
     SetDefaultParty,
     UpdateParty,
+    _same,
     compute_plan,
     details_changes,
 )
@@ -403,6 +404,57 @@ def test_details_changes_finds_no_change_exactly_when_deepdiff_finds_none(
 ) -> None:
     assert (details_changes(before, after) == ()) == (not DeepDiff(before, after, verbose_level=2))
     assert details_changes(before, copy.deepcopy(before)) == ()
+
+
+def _strictly_same(before: Any, after: Any) -> bool:
+    """The walk `_same` once was: types compared at every level, then values."""
+    if type(before) is not type(after):
+        return False
+    if isinstance(before, dict):
+        return before.keys() == after.keys() and all(
+            _strictly_same(before[key], after[key]) for key in before
+        )
+    if isinstance(before, list):
+        return len(before) == len(after) and all(map(_strictly_same, before, after))
+    return bool(before == after)
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 2) | st.sampled_from([0.0, 1.0, -0.0, 2.5, "", "a"]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.lists(children, max_size=2).map(tuple)
+        | st.dictionaries(st.sampled_from("abc"), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+def _retyped(value: Any, data: st.DataObject) -> Any:
+    """`value` with some items swapped for equal ones of another type: 1 for 1.0 or True, list for tuple."""
+    if isinstance(value, dict):
+        return {key: _retyped(item, data) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_retyped(item, data) for item in value]
+        return (
+            (tuple(items) if data.draw(st.booleans()) else items) if isinstance(value, list) else tuple(items)
+        )
+    if not isinstance(value, (int, float)) or not data.draw(st.booleans()):
+        return value
+    return data.draw(st.sampled_from([value, float(value), int(value), bool(value)]))
+
+
+@given(_VALUES, _VALUES, st.data())
+def test_the_quick_comparison_agrees_with_the_strict_walk(
+    before: Any, other: Any, data: st.DataObject
+) -> None:
+    # `==` settles a pair in C unless it is equal; equal values differ still when a type does (1, 1.0, True).
+    retyped = _retyped(before, data)
+    for after in (other, retyped, copy.deepcopy(before)):
+        assert _same(before, after) == _strictly_same(before, after)
+        assert _same({"logo": before, "name": "N"}, {"name": "N", "logo": after}) == _strictly_same(
+            before, after
+        )
 
 
 def test_fingerprint_follows_rows_in_scope_only() -> None:
