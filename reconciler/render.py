@@ -37,7 +37,7 @@ from reconciler.plan import (
 PLAN_FORMAT_VERSION = 1
 
 #: The whole summary when there is nothing to apply and no deletion is blocked.
-NO_CHANGES = "No changes. The database matches parties/."
+NO_CHANGES = "No changes. The database matches the party files."
 
 #: GitHub refuses comments over 65,536 characters; the default leaves room for what CI wraps around it.
 MARKDOWN_LIMIT = 60_000

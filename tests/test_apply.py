@@ -49,7 +49,7 @@ def test_full_gitops_cycle(
     )
     code, out, _ = run("plan", "--database-url", database_url, "--detailed-exitcode")
     assert code == 0
-    assert out.splitlines()[-1] == "No changes. The database matches parties/."
+    assert out.splitlines()[-1] == "No changes. The database matches the party files."
 
     # Every orphan went to the default party, the owner key is valid, the peer is untouched byte for byte.
     assert live.execute("SELECT count(*) FROM locations WHERE party_role IS NULL").fetchone() == (0,)
@@ -94,7 +94,7 @@ def test_second_apply_reports_no_changes(
         for key in monkey_env:
             os.environ.pop(key, None)
     assert code == 0
-    assert out.splitlines()[-1] == "No changes. The database matches parties/."
+    assert out.splitlines()[-1] == "No changes. The database matches the party files."
     rows = live.execute("SELECT id, revision, actor FROM reconciler_apply_history").fetchall()
     assert rows == [(1, "abc", "octocat (GitHub Actions)")]
 
@@ -229,7 +229,7 @@ def test_two_concurrent_applies_apply_once(live: Connection, database_url: str, 
     assert sorted(r.returncode for r in results) == [0, 0], [r.stderr for r in results]
     outputs = sorted(r.stdout.splitlines()[-1] for r in results)
     assert outputs[0].startswith("Apply complete:")
-    assert outputs[1] == "No changes. The database matches parties/."
+    assert outputs[1] == "No changes. The database matches the party files."
     assert live.execute("SELECT count(*) FROM reconciler_apply_history").fetchone() == (1,)
 
 

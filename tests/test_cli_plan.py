@@ -110,7 +110,7 @@ def test_no_changes_when_the_database_matches(
     save_location(connection, "LOC-1", "BE")  # lands on the default party
     code, out, _ = run("plan", "--database-url", database_url, "--detailed-exitcode")
     assert code == 0
-    assert out.splitlines()[-1] == "No changes. The database matches parties/."
+    assert out.splitlines()[-1] == "No changes. The database matches the party files."
     assert "Not managed by ocpi-parties (never changed):" in out
 
     # After editing one file, the plan shows just that edit.

@@ -71,7 +71,7 @@ def test_the_documented_grants_are_enough_for_plan_and_apply(
     assert store.location_key_state(connection) == "not valid"
 
     code, out, _ = run("plan", "--database-url", reader, "--detailed-exitcode")
-    assert (code, out.splitlines()[-1]) == (0, "No changes. The database matches parties/.")
+    assert (code, out.splitlines()[-1]) == (0, "No changes. The database matches the party files.")
 
     # Every other kind of change: an update, a deleted party (its locations first), locations claimed by id.
     parties = workdir / "parties"

@@ -129,7 +129,7 @@ def test_the_documented_migration_loses_nothing_and_the_way_back_restores_maeve(
     assert "Plan: 1 to add, 1 to change, 0 to delete, 5 to adopt; 11 locations to move; 5 migrations" in (
         plan_output
     )
-    assert output_of("ocpi-parties plan parties") == "No changes. The database matches parties/.\n"
+    assert output_of("ocpi-parties plan parties") == "No changes. The database matches the party files.\n"
     assert output_of("ocpi-parties db status").endswith("Location owner key: valid\n")
 
     # Nothing lost: the same locations, the peers' urls and tokens unchanged, one row more (the own party).
@@ -258,4 +258,4 @@ def test_import_after_apply_gives_back_files_that_plan_nothing(
     )
     assert code == 0
     code, out, _ = run("plan", "managed", "--database-url", database_url, "--detailed-exitcode")
-    assert (code, out.splitlines()[-1]) == (0, "No changes. The database matches parties/.")
+    assert (code, out.splitlines()[-1]) == (0, "No changes. The database matches the party files.")

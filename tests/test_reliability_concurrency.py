@@ -21,6 +21,7 @@ from reliability import LONG, run_cli, seed_live
 
 from reconciler.database import ADVISORY_LOCK_KEY, Connection
 from reconciler.migrations import migrate
+from reconciler.render import NO_CHANGES
 
 ROOT = Path(__file__).parent.parent
 PROCESSES = 8 if LONG else 4
@@ -116,7 +117,7 @@ def _same_files(connection: Connection, url: list[str], workdir: Path) -> None:
     results = _together([(["apply", "--auto-approve", *url], workdir)] * PROCESSES)
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     assert sum("Apply complete:" in r.stdout for r in results) == 1
-    finished = [r.stdout.rstrip().endswith("No changes. The database matches parties/.") for r in results]
+    finished = [r.stdout.rstrip().endswith(NO_CHANGES) for r in results]
     assert sum(finished) == PROCESSES - 1
     assert _history(connection) == history + 1
 

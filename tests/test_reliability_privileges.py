@@ -92,7 +92,7 @@ def test_the_full_cycle_with_only_the_documented_grants(
     (tmp_path / "parties" / "DE-EMO.yaml").write_text("country_code: DE\nparty_id: EMO\ndeleted: true\n")
     _ok(["apply", "--auto-approve", *applier], tmp_path)
     assert _ok(["plan", "--detailed-exitcode", *reader], tmp_path).splitlines()[-1] == (
-        "No changes. The database matches parties/."
+        "No changes. The database matches the party files."
     )
     for command in (
         ["history", "--format", "json"],

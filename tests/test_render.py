@@ -145,7 +145,7 @@ def test_one_location_is_singular() -> None:
 
 
 def test_no_changes_is_one_line() -> None:
-    assert render_text(Plan(())) == NO_CHANGES == "No changes. The database matches parties/."
+    assert render_text(Plan(())) == NO_CHANGES == "No changes. The database matches the party files."
     assert render_markdown(Plan(())) == f"### ocpi-parties plan\n\n**{NO_CHANGES}**\n"
     assert plan_document(Plan(()))["has_changes"] is False
 
