@@ -167,6 +167,14 @@ def _identity(text: str) -> Identity:
     return identity
 
 
+class _RoleChoice(click.Choice):  # type: ignore[type-arg]
+    """An OCPI role in any case, listed in help in upper case as OCPI writes it (click shows the case-folded
+    form of a case-insensitive choice)."""
+
+    def normalize_choice(self, choice: object, ctx: click.Context | None) -> str:
+        return str(super().normalize_choice(choice, ctx)).upper()
+
+
 _FORMAT = click.option(
     "--format",
     "output_format",
@@ -451,7 +459,7 @@ _OUT_DIRECTORY = click.option(
     "--role",
     "roles",
     multiple=True,
-    type=click.Choice(ROLES, case_sensitive=False),
+    type=_RoleChoice(ROLES, case_sensitive=False),
     help="Import only rows of this role (repeatable).",
 )
 @click.option(
@@ -623,7 +631,7 @@ def parties() -> None:
 
 @parties.command("list", epilog=EXIT_CODES)
 @database_options
-@click.option("--role", type=click.Choice(ROLES, case_sensitive=False))
+@click.option("--role", type=_RoleChoice(ROLES, case_sensitive=False))
 @_FORMAT
 @_OFFSET
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)

@@ -22,6 +22,7 @@ from conftest import Run
 import reconciler
 from reconciler import cli as cli_module
 from reconciler.errors import ExitCode
+from reconciler.model import ROLES
 
 ROOT = Path(__file__).parent.parent
 EXE = shutil.which("ocpi-parties", path=str(Path(sys.executable).parent)) or "ocpi-parties"
@@ -279,3 +280,11 @@ def test_a_command_collects_cycles_less_often_and_restores_the_threshold(
     assert code == 0
     assert during == [(cli_module.COLLECT_EVERY, *before[1:])]
     assert gc.get_threshold() == before
+
+
+@pytest.mark.parametrize("command", [("parties", "list"), ("import",)])
+def test_role_options_list_the_roles_in_upper_case_and_take_any_case(command: tuple[str, ...]) -> None:
+    out = run(*command, "--help").stdout
+    assert "--role [CPO|EMSP|HUB|NAP|NSP|OTHER|SCSP]" in out
+    choice = cli_module._RoleChoice(ROLES, case_sensitive=False)
+    assert [choice.convert(text, None, None) for text in ("emsp", "Cpo", "SCSP")] == ["EMSP", "CPO", "SCSP"]
