@@ -473,7 +473,7 @@ def _logo_type(data: Any, path: JsonPath) -> Iterator[_CaseField]:
 
 
 def _party_case_fields(data: dict[str, Any]) -> Iterator[_CaseField]:
-    """The case-insensitive fields of a party file that are present in it."""
+    """The case-insensitive fields of a party file whose parents exist; `_normalise` skips absent ones."""
     yield data, "country_code", ("country_code",), True
     yield data, "party_id", ("party_id",), True
     yield from _logo_type(data, ())
