@@ -54,6 +54,18 @@ class Source:
         return self.file
 
 
+class Kind(StrEnum):
+    """Who operates a party role, and so who owns its `ocpi_parties` row.
+
+    HOSTED: this CSMS operates it (a CPO whose locations live in this database); ocpi-parties creates and
+    owns its row. PARTNER: a roaming peer that connects through OCPI credentials registration, which owns
+    the row and its url + token; ocpi-parties never creates, reverts or deletes such a row.
+    """
+
+    HOSTED = "hosted"
+    PARTNER = "partner"
+
+
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
@@ -123,6 +135,11 @@ class PartyRole:
     role: str
     business_details: BusinessDetails
     source: Source = field(default=Source(""), compare=False)
+    kind: Kind = Kind.HOSTED
+
+    @property
+    def hosted(self) -> bool:
+        return self.kind is Kind.HOSTED
 
 
 @dataclass(frozen=True)
@@ -148,6 +165,12 @@ class Party:
 
     def role(self, name: str) -> PartyRole | None:
         return next((r for r in self.roles if r.role == name), None)
+
+    @property
+    def hosted_cpo(self) -> bool:
+        """The party holds a hosted CPO role: it may own locations here, be the default, claim and move."""
+        role = self.role(CPO)
+        return role is not None and role.hosted
 
 
 @dataclass(frozen=True)
@@ -208,6 +231,7 @@ PROBLEM_CODES: dict[str, str] = {
     "default-party-undeclared": "the default party names a party that no file declares",
     "default-party-not-cpo": "the default party does not hold the CPO role",
     "deleted-with-content": "a tombstone (deleted: true) that still declares roles, details or locations",
-    "move-to-non-cpo": "moved_from or locations on a party that does not hold the CPO role",
+    "hosted-not-cpo": "a role other than CPO declared hosted: MaEVe pushes locations to every EMSP row",
+    "move-to-non-cpo": "moved_from or locations on a party that does not hold a hosted CPO role",
     "move-conflict": "an identity or location claimed by two parties, a move from a live CPO, or a cycle",
 }
