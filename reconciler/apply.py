@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, assert_never
 
 import psycopg
 from psycopg import errors, sql
@@ -31,12 +31,14 @@ from reconciler.plan import (
     DeleteParty,
     MoveLocations,
     Plan,
+    ReleaseParty,
     RunMigrations,
     SetDefaultParty,
+    SetLocationRules,
     UpdateParty,
 )
 from reconciler.render import plan_document, summary
-from reconciler.state import plan_against
+from reconciler.state import MOVED_GROUPS_FROM, MOVED_GROUPS_WHERE, moved_groups_parameters, plan_against
 
 
 class NothingApplied(ReconcilerError):
@@ -81,13 +83,13 @@ def _lock(connection: Connection, label: str) -> None:
 
 def _owners_change(plan: Plan) -> bool:
     """The plan moves locations or changes the default party that MaEVe's new locations go to."""
-    return any(isinstance(change, MoveLocations | SetDefaultParty) for change in plan.applicable)
+    return any(
+        isinstance(change, MoveLocations | SetDefaultParty | SetLocationRules) for change in plan.applicable
+    )
 
 
-def _rows(
-    desired: DesiredState, changes: Sequence[CreateParty | AdoptParty | UpdateParty]
-) -> list[dict[str, Any]]:
-    """The full desired values of each changed row, for one set-based statement."""
+def _records(desired: DesiredState, changes: Sequence[CreateParty | AdoptParty | UpdateParty]) -> str:
+    """The full desired values of each changed row, as JSON for one set-based statement."""
     rows = []
     for change in changes:
         party = desired.party(change.identity)
@@ -96,6 +98,7 @@ def _rows(
             raise ReconcilerError(f"{change.identity} {change.role} is not declared")
         rows.append(
             {
+                "id": int(change.row_id) if not isinstance(change, CreateParty) else None,
                 "role": change.role,
                 "country_code": change.identity.country_code,
                 "party_id": change.identity.party_id,
@@ -103,52 +106,88 @@ def _rows(
                 "business_details": role.business_details.to_ocpi(),
             }
         )
-    return rows
+    return json.dumps(rows)
 
 
 _RECORDS = (
-    "jsonb_to_recordset(%(rows)s::jsonb) AS r(role text, country_code text, party_id text, url text, "
-    "business_details jsonb)"
+    "jsonb_to_recordset(%(rows)s::jsonb) AS r(id bigint, role text, country_code text, party_id text, "
+    "url text, business_details jsonb)"
 )
 
+#: The rows of hosted roles: no token, so never a push target (MaEVe pushes only to EMSP rows, and a
+#: hosted role is a CPO).
 _CREATE = f"""
 WITH created AS (
     INSERT INTO ocpi_parties (role, country_code, party_id, url, token, business_details)
     SELECT r.role, r.country_code, r.party_id, coalesce(r.url, ''), '', r.business_details FROM {_RECORDS}
-    RETURNING id
+    RETURNING id, created_at
 )
-INSERT INTO reconciler_managed_parties (party_row_id, how, apply_id)
-SELECT id, 'created', %(apply)s FROM created
+INSERT INTO reconciler_managed_parties (party_row_id, row_created_at, how, apply_id)
+SELECT id, created_at, 'created', %(apply)s FROM created
 """
 
-_UPDATE = f"""
+#: What git owns of ocpi-parties' own rows: url and business details. `holds_credentials` is checked again
+#: here, so a row that registration took over since the plan keeps its url.
+_UPDATE_OWN = f"""
 UPDATE ocpi_parties AS p
    SET url = coalesce(r.url, p.url), business_details = r.business_details, updated_at = NOW()
   FROM {_RECORDS}
- WHERE p.role = r.role AND p.country_code = r.country_code AND p.party_id = r.party_id
-   AND (p.business_details IS DISTINCT FROM r.business_details OR (r.url IS NOT NULL AND p.url <> r.url))
+ WHERE p.id = r.id AND NOT p.holds_credentials
+"""
+
+#: What git owns of a registered row: its business details only; url and token are registration's.
+_UPDATE_DETAILS = f"""
+UPDATE ocpi_parties AS p
+   SET business_details = r.business_details, updated_at = NOW()
+  FROM {_RECORDS}
+ WHERE p.id = r.id AND p.business_details IS DISTINCT FROM r.business_details
 """
 
 _ADOPT = f"""
-INSERT INTO reconciler_managed_parties (party_row_id, how, apply_id)
-SELECT p.id, 'adopted', %(apply)s
-  FROM ocpi_parties AS p JOIN {_RECORDS}
-    ON p.role = r.role AND p.country_code = r.country_code AND p.party_id = r.party_id
+INSERT INTO reconciler_managed_parties (party_row_id, row_created_at, how, apply_id)
+SELECT p.id, p.created_at, 'adopted', %(apply)s
+  FROM ocpi_parties AS p JOIN {_RECORDS} ON p.id = r.id
 """
 
+#: Records left by rows that are gone (MaEVe's migrations dropped the table, say): their ids may come back
+#: for other rows.
+_FORGET_GONE = """
+DELETE FROM reconciler_managed_parties AS m
+ WHERE NOT EXISTS (
+    SELECT 1 FROM ocpi_parties AS p WHERE p.id = m.party_row_id AND p.created_at = m.row_created_at
+ )
+"""
+
+#: ocpi-parties' own rows that the files declare hosted but no record lists (the records were lost with
+#: `db migrate --to 0`): a row without credentials was created by ocpi-parties, never by registration.
+_RECORD_OWN = """
+INSERT INTO reconciler_managed_parties (party_row_id, row_created_at, how, apply_id)
+SELECT p.id, p.created_at, 'created', %(apply)s
+  FROM ocpi_parties AS p
+  JOIN unnest(%(roles)s::text[], %(countries)s::text[], %(parties)s::text[])
+       AS d(role, country_code, party_id)
+    ON p.role = d.role AND upper(p.country_code) = d.country_code AND upper(p.party_id) = d.party_id
+ WHERE NOT p.holds_credentials
+   AND NOT EXISTS (SELECT 1 FROM reconciler_managed_parties AS m WHERE m.party_row_id = p.id)
+"""
+
+#: Only rows without credentials: a row OCPI registration gave a token is never deleted.
 _DELETE = """
-DELETE FROM ocpi_parties AS p
- USING reconciler_managed_parties AS m,
-       jsonb_to_recordset(%(rows)s::jsonb) AS r(role text, country_code text, party_id text)
- WHERE m.party_row_id = p.id
-   AND p.role = r.role AND p.country_code = r.country_code AND p.party_id = r.party_id
+WITH deleted AS (
+    DELETE FROM ocpi_parties AS p
+     WHERE p.id = ANY(%(ids)s::bigint[]) AND NOT p.holds_credentials
+    RETURNING p.id
+)
+DELETE FROM reconciler_managed_parties AS m USING deleted WHERE m.party_row_id = deleted.id
 """
 
-_MOVE_GROUPS = """
+_RELEASE = "DELETE FROM reconciler_managed_parties WHERE party_row_id = ANY(%(ids)s::bigint[])"
+
+_MOVE_GROUPS = f"""
 UPDATE locations AS l
    SET country_code = %(country_code)s, party_id = %(party_id)s, party_role = 'CPO'
-  FROM unnest(%(countries)s::text[], %(parties)s::text[]) AS g(country_code, party_id)
- WHERE l.country_code = g.country_code AND l.party_id = g.party_id
+  FROM {MOVED_GROUPS_FROM}
+ WHERE {MOVED_GROUPS_WHERE}
 """
 
 _MOVE_IDS = """
@@ -159,56 +198,125 @@ UPDATE locations
 
 _MANAGED_STATE = """
 SELECT p.country_code, p.party_id, p.role, p.url, p.business_details
-  FROM ocpi_parties AS p JOIN reconciler_managed_parties AS m ON m.party_row_id = p.id
+  FROM ocpi_parties AS p
+  JOIN reconciler_managed_parties AS m ON m.party_row_id = p.id AND m.row_created_at = p.created_at
  ORDER BY p.country_code, p.party_id, p.role
 """
 
 
-def _move(connection: Connection, move: MoveLocations) -> int:
-    """One set-based UPDATE per move group; the guard trigger keeps location_data's keys in step."""
+def _move(connection: Connection, move: MoveLocations, desired: DesiredState) -> int:
+    """One set-based UPDATE per move; the guard trigger keeps location_data's keys in step."""
     target = {"country_code": move.to.country_code, "party_id": move.to.party_id}
     if move.location_ids:
         cursor = connection.execute(_MOVE_IDS, {**target, "ids": list(move.location_ids)})
     else:
-        cursor = connection.execute(
-            _MOVE_GROUPS,
-            {
-                **target,
-                "countries": [g.identity.country_code for g in move.groups],
-                "parties": [g.identity.party_id for g in move.groups],
-            },
-        )
+        cursor = connection.execute(_MOVE_GROUPS, {**target, **moved_groups_parameters(move, desired)})
     return cursor.rowcount
+
+
+def _set_rules(connection: Connection, change: SetLocationRules) -> None:
+    """Replace the claims and moves the guard reads with the files' own."""
+    connection.execute("DELETE FROM reconciler_location_claims")
+    connection.execute("DELETE FROM reconciler_moved_from")
+    claims = sorted(change.claims.items())
+    connection.execute(
+        "INSERT INTO reconciler_location_claims (location_id, country_code, party_id)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])",
+        ([i for i, _ in claims], [c.country_code for _, c in claims], [c.party_id for _, c in claims]),
+    )
+    moved = sorted(change.moved_from.items())
+    connection.execute(
+        "INSERT INTO reconciler_moved_from (country_code, party_id, to_country_code, to_party_id)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])",
+        (
+            [f.country_code for f, _ in moved],
+            [f.party_id for f, _ in moved],
+            [t.country_code for _, t in moved],
+            [t.party_id for _, t in moved],
+        ),
+    )
+
+
+def _hosted_keys(desired: DesiredState) -> dict[str, list[str]]:
+    keys = [(r.role, p.identity) for p in desired.parties for r in p.roles if r.hosted]
+    return {
+        "roles": [role for role, _ in keys],
+        "countries": [identity.country_code for _, identity in keys],
+        "parties": [identity.party_id for _, identity in keys],
+    }
+
+
+@dataclass
+class _Work:
+    """The plan's changes sorted by the statement that executes them."""
+
+    creates: list[CreateParty] = field(default_factory=list)
+    adopts: list[AdoptParty] = field(default_factory=list)
+    own_updates: list[UpdateParty] = field(default_factory=list)
+    detail_updates: list[AdoptParty | UpdateParty] = field(default_factory=list)
+    moves: list[MoveLocations] = field(default_factory=list)
+    rules: SetLocationRules | None = None
+    default: SetDefaultParty | None = None
+    released: list[int] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, plan: Plan) -> _Work:
+        work = cls()
+        for change in plan.applicable:
+            match change:
+                case RunMigrations():
+                    pass  # run before anything else, by `apply`
+                case CreateParty():
+                    work.creates.append(change)
+                case AdoptParty():
+                    work.adopts.append(change)
+                    work.detail_updates.append(change)
+                case UpdateParty() if any(c.field == "url" for c in change.changes):
+                    work.own_updates.append(change)
+                case UpdateParty():
+                    work.detail_updates.append(change)
+                case SetDefaultParty():
+                    work.default = change
+                case SetLocationRules():
+                    work.rules = change
+                case MoveLocations():
+                    work.moves.append(change)
+                case ReleaseParty():
+                    work.released.append(int(change.row_id))
+                case DeleteParty():
+                    work.deleted.append(int(change.row_id))
+                case _:
+                    assert_never(change)
+        return work
 
 
 def _execute(connection: Connection, desired: DesiredState, plan: Plan, apply_id: int) -> tuple[int, bool]:
     """Run the plan's changes in order; return the number of locations moved and whether the key is valid."""
-    changes = plan.applicable
-    creates = [c for c in changes if isinstance(c, CreateParty)]
-    if creates:
-        connection.execute(_CREATE, {"rows": json.dumps(_rows(desired, creates)), "apply": apply_id})
-    adopts = [c for c in changes if isinstance(c, AdoptParty)]
-    updates = [c for c in changes if isinstance(c, AdoptParty | UpdateParty)]
-    if updates:
-        connection.execute(_UPDATE, {"rows": json.dumps(_rows(desired, updates))})
-    if adopts:
-        connection.execute(_ADOPT, {"rows": json.dumps(_rows(desired, adopts)), "apply": apply_id})
-    for change in changes:
-        if isinstance(change, SetDefaultParty):
-            store.set_default_party(connection, change.after)
+    work = _Work.of(plan)
+    connection.execute(_FORGET_GONE)
+    if work.creates:
+        connection.execute(_CREATE, {"rows": _records(desired, work.creates), "apply": apply_id})
+    if work.own_updates:
+        connection.execute(_UPDATE_OWN, {"rows": _records(desired, work.own_updates)})
+    if work.detail_updates:
+        connection.execute(_UPDATE_DETAILS, {"rows": _records(desired, work.detail_updates)})
+    if work.adopts:
+        connection.execute(_ADOPT, {"rows": _records(desired, work.adopts), "apply": apply_id})
+    connection.execute(_RECORD_OWN, {**_hosted_keys(desired), "apply": apply_id})
+    if work.default is not None:
+        store.set_default_party(connection, work.default.after)
+    if work.rules is not None:
+        _set_rules(connection, work.rules)
     moved = 0
-    moves = [c for c in changes if isinstance(c, MoveLocations)]
-    if moves:
+    if work.moves:
         connection.execute("SELECT set_config(%s, 'on', true)", (store.MOVE_SETTING,))
-        moved = sum(_move(connection, move) for move in moves)
+        moved = sum(_move(connection, move, desired) for move in work.moves)
         connection.execute("SELECT set_config(%s, 'off', true)", (store.MOVE_SETTING,))
-    deletes = [
-        {"role": c.role, "country_code": c.identity.country_code, "party_id": c.identity.party_id}
-        for c in changes
-        if isinstance(c, DeleteParty)
-    ]
-    if deletes:
-        connection.execute(_DELETE, {"rows": json.dumps(deletes)})
+    if work.released:
+        connection.execute(_RELEASE, {"ids": work.released})
+    if work.deleted:
+        connection.execute(_DELETE, {"ids": work.deleted})
     return moved, store.validate_location_key(connection)
 
 

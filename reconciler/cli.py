@@ -256,7 +256,11 @@ def plan(
             click.echo(render.render_markdown(made))
         else:
             color = _use_color()
-            lister = functools.partial(state.location_ids, opened.connection) if show_locations else None
+            lister = (
+                functools.partial(state.location_ids, opened.connection, desired=desired)
+                if show_locations
+                else None
+            )
             text = render.render_text(made, style=_style if color else render.plain, locations=lister)
             click.echo(text, color=color)
     if made.blocked:
@@ -387,7 +391,9 @@ def apply(
         return
     click.echo(
         f"\nApply complete: {made.to_add:,} added, {made.to_change:,} changed, {made.to_delete:,} deleted, "
-        f"{made.to_adopt:,} adopted; {outcome.locations_moved:,} locations moved. "
+        f"{made.to_adopt:,} adopted"
+        + (f", {made.to_release:,} released" if made.to_release else "")
+        + f"; {outcome.locations_moved:,} locations moved. "
         f"Recorded as apply #{outcome.history_id}."
     )
     if outcome.key_needs_owner:

@@ -12,10 +12,10 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.model import CPO, DesiredState, Identity, Party, Source
+from reconciler.model import CPO, DesiredState, Identity, Source
 
 #: business_details as stored in the database: OCPI BusinessDetails JSON, or None when never set.
 Details = Mapping[str, Any] | None
@@ -23,7 +23,10 @@ Details = Mapping[str, Any] | None
 
 @dataclass(frozen=True)
 class PartyRow:
-    """One row of `ocpi_parties` as the plan sees it (never its token)."""
+    """One row of `ocpi_parties` as the plan sees it (never its token).
+
+    `identity` is as the row spells it; rows are matched with the files case-insensitively (`key`).
+    """
 
     identity: Identity
     role: str
@@ -32,18 +35,46 @@ class PartyRow:
     managed: bool
     #: The row's id: a row deleted and registered again is another row. Not compared.
     row_id: str = field(default="", compare=False)
+    #: OCPI registration gave the row a token: registration owns it, its url and its token.
+    credentials: bool = True
 
     @property
-    def key(self) -> tuple[Identity, str]:
-        return (self.identity, self.role)
+    def key(self) -> RowKey:
+        return (self.identity.country_code.upper(), self.identity.party_id.upper(), self.role)
+
+    @property
+    def order(self) -> int:
+        """Rows that differ only in the case of their identity: the oldest (lowest id) counts."""
+        return int(self.row_id) if self.row_id.isdigit() else 0
 
 
 @dataclass(frozen=True)
 class LocationGroup:
-    """How many locations are recorded under one identity."""
+    """How many locations have one recorded identity and one owner now.
 
-    identity: Identity
+    `recorded` is the identity the writer gave (upper case), None when it gave none (MaEVe's XXX);
+    `owner` is the (country_code, party_id) the location is stored under now, as spelled there; `owned` is
+    False while no CPO row owns it (party_role NULL).
+    """
+
+    recorded: Identity | None
+    owner: Identity
     count: int
+    owned: bool = True
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        recorded = self.recorded or Identity("", "")
+        return (self.owner.country_code, self.owner.party_id, recorded.country_code, recorded.party_id)
+
+
+@dataclass(frozen=True)
+class ClaimedLocation:
+    """A location that a file claims by id, as the database holds it now."""
+
+    recorded: Identity | None
+    owner: Identity
+    owned: bool = True
 
 
 @dataclass(frozen=True)
@@ -57,18 +88,28 @@ class AppliedRow:
 
 
 @dataclass(frozen=True)
+class LocationRules:
+    """The files' `locations:` claims and `moved_from:` moves, as the guard reads them from the database."""
+
+    claims: Mapping[str, Identity] = field(default_factory=dict)
+    moved_from: Mapping[Identity, Identity] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ActualState:
     """What the database holds, as far as the plan needs it. Locations are counted, never listed."""
 
     rows: tuple[PartyRow, ...]
     default_party: Identity | None
     location_groups: tuple[LocationGroup, ...] = ()
-    #: The claimed location ids that exist, each with the identity it is recorded under now.
-    claimed: Mapping[str, Identity] = field(default_factory=dict)
+    #: The claimed location ids that exist, with their recorded identity and owner now.
+    claimed: Mapping[str, ClaimedLocation] = field(default_factory=dict)
     #: The managed rows as the last apply left them; None before the first apply.
     last_applied: tuple[AppliedRow, ...] | None = None
     #: ocpi-parties' own migrations not yet run on this database (apply runs them first).
     pending_migrations: tuple[str, ...] = ()
+    #: The claims and moves the guard applies to MaEVe's writes; None before migration 0006.
+    rules: LocationRules | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +130,8 @@ class RunMigrations:
 
 @dataclass(frozen=True)
 class CreateParty:
+    """Create the row of a hosted role (no credentials: it is never a push target)."""
+
     identity: Identity
     role: str
     url: str | None
@@ -98,30 +141,45 @@ class CreateParty:
 
 @dataclass(frozen=True)
 class AdoptParty:
-    """A declared row that exists unmanaged (OCPI registration wrote it): manage it from now on."""
+    """A declared row that exists unmanaged (OCPI registration wrote it): manage its business details."""
 
     identity: Identity
     role: str
     changes: tuple[FieldChange, ...]
     source: Source = field(default=Source(""), compare=False)
+    row_id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
 class UpdateParty:
+    """Change what git owns of a row: url and business details of a hosted row, business details else."""
+
     identity: Identity
     role: str
     changes: tuple[FieldChange, ...]
     source: Source = field(default=Source(""), compare=False)
+    row_id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
 class DeleteParty:
-    """Delete a managed row. A `blocked` deletion is shown, not applied: it needs a tombstone or the flag."""
+    """Delete a row that holds no credentials. A `blocked` deletion is shown, not applied."""
 
     identity: Identity
     role: str
     reason: str
     blocked: bool = False
+    row_id: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class ReleaseParty:
+    """Stop managing a row that OCPI registration owns; the row, its url and its token stay."""
+
+    identity: Identity
+    role: str
+    reason: str
+    row_id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -130,16 +188,32 @@ class SetDefaultParty:
     after: Identity
 
 
+@dataclass(frozen=True)
+class SetLocationRules:
+    """Record the files' claims and moves for the guard, which gives MaEVe's new writes their owner."""
+
+    claims: Mapping[str, Identity]
+    moved_from: Mapping[Identity, Identity]
+    claims_before: int = 0
+    moved_from_before: int = 0
+
+
 class MoveReason:
-    ORPHANS = "orphans"
-    MOVED_FROM = "moved_from"
+    """Which rule of `location_owner` gives the locations of a move their new owner."""
+
     CLAIMED = "claimed"
+    RECORDED = "recorded"
+    MOVED_FROM = "moved_from"
+    ORPHANS = "orphans"
     PARTY_DELETED = "party_deleted"
 
 
 @dataclass(frozen=True)
 class MoveLocations:
-    """Give locations to the CPO `to`: all those recorded under `groups`, or the listed `location_ids`."""
+    """Give locations to the CPO `to`: all those of `groups`, or the listed `location_ids`.
+
+    `to` is spelled as its CPO row is. With `location_ids`, `groups` only say where they come from.
+    """
 
     reason: str
     to: Identity
@@ -153,8 +227,17 @@ class MoveLocations:
 
 
 @dataclass(frozen=True)
+class AwaitRegistration:
+    """A declared partner role without a row: OCPI registration creates it; nothing to apply."""
+
+    identity: Identity
+    role: str
+    source: Source = field(default=Source(""), compare=False)
+
+
+@dataclass(frozen=True)
 class Drift:
-    """A managed row changed in the database since the last apply, outside git."""
+    """A managed row changed in the database since the last apply, outside git (fields git owns only)."""
 
     identity: Identity
     role: str
@@ -164,7 +247,15 @@ class Drift:
 
 
 Change = (
-    RunMigrations | CreateParty | AdoptParty | UpdateParty | DeleteParty | SetDefaultParty | MoveLocations
+    RunMigrations
+    | CreateParty
+    | AdoptParty
+    | UpdateParty
+    | DeleteParty
+    | ReleaseParty
+    | SetDefaultParty
+    | SetLocationRules
+    | MoveLocations
 )
 
 
@@ -189,6 +280,10 @@ class Plan:
     drift: tuple[Drift, ...] = ()
     notes: tuple[str, ...] = ()
     owners: LocationOwners = LocationOwners()
+    #: Declared partner roles that OCPI registration has not created yet: shown and counted, not applied.
+    awaiting: tuple[AwaitRegistration, ...] = ()
+    #: What a reviewer should look at although nothing changes it (a registered url the file did not expect).
+    warnings: tuple[str, ...] = ()
 
     @property
     def blocked(self) -> tuple[DeleteParty, ...]:
@@ -211,7 +306,7 @@ class Plan:
 
     @property
     def to_change(self) -> int:
-        return self.count(UpdateParty) + self.count(SetDefaultParty)
+        return self.count(UpdateParty) + self.count(SetDefaultParty) + self.count(SetLocationRules)
 
     @property
     def to_delete(self) -> int:
@@ -220,6 +315,10 @@ class Plan:
     @property
     def to_adopt(self) -> int:
         return self.count(AdoptParty)
+
+    @property
+    def to_release(self) -> int:
+        return self.count(ReleaseParty)
 
     @property
     def migrations_to_run(self) -> int:
@@ -293,19 +392,33 @@ def _as_dict(details: Mapping[str, Any]) -> dict[str, Any]:
     return details if type(details) is dict else dict(details)
 
 
+#: A row's (COUNTRY_CODE, PARTY_ID, role): identities match case-insensitively. Plain strings hash and compare
+#: in C, where an Identity runs Python code, which a plan over 17,600 rows felt.
+RowKey = tuple[str, str, str]
+
+#: Why a declared partner's row that holds no token is deleted.
+CREDENTIAL_LESS = (
+    "a partner's row without credentials, which an earlier ocpi-parties created: MaEVe would call it with an "
+    "empty token (it pushes every new location to each EMSP row and stops at the first failure); OCPI "
+    "registration creates the partner's rows"
+)
+
+
+def _upper(identity: Identity) -> Identity:
+    country_code, party_id = identity.country_code.upper(), identity.party_id.upper()
+    if country_code == identity.country_code and party_id == identity.party_id:
+        return identity
+    return Identity(country_code, party_id)
+
+
 def _row_changes(
-    url_before: str, details_before: Details, url: str | None, details: Details
+    url_before: str | None, details_before: Details, url: str | None, details: Details
 ) -> tuple[FieldChange, ...]:
-    """The changes from a row's url and details to `url` (None: left as it is) and `details`."""
+    """The changes from a row's url and details to `url` (None: not git's to change) and `details`."""
     changes = details_changes(details_before, details)
     if url is not None and url_before != url:
         return (FieldChange("url", url_before, url), *changes)
     return changes
-
-
-#: A row's (country_code, party_id, role). Plain strings hash and compare in C, where an Identity runs Python
-#: code, which a plan over 17,600 rows felt; they sort as (Identity, role) does.
-RowKey = tuple[str, str, str]
 
 
 def _declared(desired: DesiredState) -> set[RowKey]:
@@ -319,159 +432,298 @@ def _pair(identity: Identity) -> tuple[str, str]:
     return (identity.country_code, identity.party_id)
 
 
-def _key(row: PartyRow) -> RowKey:
-    return (row.identity.country_code, row.identity.party_id, row.role)
+def _rows_by_key(actual: ActualState) -> tuple[dict[RowKey, PartyRow], list[PartyRow]]:
+    """The row of each key, and the rows that repeat a key in another case (the oldest row counts)."""
+    rows: dict[RowKey, PartyRow] = {}
+    shadowed: list[PartyRow] = []
+    for row in actual.rows:
+        key = row.key
+        other = rows.get(key)
+        if other is None:
+            rows[key] = row
+        elif row.order < other.order:
+            rows[key] = row
+            shadowed.append(other)
+        else:
+            shadowed.append(row)
+    return rows, shadowed
 
 
-def _rows_by_key(actual: ActualState) -> dict[RowKey, PartyRow]:
-    return {_key(row): row for row in actual.rows}
+@dataclass
+class _PartyChanges:
+    created: list[Change] = field(default_factory=list)
+    updated: list[Change] = field(default_factory=list)
+    deleted: list[DeleteParty] = field(default_factory=list)
+    released: list[ReleaseParty] = field(default_factory=list)
+    awaiting: list[AwaitRegistration] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
-def _party_changes(
-    desired: DesiredState,
-    rows: Mapping[RowKey, PartyRow],
-    declared: set[RowKey],
-    allow_delete: bool,
-) -> tuple[list[Change], list[Change], list[DeleteParty], list[str]]:
-    """Creates and adoptions, updates, deletions and notes for the party rows."""
-    created: list[Change] = []
-    updated: list[Change] = []
-    deleted: list[DeleteParty] = []
-    notes: list[str] = []
+def _declared_changes(desired: DesiredState, rows: Mapping[RowKey, PartyRow], found: _PartyChanges) -> None:
+    """Creates, adoptions, updates and the credential-less partner rows to delete, for declared roles.
+
+    The rule (docs/party-management.md, "Hosted and partner"): ocpi-parties creates rows only for hosted
+    roles, which are CPOs. MaEVe's PushLocation lists every EMSP row (`SELECT ... FROM ocpi_parties WHERE
+    role = $1 ORDER BY created_at DESC`) and calls each with its url and token, so a row nobody registered
+    would break pushes. A partner's rows come from OCPI registration (SetOcpiParty), which owns their url and
+    token; ocpi-parties manages only their business details.
+    """
     for party in desired.parties:
-        details_url = party.url
         country_code, party_id = party.identity.country_code, party.identity.party_id
         for role in party.roles:
             details = role.business_details.to_ocpi()
             row = rows.get((country_code, party_id, role.role))
             if row is None:
-                created.append(CreateParty(party.identity, role.role, details_url, details, role.source))
+                if role.hosted:
+                    found.created.append(
+                        CreateParty(party.identity, role.role, party.url, details, role.source)
+                    )
+                else:
+                    found.awaiting.append(AwaitRegistration(party.identity, role.role, role.source))
                 continue
-            changes = _row_changes(row.url, row.business_details, details_url, details)
-            if not row.managed:
-                created.append(AdoptParty(party.identity, role.role, changes, role.source))
+            if not row.credentials and not role.hosted:
+                found.deleted.append(DeleteParty(row.identity, row.role, CREDENTIAL_LESS, row_id=row.row_id))
+                found.awaiting.append(AwaitRegistration(party.identity, role.role, role.source))
+                continue
+            if row.credentials:
+                if party.url is not None and row.url != party.url:
+                    found.warnings.append(
+                        f"{party.identity} {role.role}: OCPI registration recorded the url {row.url!r}, "
+                        f"{role.source.file or 'the party file'} expects {party.url!r}; ocpi-parties does "
+                        "not change it (registration owns url and token): check that the partner meant it"
+                    )
+                if role.hosted:
+                    found.warnings.append(
+                        f"{party.identity} {role.role} is declared hosted, but OCPI registration gave its "
+                        "row credentials: ocpi-parties manages its business details, never its url or token"
+                    )
+                changes = details_changes(row.business_details, details)
+            else:
+                changes = _row_changes(row.url, row.business_details, party.url, details)
+            if row.credentials and not row.managed:
+                found.created.append(AdoptParty(party.identity, role.role, changes, role.source, row.row_id))
             elif changes:
-                updated.append(UpdateParty(party.identity, role.role, changes, role.source))
+                found.updated.append(UpdateParty(party.identity, role.role, changes, role.source, row.row_id))
+
+
+def _undeclared_changes(
+    desired: DesiredState,
+    rows: Mapping[RowKey, PartyRow],
+    declared: set[RowKey],
+    allow_delete: bool,
+    found: _PartyChanges,
+) -> None:
+    """Managed rows no file declares any more: release registration's rows, delete ocpi-parties' own."""
     tombstones = {(t.identity, t.role): t for t in desired.tombstones}
-    # Sort only the rows to delete: sorting every row of a large database took a tenth of a second.
+    # Sort only the rows concerned: sorting every row of a large database took a tenth of a second.
     undeclared = [(key, row) for key, row in rows.items() if row.managed and key not in declared]
-    for _, row in sorted(undeclared, key=lambda item: item[0]):
-        tombstone = tombstones.get(row.key) or tombstones.get((row.identity, None))
-        if tombstone is not None:
-            reason = f"marked deleted at {tombstone.source}" if tombstone.source.file else "marked deleted"
-            deleted.append(DeleteParty(row.identity, row.role, reason))
+    for key, row in sorted(undeclared, key=lambda item: item[0]):
+        identity = Identity(key[0], key[1])
+        tombstone = tombstones.get((identity, row.role)) or tombstones.get((identity, None))
+        marked = f"marked deleted at {tombstone.source}" if tombstone and tombstone.source.file else None
+        if row.credentials:
+            why = marked or ("marked deleted" if tombstone else "no longer declared in the party files")
+            found.released.append(
+                ReleaseParty(
+                    row.identity,
+                    row.role,
+                    f"{why}; OCPI registration owns this row: its url, token and business details stay. "
+                    "To disconnect the partner, end its registration through the CSMS (OCPI credentials "
+                    "DELETE)",
+                    row.row_id,
+                )
+            )
+        elif tombstone is not None:
+            found.deleted.append(
+                DeleteParty(row.identity, row.role, marked or "marked deleted", row_id=row.row_id)
+            )
         elif allow_delete:
-            deleted.append(DeleteParty(row.identity, row.role, "no longer declared in the party files"))
+            found.deleted.append(
+                DeleteParty(
+                    row.identity, row.role, "no longer declared in the party files", row_id=row.row_id
+                )
+            )
         else:
-            deleted.append(
+            found.deleted.append(
                 DeleteParty(
                     row.identity,
                     row.role,
                     "no longer declared in the party files; deleting needs a tombstone (deleted: true) "
                     "or --allow-delete",
                     blocked=True,
+                    row_id=row.row_id,
                 )
             )
     by_identity: dict[Identity, list[PartyRow]] = defaultdict(list)
     if desired.tombstones:
-        for row in rows.values():
-            by_identity[row.identity].append(row)
+        for key, row in rows.items():
+            by_identity[Identity(key[0], key[1])].append(row)
     for tombstone in desired.tombstones:
         roles = [r for r in by_identity.get(tombstone.identity, ()) if tombstone.role in (None, r.role)]
         if not any(r.managed for r in roles):
             what = f"{tombstone.identity} {tombstone.role}" if tombstone.role else str(tombstone.identity)
             unmanaged = " (its rows are not managed by ocpi-parties)" if roles else ""
-            notes.append(
+            found.notes.append(
                 f"{what} is marked deleted at {tombstone.source} but has nothing to delete{unmanaged}"
             )
-    return created, updated, deleted, notes
 
 
 def _cpo_after(
-    desired: DesiredState, cpo_now: set[Identity], deleted: Sequence[DeleteParty]
-) -> set[Identity]:
-    """The identities that hold a CPO row once the plan is applied."""
-    removed = {d.identity for d in deleted if d.role == CPO and not d.blocked}
-    declared = {p.identity for p in desired.parties if any(r.role == CPO for r in p.roles)}
-    return (cpo_now - removed) | declared
+    desired: DesiredState, rows: Mapping[RowKey, PartyRow], deleted: Sequence[DeleteParty]
+) -> dict[Identity, Identity]:
+    """Each identity (upper case) that holds a CPO row once the plan is applied, with that row's spelling."""
+    removed = {d.row_id for d in deleted if d.role == CPO and not d.blocked}
+    cpo = {
+        Identity(key[0], key[1]): row.identity
+        for key, row in rows.items()
+        if key[2] == CPO and row.row_id not in removed
+    }
+    for party in desired.parties:
+        role = party.role(CPO)
+        if role is not None and role.hosted and party.identity not in cpo:
+            cpo[party.identity] = party.identity
+    return cpo
 
 
-def _owners(
-    actual: ActualState, cpo_now: set[Identity], cpo_after: set[Identity], moves: Sequence[MoveLocations]
-) -> LocationOwners:
-    """Count the locations without a CPO owner before and after the moves, from the group counts alone."""
-    left = {group.identity: group.count for group in actual.location_groups}
-    for move in moves:
-        for location_id in move.location_ids:
-            left[actual.claimed[location_id]] -= 1
-        for group in move.groups:
-            left[group.identity] -= group.count
-    return LocationOwners(
-        recorded=sum(group.count for group in actual.location_groups),
-        unowned_now=sum(g.count for g in actual.location_groups if g.identity not in cpo_now),
-        unowned_after=sum(count for identity, count in left.items() if identity not in cpo_after),
+def location_owner(
+    claimant: Identity | None,
+    recorded: Identity | None,
+    cpo: Mapping[Identity, Identity],
+    moved_from: Mapping[Identity, Identity],
+    default: Identity | None,
+) -> tuple[Identity | None, str]:
+    """The owner of a location, as the guard (`reconciler_location_owner()`, migration 0006) computes it.
+
+    Claimed by id -> the claimant; recorded under an identity with a CPO row -> that row; recorded under an
+    identity a hosted party's moved_from names -> that party; otherwise the default party; None while there
+    is none. `cpo` maps each identity in upper case to the spelling of its CPO row. Returns the owner as its
+    CPO row spells it, and the rule that chose it (a `MoveReason`).
+    """
+    if claimant is not None and claimant in cpo:
+        return cpo[claimant], MoveReason.CLAIMED
+    if recorded is not None:
+        if recorded in cpo:
+            return cpo[recorded], MoveReason.RECORDED
+        target = moved_from.get(recorded)
+        if target is not None and target in cpo:
+            return cpo[target], MoveReason.MOVED_FROM
+    if default is not None and _upper(default) in cpo:
+        return cpo[_upper(default)], MoveReason.ORPHANS
+    return None, MoveReason.ORPHANS
+
+
+def _rules(desired: DesiredState) -> LocationRules:
+    """The claims and moves the files declare, as the guard reads them."""
+    return LocationRules(
+        claims={claim.value: party.identity for party in desired.parties for claim in party.locations},
+        moved_from={moved.value: party.identity for party in desired.parties for moved in party.moved_from},
     )
 
 
+_REASON_ORDER = (
+    MoveReason.CLAIMED,
+    MoveReason.RECORDED,
+    MoveReason.MOVED_FROM,
+    MoveReason.ORPHANS,
+    MoveReason.PARTY_DELETED,
+)
+
+
 def _location_moves(
-    desired: DesiredState, actual: ActualState, cpo_before: set[Identity], cpo_after: set[Identity]
-) -> tuple[list[MoveLocations], list[str]]:
-    """Group the locations that change owner: claims by id, moved identities, orphans, deleted parties."""
+    desired: DesiredState,
+    actual: ActualState,
+    cpo: Mapping[Identity, Identity],
+    deleted_cpo: set[Identity],
+) -> tuple[list[MoveLocations], list[str], int]:
+    """The moves that give every location the owner `location_owner` says, and the locations left unowned."""
+    rules = _rules(desired)
     moves: list[MoveLocations] = []
     notes: list[str] = []
-
-    claimed_out: dict[Identity, int] = defaultdict(int)
+    unowned_after = 0
+    claimed_in: dict[tuple[str, str, str, str], int] = defaultdict(int)
     for party in desired.parties:
-        ids = []
+        ids: list[str] = []
+        origins: dict[tuple[str, str, str, str], LocationGroup] = {}
         for claim in party.locations:
-            recorded = actual.claimed.get(claim.value)
-            if recorded is None:
+            location = actual.claimed.get(claim.value)
+            if location is None:
                 notes.append(
                     f"location {claim.value!r} claimed by {party.identity} at {claim.source} does not exist"
                 )
-            elif recorded != party.identity:
+                continue
+            group = LocationGroup(location.recorded, location.owner, 1, location.owned)
+            claimed_in[group.key] += 1
+            owner, _ = location_owner(
+                party.identity, location.recorded, cpo, rules.moved_from, desired.default_party
+            )
+            if owner is None:
+                unowned_after += 1
+            elif not location.owned or owner != location.owner:
                 ids.append(claim.value)
-                claimed_out[recorded] += 1
+                seen = origins.get(group.key)
+                origins[group.key] = replace(group, count=seen.count + 1) if seen else group
         if ids:
-            moves.append(MoveLocations(MoveReason.CLAIMED, party.identity, location_ids=tuple(ids)))
+            groups = tuple(sorted(origins.values(), key=lambda g: g.key))
+            target = cpo[party.identity]
+            moves.append(MoveLocations(MoveReason.CLAIMED, target, groups, tuple(ids)))
 
-    moved_to: dict[Identity, Party] = {m.value: p for p in desired.parties for m in p.moved_from}
+    moved_sources = {m.value: m.source for p in desired.parties for m in p.moved_from}
     grouped: dict[tuple[str, Identity], list[LocationGroup]] = defaultdict(list)
-    for group in sorted(actual.location_groups, key=lambda g: _pair(g.identity)):
-        count = group.count - claimed_out.get(group.identity, 0)
+    sources: dict[tuple[str, Identity], Source] = {}
+    for group in sorted(actual.location_groups, key=lambda g: g.key):
+        count = group.count - claimed_in.get(group.key, 0)
         if count <= 0:
             continue
-        remaining = LocationGroup(group.identity, count)
-        if group.identity in moved_to:
-            grouped[(MoveReason.MOVED_FROM, moved_to[group.identity].identity)].append(remaining)
-        elif group.identity in cpo_after:
+        owner, reason = location_owner(None, group.recorded, cpo, rules.moved_from, desired.default_party)
+        if owner is None:
+            unowned_after += count
             continue
-        elif group.identity in cpo_before:
-            grouped[(MoveReason.PARTY_DELETED, desired.default_party)].append(remaining)
-        elif group.identity != desired.default_party:
-            grouped[(MoveReason.ORPHANS, desired.default_party)].append(remaining)
-    order = [MoveReason.MOVED_FROM, MoveReason.ORPHANS, MoveReason.PARTY_DELETED]
-    for (reason, to), groups in sorted(
-        grouped.items(), key=lambda item: (order.index(item[0][0]), item[0][1])
+        if group.owned and owner == group.owner:
+            continue
+        if reason == MoveReason.ORPHANS and group.owned and _upper(group.owner) in deleted_cpo:
+            reason = MoveReason.PARTY_DELETED
+        key = (reason, owner)
+        grouped[key].append(replace(group, count=count))
+        if reason == MoveReason.MOVED_FROM and group.recorded in moved_sources:
+            sources.setdefault(key, moved_sources[group.recorded])
+    for (reason, to), found in sorted(
+        grouped.items(), key=lambda item: (_REASON_ORDER.index(item[0][0]), _pair(item[0][1]))
     ):
-        source = next(
-            (m.source for p in desired.parties for m in p.moved_from if p.identity == to), Source("")
-        )
-        moves.append(
-            MoveLocations(reason, to, tuple(groups), source=source if reason == "moved_from" else Source(""))
-        )
-    return moves, notes
+        moves.append(MoveLocations(reason, to, tuple(found), source=sources.get((reason, to), Source(""))))
+    moves.sort(key=lambda m: _REASON_ORDER.index(m.reason))
+    return moves, notes, unowned_after
+
+
+def _rules_change(desired: DesiredState, actual: ActualState) -> SetLocationRules | None:
+    """The claims and moves to record for the guard, when they differ from what it reads now."""
+    wanted = _rules(desired)
+    recorded = actual.rules or LocationRules()
+    if (
+        actual.rules is not None
+        and dict(wanted.claims) == dict(recorded.claims)
+        and dict(wanted.moved_from) == dict(recorded.moved_from)
+    ):
+        return None
+    if actual.rules is None and not wanted.claims and not wanted.moved_from:
+        return None
+    return SetLocationRules(wanted.claims, wanted.moved_from, len(recorded.claims), len(recorded.moved_from))
 
 
 def _drift(actual: ActualState, rows: Mapping[RowKey, PartyRow]) -> tuple[Drift, ...]:
+    """Fields git owns that changed since the last apply: a registered row's url is registration's."""
     if actual.last_applied is None:
         return ()
     drift = []
     for applied in actual.last_applied:
-        row = rows.get((applied.identity.country_code, applied.identity.party_id, applied.role))
+        key = (applied.identity.country_code.upper(), applied.identity.party_id.upper(), applied.role)
+        row = rows.get(key)
         if row is None:
             drift.append(Drift(applied.identity, applied.role, (), missing=True))
-        elif changes := _row_changes(applied.url, applied.business_details, row.url, row.business_details):
+            continue
+        url = None if row.credentials else row.url
+        before = None if row.credentials else applied.url
+        if changes := _row_changes(before, applied.business_details, url, row.business_details):
             drift.append(Drift(applied.identity, applied.role, changes))
     return tuple(drift)
 
@@ -479,61 +731,83 @@ def _drift(actual: ActualState, rows: Mapping[RowKey, PartyRow]) -> tuple[Drift,
 def compute_plan(desired: DesiredState, actual: ActualState, *, allow_delete: bool = False) -> Plan:
     """The changes that make `actual` match `desired`, in the order apply executes them.
 
-    Order: run pending migrations, create and adopt parties, update them, set the default party, move
-    locations, delete parties.
+    Order: run pending migrations, create and adopt parties, update them, set the default party, record
+    the claims and moves for the guard, move locations, release partners' rows, delete parties.
     """
-    rows = _rows_by_key(actual)
+    rows, shadowed = _rows_by_key(actual)
     declared = _declared(desired)
-    created, updated, deleted, notes = _party_changes(desired, rows, declared, allow_delete)
+    found = _PartyChanges()
+    _declared_changes(desired, rows, found)
+    _undeclared_changes(desired, rows, declared, allow_delete, found)
     changes: list[Change] = [RunMigrations(actual.pending_migrations)] if actual.pending_migrations else []
-    changes.extend([*created, *updated])
-    if actual.default_party != desired.default_party:
+    changes.extend([*found.created, *found.updated])
+    if actual.default_party is None or _upper(actual.default_party) != desired.default_party:
         changes.append(SetDefaultParty(actual.default_party, desired.default_party))
-    cpo_now = {row.identity for row in actual.rows if row.role == CPO}
-    cpo_after = _cpo_after(desired, cpo_now, deleted)
-    moves, move_notes = _location_moves(desired, actual, cpo_now, cpo_after)
+    rules = _rules_change(desired, actual)
+    if rules is not None:
+        changes.append(rules)
+    cpo = _cpo_after(desired, rows, found.deleted)
+    deleted_cpo = {_upper(d.identity) for d in found.deleted if d.role == CPO and not d.blocked}
+    moves, move_notes, unowned_after = _location_moves(desired, actual, cpo, deleted_cpo)
     changes.extend(moves)
-    changes.extend(deleted)
+    changes.extend(found.released)
+    changes.extend(found.deleted)
     # Sort only the few rows kept: sorting all 17,600 rows of a large database took a tenth of a second.
-    undeclared = [(key, row) for key, row in rows.items() if not row.managed and key not in declared]
-    unmanaged = tuple(row for _, row in sorted(undeclared, key=lambda item: item[0]))
-    owners = _owners(actual, cpo_now, cpo_after, moves)
-    return Plan(tuple(changes), unmanaged, _drift(actual, rows), tuple(notes + move_notes), owners)
+    undeclared = [
+        (row.key, row) for row in [*rows.values(), *shadowed] if not row.managed and row.key not in declared
+    ]
+    undeclared += [(row.key, row) for row in shadowed if row.key in declared and not row.managed]
+    unmanaged = tuple(row for _, row in sorted(undeclared, key=lambda item: (item[0], item[1].order)))
+    owners = LocationOwners(
+        recorded=sum(group.count for group in actual.location_groups),
+        unowned_now=sum(group.count for group in actual.location_groups if not group.owned),
+        unowned_after=unowned_after,
+    )
+    return Plan(
+        tuple(changes),
+        unmanaged,
+        _drift(actual, rows),
+        tuple(found.notes + move_notes),
+        owners,
+        tuple(found.awaiting),
+        tuple(found.warnings),
+    )
 
 
-def fingerprint(desired: DesiredState, actual: ActualState) -> str:
+def fingerprint(desired: DesiredState, actual: ActualState, plan: Plan) -> str:
     """A digest of every database fact the plan depends on; a saved plan applies only while it is unchanged.
 
     In scope: the rows the files declare or tombstone and the managed rows (their id and every column the
-    plan compares), which identities hold a CPO row, the default party, the pending migrations, the
-    location counts of the identities whose locations the plan may move (those without a CPO row, those
-    named in `moved_from`, those of parties that may be deleted) and the claimed locations. Outside it, so
-    a running CSMS does not make a reviewed plan stale: an OCPI peer refreshing its token, and MaEVe saving
-    locations that land on a CPO the plan leaves alone.
+    plan compares), which identities hold a CPO row, the default party, the pending migrations, the claims
+    and moves the guard reads, the location groups whose owner the plan changes and the claimed locations.
+    Outside it, so a running CSMS does not make a reviewed plan stale: an OCPI peer refreshing its token,
+    and MaEVe saving locations that land on the owner the files give them.
     """
     declared = _declared(desired)
     tombstoned = {_pair(t.identity) for t in desired.tombstones}
-    movable = {_pair(m.value) for p in desired.parties for m in p.moved_from} | tombstoned
-    owners: set[tuple[str, str]] = set()
     facts: list[Any] = []
-    for row in sorted(actual.rows, key=_key):
-        key = _key(row)
+    rows, _ = _rows_by_key(actual)
+    cpo: list[str] = []
+    for key in sorted(rows):
+        row = rows[key]
         if row.managed or key in declared or key[:2] in tombstoned:
-            facts.append(
-                ["row", str(row.identity), row.role, row.url, row.business_details, row.managed, row.row_id]
-            )
-            if row.managed and key not in declared:
-                movable.add(key[:2])
-        elif row.role == CPO:
-            facts.append(["cpo", str(row.identity)])
-        if row.role == CPO:
-            owners.add(key[:2])
+            url = None if row.credentials else row.url
+            facts.append(["row", *key, url, row.business_details, row.managed, row.row_id, row.credentials])
+        if key[2] == CPO:
+            cpo.append(f"{row.identity}#{row.row_id}")
+    facts.append(["cpo", cpo])
     facts.append(["default", str(actual.default_party)])
     facts.append(["migrations", list(actual.pending_migrations)])
-    for group in sorted(actual.location_groups, key=lambda g: _pair(g.identity)):
-        if _pair(group.identity) not in owners or _pair(group.identity) in movable:
-            facts.append(["locations", str(group.identity), group.count])
-    facts.extend(["claimed", key, str(value)] for key, value in sorted(actual.claimed.items()))
+    if actual.rules is not None:
+        facts.append(["claims", sorted((k, str(v)) for k, v in actual.rules.claims.items())])
+        facts.append(["moved", sorted((str(k), str(v)) for k, v in actual.rules.moved_from.items())])
+    for move in plan.changes:
+        if isinstance(move, MoveLocations):
+            facts.append(["move", move.reason, str(move.to), [[*g.key, g.count] for g in move.groups]])
+    facts.extend(
+        ["claimed", key, str(value.recorded), str(value.owner), value.owned]
+        for key, value in sorted(actual.claimed.items())
+    )
     # No check for circular references: the facts are data decoded from JSON, which cannot hold any.
     digest = json.dumps(facts, sort_keys=True, default=str, check_circular=False)
     return hashlib.sha256(digest.encode()).hexdigest()

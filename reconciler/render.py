@@ -13,23 +13,27 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.model import Identity, Source
 from reconciler.plan import (
     AdoptParty,
+    AwaitRegistration,
     Change,
     CreateParty,
     DeleteParty,
     Drift,
     FieldChange,
+    LocationGroup,
     LocationOwners,
     MoveLocations,
     MoveReason,
     Plan,
+    ReleaseParty,
     RunMigrations,
     SetDefaultParty,
+    SetLocationRules,
     UpdateParty,
 )
 
@@ -53,23 +57,37 @@ def plain(text: str, _color: str) -> str:
 
 
 CREATE, UPDATE, ADOPT, MOVE, DELETE, BLOCKED = "+", "~", "*", ">", "-", "x"
+RELEASE, AWAITING = "/", "?"
 
 #: The legend, in the order it is printed. Only the symbols a plan uses are listed.
 _LEGEND = {
     CREATE: "create",
     UPDATE: "update in place",
-    ADOPT: "adopt: manage from now on a row that OCPI registration created",
+    ADOPT: "adopt: manage from now on the business details of a row that OCPI registration created",
     MOVE: "move locations to the party that owns them",
+    RELEASE: "release: stop managing a row that OCPI registration owns; the row and its credentials stay",
     DELETE: "delete",
     BLOCKED: "deletion blocked by deletion protection: shown, not applied",
+    AWAITING: "awaiting OCPI registration: its row appears when the partner registers, and the next apply "
+    "adopts it",
 }
-_COLORS = {CREATE: "green", UPDATE: "yellow", ADOPT: "cyan", MOVE: "cyan", DELETE: "red", BLOCKED: "red"}
+_COLORS = {
+    CREATE: "green",
+    UPDATE: "yellow",
+    ADOPT: "cyan",
+    MOVE: "cyan",
+    RELEASE: "magenta",
+    DELETE: "red",
+    BLOCKED: "red",
+    AWAITING: "blue",
+}
 
 #: In a ```diff block GitHub colours lines starting with + and > green, - red and ! orange.
-_DIFF_SYMBOLS = {UPDATE: "!", ADOPT: "!"}
+_DIFF_SYMBOLS = {UPDATE: "!", ADOPT: "!", RELEASE: "!", AWAITING: "#"}
 
 _MOVE_HEADINGS = {
     MoveReason.ORPHANS: "{n} recorded under no CPO will move to the default party {to}",
+    MoveReason.RECORDED: "{n} recorded under {to}'s own identity will move to {to}",
     MoveReason.MOVED_FROM: "{n} will move to {to}, which replaces the identities they are recorded under",
     MoveReason.CLAIMED: "{n} claimed by id will move to {to}",
     MoveReason.PARTY_DELETED: "{n} of deleted parties will move to the default party {to}",
@@ -216,18 +234,25 @@ def _move_lines(move: MoveLocations, locations: LocationLister | None) -> list[_
             _ACTION,
         )
     ]
-    width = max((len(safe(str(g.identity))) for g in move.groups), default=0)
-    digits = max((len(f"{g.count:,}") for g in move.groups), default=0)
-    lines.extend(
-        _Line(f"{safe(str(g.identity)).ljust(width)}  {g.count:>{digits},}", indent=_DETAIL)
-        for g in move.groups
-    )
+    rows = [(_group_origin(g), f"{g.count:,}") for g in move.groups]
+    width = max((len(origin) for origin, _ in rows), default=0)
+    digits = max((len(count) for _, count in rows), default=0)
+    lines.extend(_Line(f"{origin.ljust(width)}  {count:>{digits}}", indent=_DETAIL) for origin, count in rows)
     if locations is not None:
         lines.append(_Line("location ids:", indent=_DETAIL))
         lines.extend(_Line(safe(location), indent=_DETAIL + 2) for location in locations(move))
     elif move.location_ids:
         lines.append(_Line("(plan --show-locations lists their ids)", indent=_DETAIL))
     return lines
+
+
+def _group_origin(group: LocationGroup) -> str:
+    """Where a group's locations stand now: `GB-XXX`, or `GB-TWK (recorded PT-CPO)` when the identity their
+    writer recorded is another."""
+    owner = safe(str(group.owner))
+    if group.recorded is None or str(group.recorded) == str(group.owner).upper():
+        return owner
+    return f"{owner} (recorded {safe(str(group.recorded))})"
 
 
 _NOWHERE = Source("")
@@ -269,6 +294,18 @@ def _change_lines(change: Change, locations: LocationLister | None) -> list[_Lin
             ]
         case MoveLocations():
             return _move_lines(change, locations)
+        case SetLocationRules(claims=claims, moved_from=moved):
+            return [
+                _action(UPDATE, "location rules for MaEVe's new writes will be recorded:"),
+                _Line(
+                    f"{_number(len(claims), 'location')} claimed by id (was {change.claims_before:,}), "
+                    f"{_number(len(moved), 'identity', 'identities')} moved_from (was "
+                    f"{change.moved_from_before:,})",
+                    indent=_DETAIL,
+                ),
+            ]
+        case ReleaseParty(identity=identity, role=role, reason=reason):
+            return [_action(RELEASE, f"{_who(identity, role)} will no longer be managed: {safe(reason)}")]
         case DeleteParty(identity=identity, role=role, reason=reason, blocked=True):
             return [
                 _action(BLOCKED, f"{_who(identity, role)} will NOT be deleted: {safe(reason)}"),
@@ -276,7 +313,18 @@ def _change_lines(change: Change, locations: LocationLister | None) -> list[_Lin
             ]
         case DeleteParty(identity=identity, role=role, reason=reason):
             return [_action(DELETE, f"{_who(identity, role)} will be deleted: {safe(reason)}")]
-    raise TypeError(f"no rendering for {type(change).__name__}")  # pragma: no cover
+        case _:
+            assert_never(change)
+
+
+def _awaiting_lines(awaiting: AwaitRegistration) -> list[_Line]:
+    return [
+        _action(
+            AWAITING,
+            f"{_who(awaiting.identity, awaiting.role)} is awaiting OCPI registration",
+            awaiting.source,
+        )
+    ]
 
 
 def _spaced(groups: Iterable[list[_Line]]) -> list[_Line]:
@@ -298,6 +346,10 @@ def _plan_lines(plan: Plan, locations: LocationLister | None) -> list[_Line]:
         lines.append(_Line("Blocked by deletion protection (not applied):"))
         lines.append(_BLANK)
         lines.extend(_spaced(_change_lines(c, locations) for c in plan.blocked))
+    if plan.awaiting:
+        lines.append(_Line("Declared partners without a row (nothing to apply):"))
+        lines.append(_BLANK)
+        lines.extend(_spaced(_awaiting_lines(a) for a in plan.awaiting))
     lines.extend(_owner_lines(plan.owners))
     return lines
 
@@ -348,13 +400,22 @@ def _legend_lines(symbols: set[str]) -> list[_Line]:
 
 
 def summary(plan: Plan) -> str:
-    """`Plan: 2 to add, 1 to change, 0 to delete, 1 to adopt; 1,234 locations to move.` or NO_CHANGES."""
+    """`Plan: 2 to add, 1 to change, 0 to delete, 1 to adopt; 1,234 locations to move.` or NO_CHANGES.
+
+    Releases and partners awaiting registration are counted only when there are any.
+    """
     if not plan.has_changes and not plan.blocked:
+        if plan.awaiting:
+            waiting = _number(len(plan.awaiting), "partner role")
+            return f"{NO_CHANGES[:-1]}; {waiting} awaiting OCPI registration."
         return NO_CHANGES
-    text = (
-        f"Plan: {plan.to_add:,} to add, {plan.to_change:,} to change, {plan.to_delete:,} to delete, "
-        f"{plan.to_adopt:,} to adopt; {_number(plan.locations_to_move, 'location')} to move"
-    )
+    text = f"Plan: {plan.to_add:,} to add, {plan.to_change:,} to change, {plan.to_delete:,} to delete, "
+    text += f"{plan.to_adopt:,} to adopt"
+    if plan.to_release:
+        text += f", {plan.to_release:,} to release"
+    text += f"; {_number(plan.locations_to_move, 'location')} to move"
+    if plan.awaiting:
+        text += f"; {len(plan.awaiting):,} awaiting registration"
     if plan.migrations_to_run:
         text += f"; {_number(plan.migrations_to_run, 'migration')} to run"
     if plan.blocked:
@@ -370,6 +431,7 @@ class _Sections:
     unmanaged: list[_Line]
     drift: list[_Line]
     notes: list[_Line]
+    warnings: list[_Line]
 
     @classmethod
     def of(cls, plan: Plan, locations: LocationLister | None = None) -> _Sections:
@@ -378,6 +440,7 @@ class _Sections:
             _unmanaged_lines(plan),
             _drift_lines(plan.drift),
             [_Line(safe(note), indent=_ACTION) for note in plan.notes],
+            [_Line(safe(warning), indent=_ACTION) for warning in plan.warnings],
         )
 
     def legend(self) -> list[_Line]:
@@ -399,6 +462,7 @@ def render_text(plan: Plan, *, style: Style = plain, locations: LocationLister |
         *sections.plan,
         *_titled(_UNMANAGED_TITLE, sections.unmanaged),
         *_titled(_DRIFT_TITLE, sections.drift),
+        *_titled("Warnings:", sections.warnings),
         *_titled("Notes:", sections.notes),
     ]
     legend = sections.legend()
@@ -447,6 +511,19 @@ def _change_document(change: Change) -> dict[str, Any]:
                 "reason": change.reason,
                 "blocked": change.blocked,
             }
+        case ReleaseParty():
+            return {
+                "action": "release",
+                "identity": str(change.identity),
+                "role": change.role,
+                "reason": change.reason,
+            }
+        case SetLocationRules():
+            return {
+                "action": "set_location_rules",
+                "claims": {key: str(value) for key, value in sorted(change.claims.items())},
+                "moved_from": {str(k): str(v) for k, v in sorted(change.moved_from.items())},
+            }
         case RunMigrations():
             return {"action": "run_migrations", "migrations": list(change.migrations)}
         case SetDefaultParty():
@@ -461,11 +538,20 @@ def _change_document(change: Change) -> dict[str, Any]:
                 "reason": change.reason,
                 "to": str(change.to),
                 "count": change.count,
-                "groups": [{"identity": str(g.identity), "count": g.count} for g in change.groups],
+                "groups": [
+                    {
+                        "identity": str(g.owner),
+                        "recorded": str(g.recorded) if g.recorded else None,
+                        "owned": g.owned,
+                        "count": g.count,
+                    }
+                    for g in change.groups
+                ],
                 "location_ids": list(change.location_ids),
                 "source": _source_document(change.source),
             }
-    raise TypeError(f"no document for {type(change).__name__}")  # pragma: no cover
+        case _:
+            assert_never(change)
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:
@@ -479,6 +565,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "to_change": plan.to_change,
             "to_delete": plan.to_delete,
             "to_adopt": plan.to_adopt,
+            "to_release": plan.to_release,
+            "awaiting_registration": len(plan.awaiting),
             "locations_to_move": plan.locations_to_move,
             "migrations_to_run": plan.migrations_to_run,
             "deletions_blocked": len(plan.blocked),
@@ -496,6 +584,11 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             }
             for d in plan.drift
         ],
+        "awaiting_registration": [
+            {"identity": str(a.identity), "role": a.role, "source": _source_document(a.source)}
+            for a in plan.awaiting
+        ],
+        "warnings": list(plan.warnings),
         "notes": list(plan.notes),
         "locations": {
             "recorded": plan.owners.recorded,
@@ -610,6 +703,7 @@ def _bullets(items: Sequence[str], more: str, limit: int = 10) -> list[str]:
 
 _MOVE_FACTS = {
     MoveReason.ORPHANS: "recorded under no CPO",
+    MoveReason.RECORDED: "recorded under its own identity",
     MoveReason.MOVED_FROM: "recorded under identities it replaces",
     MoveReason.CLAIMED: "claimed by id",
     MoveReason.PARTY_DELETED: "of deleted parties",
@@ -669,7 +763,13 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     head = "\n".join(["### ocpi-parties plan", "", f"**{summary(plan)}**", "", *_facts(plan)]).rstrip()
     sections = _Sections.of(plan)
     legend = sections.legend()
-    plan_lines = [*sections.plan, *_titled("Notes:", sections.notes), *legend, *([_BLANK] if legend else [])]
+    plan_lines = [
+        *sections.plan,
+        *_titled("Warnings:", sections.warnings),
+        *_titled("Notes:", sections.notes),
+        *legend,
+        *([_BLANK] if legend else []),
+    ]
     blocks = []
     if plan_lines:
         blocks.append(_Block("Full plan", "diff", [line.diff() for line in plan_lines] + [summary(plan)]))

@@ -21,7 +21,9 @@ from reconciler.model import DesiredState, Identity
 from reconciler.plan import (
     ActualState,
     AppliedRow,
+    ClaimedLocation,
     LocationGroup,
+    LocationRules,
     MoveLocations,
     PartyRow,
     Plan,
@@ -33,14 +35,67 @@ Connection = psycopg.Connection[Any]
 
 DEFAULT_PARTY_KEY = "default_party"
 
-_GROUPS = """
-SELECT country_code, party_id, count(*) AS locations
-  FROM locations
- GROUP BY country_code, party_id
- ORDER BY country_code, party_id
-"""
+#: Locations per recorded identity and owner now. Before migration 0006 no location has a recorded identity:
+#: the rule the migration applies to the rows it finds stands in (none for MaEVe's own rows, which hold Go
+#: field names such as `Country` and are written under XXX; else the identity the row is stored under).
+_RECORDED_NOW = {
+    "recorded_cc": sql.SQL("l.recorded_country_code"),
+    "recorded_pid": sql.SQL("l.recorded_party_id"),
+}
+_RECORDED_BEFORE_0006 = {
+    name: sql.SQL(
+        "CASE WHEN upper(l.party_id) = 'XXX' OR l.location_data ? 'Country' THEN NULL ELSE upper(l.{}) END"
+    ).format(sql.Identifier(column))
+    for name, column in (("recorded_cc", "country_code"), ("recorded_pid", "party_id"))
+}
+#: Whether a CPO row owns the location; before migration 0005, whether its identity names a CPO row.
+_OWNED_NOW = sql.SQL("l.party_role IS NOT NULL")
+_OWNED_BEFORE_0005 = sql.SQL(
+    "EXISTS (SELECT 1 FROM ocpi_parties AS p"
+    " WHERE p.role = 'CPO' AND p.country_code = l.country_code AND p.party_id = l.party_id)"
+)
 
-_CLAIMED = "SELECT id, country_code, party_id FROM locations WHERE id = ANY(%s)"
+_GROUPS = sql.SQL(
+    "SELECT {recorded_cc}, {recorded_pid}, l.country_code, l.party_id, {owned}, count(*)"
+    " FROM locations AS l GROUP BY 1, 2, 3, 4, 5"
+)
+
+_CLAIMED = sql.SQL(
+    "SELECT l.id, {recorded_cc}, {recorded_pid}, l.country_code, l.party_id, {owned}"
+    " FROM locations AS l WHERE l.id = ANY(%s)"
+)
+
+
+def _location_columns(connection: Connection) -> dict[str, sql.Composable]:
+    recorded = (
+        _RECORDED_NOW if _exists(connection, "locations", "recorded_country_code") else _RECORDED_BEFORE_0006
+    )
+    owned = _OWNED_NOW if _exists(connection, "locations", "party_role") else _OWNED_BEFORE_0005
+    return {**recorded, "owned": owned}
+
+
+def _identity_or_none(country_code: str | None, party_id: str | None) -> Identity | None:
+    return None if country_code is None or party_id is None else Identity(country_code, party_id)
+
+
+def _rules(connection: Connection) -> LocationRules | None:
+    """The claims and moves the guard reads; None before migration 0006 adds them."""
+    if not _exists(connection, "reconciler_location_claims"):
+        return None
+    with connection.cursor(row_factory=tuple_row) as cursor:
+        claims = {
+            location_id: Identity(country_code, party_id)
+            for location_id, country_code, party_id in cursor.execute(
+                "SELECT location_id, country_code, party_id FROM reconciler_location_claims"
+            )
+        }
+        moved = {
+            Identity(country_code, party_id): Identity(to_cc, to_pid)
+            for country_code, party_id, to_cc, to_pid in cursor.execute(
+                "SELECT country_code, party_id, to_country_code, to_party_id FROM reconciler_moved_from"
+            )
+        }
+    return LocationRules(claims, moved)
 
 
 def _exists(connection: Connection, table: str, column: str | None = None) -> bool:
@@ -56,28 +111,46 @@ def _exists(connection: Connection, table: str, column: str | None = None) -> bo
     return bool(found and found[0])
 
 
-def _party_columns(connection: Connection) -> tuple[sql.SQL, sql.SQL, sql.SQL]:
-    """The business details and managed columns and the join they need; before the migrations, stand-ins."""
+def _party_columns(connection: Connection) -> tuple[sql.SQL, sql.SQL, sql.SQL, sql.SQL]:
+    """The business details, managed and credentials columns and the join they need; stand-ins before the
+    migrations that add them.
+
+    Before migration 0006 a row is taken to hold credentials unless ocpi-parties created it: the token
+    itself is never read.
+    """
     details = (
         sql.SQL("p.business_details")
         if _exists(connection, "ocpi_parties", "business_details")
         else sql.SQL("NULL::jsonb")
     )
-    if _exists(connection, "reconciler_managed_parties"):
+    if _exists(connection, "reconciler_managed_parties", "row_created_at"):
+        managed = sql.SQL("m.party_row_id IS NOT NULL")
+        join = sql.SQL(
+            "LEFT JOIN reconciler_managed_parties AS m"
+            " ON m.party_row_id = p.id AND m.row_created_at = p.created_at"
+        )
+    elif _exists(connection, "reconciler_managed_parties"):
         managed = sql.SQL("m.party_row_id IS NOT NULL")
         join = sql.SQL("LEFT JOIN reconciler_managed_parties AS m ON m.party_row_id = p.id")
     else:
         managed, join = sql.SQL("false"), sql.SQL("")
-    return details, managed, join
+    if _exists(connection, "ocpi_parties", "holds_credentials"):
+        credentials = sql.SQL("p.holds_credentials")
+    elif _exists(connection, "reconciler_managed_parties"):
+        credentials = sql.SQL("m.how IS DISTINCT FROM 'created'")
+    else:
+        credentials = sql.SQL("true")
+    return details, managed, credentials, join
 
 
 def party_rows_query(cursor: psycopg.Cursor[Any]) -> sql.Composed:
     """Party rows with their management record; before the migrations, without the columns they add."""
-    details, managed, join = _party_columns(cursor.connection)
+    details, managed, credentials, join = _party_columns(cursor.connection)
     return sql.SQL(
         "SELECT p.id, p.role, p.country_code, p.party_id, p.url, {details} AS business_details, p.updated_at,"
-        " {managed} AS managed FROM ocpi_parties AS p {join} ORDER BY p.country_code, p.party_id, p.role"
-    ).format(details=details, managed=managed, join=join)
+        " {managed} AS managed, {credentials} AS credentials"
+        " FROM ocpi_parties AS p {join} ORDER BY p.country_code, p.party_id, p.role"
+    ).format(details=details, managed=managed, credentials=credentials, join=join)
 
 
 def _party_rows(connection: Connection) -> tuple[PartyRow, ...]:
@@ -86,17 +159,17 @@ def _party_rows(connection: Connection) -> tuple[PartyRow, ...]:
     Unsorted, PostgreSQL need not sort 17,600 rows with their documents (on disk, past work_mem); the
     documents come as text and are decoded in one `json.loads` rather than one call per row.
     """
-    details, managed, join = _party_columns(connection)
+    details, managed, credentials, join = _party_columns(connection)
     query = sql.SQL(
-        "SELECT p.id, p.role, p.country_code, p.party_id, p.url, {details}::text, {managed}"
+        "SELECT p.id, p.role, p.country_code, p.party_id, p.url, {details}::text, {managed}, {credentials}"
         " FROM ocpi_parties AS p {join}"
-    ).format(details=details, managed=managed, join=join)
+    ).format(details=details, managed=managed, credentials=credentials, join=join)
     with connection.cursor(row_factory=tuple_row) as cursor:
         records = cursor.execute(query).fetchall()
     documents = json.loads("[" + ",".join("null" if r[5] is None else r[5] for r in records) + "]")
     return tuple(
-        PartyRow(Identity(country_code, party_id), role, url, document, managed, str(row_id))
-        for (row_id, role, country_code, party_id, url, _, managed), document in zip(
+        PartyRow(Identity(country_code, party_id), role, url, document, managed, str(row_id), credentials)
+        for (row_id, role, country_code, party_id, url, _, managed, credentials), document in zip(
             records, documents, strict=True
         )
     )
@@ -126,6 +199,7 @@ def read_actual_state(connection: Connection, desired: DesiredState) -> ActualSt
     claimed_ids = sorted({claim.value for party in desired.parties for claim in party.locations})
     pending = tuple(migration.label for migration in migrations.pending(connection))
     rows = _party_rows(connection)
+    columns = _location_columns(connection)
     with connection.cursor(row_factory=tuple_row) as cursor:
         found = None
         if _exists(connection, "system_config"):
@@ -133,13 +207,15 @@ def read_actual_state(connection: Connection, desired: DesiredState) -> ActualSt
                 "SELECT value FROM system_config WHERE key = %s", (DEFAULT_PARTY_KEY,)
             ).fetchone()
         groups = tuple(
-            LocationGroup(Identity(country_code, party_id), count)
-            for country_code, party_id, count in cursor.execute(_GROUPS)
+            LocationGroup(_identity_or_none(rcc, rpid), Identity(country_code, party_id), count, owned)
+            for rcc, rpid, country_code, party_id, owned, count in cursor.execute(_GROUPS.format(**columns))
         )
         claimed = {
-            location_id: Identity(country_code, party_id)
-            for location_id, country_code, party_id in (
-                cursor.execute(_CLAIMED, (claimed_ids,)) if claimed_ids else ()
+            location_id: ClaimedLocation(
+                _identity_or_none(rcc, rpid), Identity(country_code, party_id), owned
+            )
+            for location_id, rcc, rpid, country_code, party_id, owned in (
+                cursor.execute(_CLAIMED.format(**columns), (claimed_ids,)) if claimed_ids else ()
             )
         }
         last = None
@@ -154,21 +230,57 @@ def read_actual_state(connection: Connection, desired: DesiredState) -> ActualSt
         claimed,
         _applied_rows(last[0]) if last is not None else None,
         pending,
+        _rules(connection),
     )
 
 
-def location_ids(connection: Connection, move: MoveLocations) -> Iterator[str]:
-    """The ids of the locations a move concerns, in id order, streamed from a server-side cursor."""
+#: The locations of a move's groups: same owner now, same recorded identity, same owned state; those a file
+#: claims by id are moved by id instead. apply's UPDATE and `plan --show-locations` select with it.
+MOVED_GROUPS_FROM = (
+    "unnest(%(owner_cc)s::text[], %(owner_pid)s::text[], %(recorded_cc)s::text[], %(recorded_pid)s::text[],"
+    " %(owned)s::boolean[]) AS g(owner_cc, owner_pid, recorded_cc, recorded_pid, owned)"
+)
+MOVED_GROUPS_WHERE = (
+    "l.country_code = g.owner_cc AND l.party_id = g.owner_pid"
+    " AND l.recorded_country_code IS NOT DISTINCT FROM g.recorded_cc"
+    " AND l.recorded_party_id IS NOT DISTINCT FROM g.recorded_pid"
+    " AND (l.party_role IS NOT NULL) = g.owned"
+    " AND l.id <> ALL(%(claimed)s::text[])"
+)
+
+
+def moved_groups_parameters(move: MoveLocations, desired: DesiredState) -> dict[str, Any]:
+    """The parameters of MOVED_GROUPS_FROM and MOVED_GROUPS_WHERE for `move`."""
+    groups = move.groups
+    return {
+        "owner_cc": [g.owner.country_code for g in groups],
+        "owner_pid": [g.owner.party_id for g in groups],
+        "recorded_cc": [g.recorded.country_code if g.recorded else None for g in groups],
+        "recorded_pid": [g.recorded.party_id if g.recorded else None for g in groups],
+        "owned": [g.owned for g in groups],
+        "claimed": sorted({claim.value for party in desired.parties for claim in party.locations}),
+    }
+
+
+def location_ids(connection: Connection, move: MoveLocations, desired: DesiredState) -> Iterator[str]:
+    """The ids of the locations a move concerns, in id order, streamed from a server-side cursor.
+
+    Before migration 0006 (a plan on a database apply has not migrated yet), the groups are matched by the
+    owner alone.
+    """
     if move.location_ids:
         yield from move.location_ids
         return
-    identities = [(group.identity.country_code, group.identity.party_id) for group in move.groups]
-    with connection.transaction(), connection.cursor(name="ocpi_parties_location_ids") as cursor:
-        cursor.execute(
-            "SELECT l.id FROM locations AS l JOIN unnest(%s::text[], %s::text[]) AS g(country_code, party_id)"
-            " ON l.country_code = g.country_code AND l.party_id = g.party_id ORDER BY l.id",
-            ([c for c, _ in identities], [p for _, p in identities]),
+    query = f"SELECT l.id FROM locations AS l, {MOVED_GROUPS_FROM} WHERE {MOVED_GROUPS_WHERE} ORDER BY l.id"
+    if not _exists(connection, "locations", "recorded_country_code"):
+        query = (
+            "SELECT DISTINCT l.id FROM locations AS l"
+            " JOIN unnest(%(owner_cc)s::text[], %(owner_pid)s::text[]) AS g(owner_cc, owner_pid)"
+            " ON l.country_code = g.owner_cc AND l.party_id = g.owner_pid"
+            " WHERE l.id <> ALL(%(claimed)s::text[]) ORDER BY l.id"
         )
+    with connection.transaction(), connection.cursor(name="ocpi_parties_location_ids") as cursor:
+        cursor.execute(query.encode(), moved_groups_parameters(move, desired))
         for (location_id,) in cursor:
             yield str(location_id)
 
@@ -176,4 +288,5 @@ def location_ids(connection: Connection, move: MoveLocations) -> Iterator[str]:
 def plan_against(connection: Connection, desired: DesiredState, *, allow_delete: bool) -> tuple[Plan, str]:
     """The plan for this database and the fingerprint of the facts it relies on."""
     actual = read_actual_state(connection, desired)
-    return compute_plan(desired, actual, allow_delete=allow_delete), fingerprint(desired, actual)
+    plan = compute_plan(desired, actual, allow_delete=allow_delete)
+    return plan, fingerprint(desired, actual, plan)

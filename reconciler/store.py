@@ -42,10 +42,13 @@ class PartyRow:
     identity: Identity
     url: str
     business_details: Mapping[str, Any] | None
-    #: "created" or "adopted" when ocpi-parties manages the row, None when it does not.
+    #: "created" or "adopted" when ocpi-parties manages the row, None when it does not. A row that holds no
+    #: credentials was created by ocpi-parties (registration always gives a token), whatever was recorded.
     managed: str | None
     created_at: datetime
     updated_at: datetime
+    #: OCPI registration gave the row a token: it owns the row, its url and its token.
+    credentials: bool = True
 
 
 @dataclass(frozen=True)
@@ -125,12 +128,32 @@ def _page(offset: int, limit: int) -> None:
         raise StoreError(f"offset must be 0 or more and limit 1 or more (got offset {offset}, limit {limit})")
 
 
+def spellings(identity: Identity) -> list[tuple[str, str]]:
+    """Every spelling of `identity` in upper and lower case: identities match case-insensitively, and a
+    match on these uses the (country_code, party_id) indexes that `upper()` would not."""
+    variants = [""]
+    for char in identity.country_code + identity.party_id:
+        cases = {char.upper(), char.lower()}
+        variants = [prefix + case for prefix in variants for case in sorted(cases)]
+    return [(v[:2], v[2:]) for v in variants]
+
+
+def _matching(
+    identity: Identity, country_code: str = "country_code", party_id: str = "party_id"
+) -> sql.Composed:
+    """`(country_code, party_id) IN (every spelling of identity)`, the values as SQL literals."""
+    return sql.SQL("({}, {}) IN ({})").format(
+        sql.Identifier(*country_code.split(".")),
+        sql.Identifier(*party_id.split(".")),
+        sql.SQL(", ").join(
+            sql.SQL("({}, {})").format(sql.Literal(c), sql.Literal(p)) for c, p in spellings(identity)
+        ),
+    )
+
+
 def _cpo_exists(connection: Connection, identity: Identity) -> bool:
-    row = connection.execute(
-        "SELECT 1 FROM ocpi_parties WHERE role = %s AND country_code = %s AND party_id = %s",
-        (CPO, identity.country_code, identity.party_id),
-    ).fetchone()
-    return row is not None
+    query = sql.SQL("SELECT 1 FROM ocpi_parties WHERE role = %s AND {}").format(_matching(identity))
+    return connection.execute(query, (CPO,)).fetchone() is not None
 
 
 def get_default_party(connection: Connection) -> Identity | None:
@@ -154,9 +177,11 @@ def set_default_party(connection: Connection, identity: Identity) -> None:
 
 
 _PARTY_COLUMNS = sql.SQL(
-    "p.id, p.role, p.country_code, p.party_id, p.url, p.business_details, m.how AS managed,"
-    " p.created_at, p.updated_at"
-    " FROM ocpi_parties AS p LEFT JOIN reconciler_managed_parties AS m ON m.party_row_id = p.id"
+    "p.id, p.role, p.country_code, p.party_id, p.url, p.business_details,"
+    " CASE WHEN m.party_row_id IS NULL THEN NULL WHEN p.holds_credentials THEN 'adopted' ELSE 'created' END"
+    " AS managed, p.created_at, p.updated_at, p.holds_credentials AS credentials"
+    " FROM ocpi_parties AS p LEFT JOIN reconciler_managed_parties AS m"
+    " ON m.party_row_id = p.id AND m.row_created_at = p.created_at"
 )
 
 
@@ -186,16 +211,15 @@ def list_parties(
 
 def get_party(connection: Connection, identity: Identity) -> PartyDetails | None:
     """Every role of `identity`, the number of locations recorded under it, and whether it is the default."""
-    query = sql.SQL(
-        "SELECT {columns} WHERE p.country_code = %s AND p.party_id = %s ORDER BY p.role, p.id"
-    ).format(columns=_PARTY_COLUMNS)
+    query = sql.SQL("SELECT {columns} WHERE {identity} ORDER BY p.role, p.id").format(
+        columns=_PARTY_COLUMNS, identity=_matching(identity, "p.country_code", "p.party_id")
+    )
     with connection.cursor(row_factory=_with_identity(PartyRow)) as cursor:
-        roles = tuple(cursor.execute(query, (identity.country_code, identity.party_id)))
+        roles = tuple(cursor.execute(query))
     if not roles:
         return None
     count = connection.execute(
-        "SELECT count(*) FROM locations WHERE country_code = %s AND party_id = %s",
-        (identity.country_code, identity.party_id),
+        sql.SQL("SELECT count(*) FROM locations WHERE {}").format(_matching(identity))
     ).fetchone()
     return PartyDetails(
         identity=identity,
@@ -234,11 +258,12 @@ def list_locations(
         " coalesce(location_data->>'City', location_data->>'city') AS city,"
         " coalesce(location_data->>'Country', location_data->>'country') AS country,"
         " updated_at"
-        " FROM locations WHERE country_code = %s AND party_id = %s"
+        " FROM locations WHERE {identity}"
         " ORDER BY created_at DESC, id OFFSET %s LIMIT %s"
     )
+    statement = sql.SQL(query).format(identity=_matching(identity))
     with connection.cursor(row_factory=_with_identity(LocationRow)) as cursor:
-        return cursor.execute(query, (identity.country_code, identity.party_id, offset, limit)).fetchall()
+        return cursor.execute(statement, (offset, limit)).fetchall()
 
 
 _ORPHAN = sql.SQL(
