@@ -668,9 +668,9 @@ def _location_moves(
             target = cpo[party.identity]
             moves.append(MoveLocations(MoveReason.CLAIMED, target, groups, tuple(ids)))
 
-    moved_sources = {m.value: m.source for p in desired.parties for m in p.moved_from}
+    #: Each moved identity with its declaration, in file order.
+    declarations = [m for p in desired.parties for m in p.moved_from]
     grouped: dict[tuple[str, Identity], list[LocationGroup]] = defaultdict(list)
-    sources: dict[tuple[str, Identity], Source] = {}
     for group in sorted(actual.location_groups, key=lambda g: g.key):
         count = group.count - claimed_in.get(group.key, 0)
         if count <= 0:
@@ -685,12 +685,14 @@ def _location_moves(
             reason = MoveReason.PARTY_DELETED
         key = (reason, owner)
         grouped[key].append(replace(group, count=count))
-        if reason == MoveReason.MOVED_FROM and group.recorded in moved_sources:
-            sources.setdefault(key, moved_sources[group.recorded])
     for (reason, to), found in sorted(
         grouped.items(), key=lambda item: (_REASON_ORDER.index(item[0][0]), _pair(item[0][1]))
     ):
-        moves.append(MoveLocations(reason, to, tuple(found), source=sources.get((reason, to), Source(""))))
+        source = Source("")
+        if reason == MoveReason.MOVED_FROM:
+            recorded = {group.recorded for group in found}
+            source = next((m.source for m in declarations if m.value in recorded), source)
+        moves.append(MoveLocations(reason, to, tuple(found), source=source))
     moves.sort(key=lambda m: _REASON_ORDER.index(m.reason))
     return moves, notes, unowned_after
 

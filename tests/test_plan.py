@@ -1,8 +1,10 @@
-"""compute_plan over plain data: every change type, deletion protection, locations, drift. No database."""
+"""compute_plan over plain data: change types, ownership, deletion protection, locations, drift."""
 
 from __future__ import annotations
 
 import copy
+import itertools
+from dataclasses import replace
 from typing import Any
 
 from deepdiff import DeepDiff
@@ -15,29 +17,38 @@ from reconciler.model import (
     DesiredState,
     Identity,
     Image,
+    Kind,
     Party,
     PartyRole,
     Source,
     Tombstone,
 )
 from reconciler.plan import (
+    CREDENTIAL_LESS,
     ActualState,
     AdoptParty,
     AppliedRow,
+    AwaitRegistration,
+    ClaimedLocation,
     CreateParty,
     DeleteParty,
     Drift,
     FieldChange,
     LocationGroup,
     LocationOwners,
+    LocationRules,
     MoveLocations,
     MoveReason,
     PartyRow,
+    ReleaseParty,
     SetDefaultParty,
+    SetLocationRules,
     UpdateParty,
     _same,
     compute_plan,
     details_changes,
+    fingerprint,
+    location_owner,
 )
 
 TWK = Identity("GB", "TWK")
@@ -50,17 +61,50 @@ PEER = Identity("BE", "PEE")
 ORPHAN_GB = Identity("GB", "XXX")
 ORPHAN_BE = Identity("BE", "XXX")
 
+_IDS = itertools.count(1)
 
-def party(identity: Identity, *roles: str, name: str = "N", url: str | None = None, **extra: object) -> Party:
+
+def party(
+    identity: Identity,
+    *roles: str,
+    name: str = "N",
+    url: str | None = None,
+    kind: Kind | None = None,
+    **extra: object,
+) -> Party:
+    """A party whose CPO role is hosted and whose other roles are partners', unless `kind` says otherwise."""
     return Party(
-        identity, tuple(PartyRole(r, BusinessDetails(name)) for r in roles), url, Source(""), **extra
-    )  # type: ignore[arg-type]
+        identity,
+        tuple(
+            PartyRole(r, BusinessDetails(name), kind=kind or (Kind.HOSTED if r == "CPO" else Kind.PARTNER))
+            for r in roles
+        ),
+        url,
+        Source(""),
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 def row(
-    identity: Identity, role: str, *, name: str | None = "N", url: str = "", managed: bool = True
+    identity: Identity,
+    role: str,
+    *,
+    name: str | None = "N",
+    url: str = "",
+    managed: bool = True,
+    credentials: bool | None = None,
 ) -> PartyRow:
-    return PartyRow(identity, role, url, {"name": name} if name is not None else None, managed)
+    """A row as the plan reads it. By default a managed row is ocpi-parties' own (no credentials) and an
+    unmanaged one is OCPI registration's (credentials)."""
+    return PartyRow(
+        identity,
+        role,
+        url,
+        {"name": name} if name is not None else None,
+        managed,
+        str(next(_IDS)),
+        (not managed) if credentials is None else credentials,
+    )
 
 
 def desired(*parties: Party, default: Identity = TWK, tombstones: tuple[Tombstone, ...] = ()) -> DesiredState:
@@ -70,7 +114,18 @@ def desired(*parties: Party, default: Identity = TWK, tombstones: tuple[Tombston
 def actual(
     *rows: PartyRow, default: Identity | None = TWK, groups: tuple[LocationGroup, ...] = (), **kw: object
 ) -> ActualState:
+    kw.setdefault("rules", LocationRules())
     return ActualState(rows, default, groups, **kw)  # type: ignore[arg-type]
+
+
+def at(owner: Identity, count: int, recorded: Identity | None = None, *, owned: bool = True) -> LocationGroup:
+    """Locations stored under `owner`, recorded under `recorded` by their writer (None: nothing recorded)."""
+    return LocationGroup(recorded, owner, count, owned)
+
+
+def orphans(owner: Identity, count: int) -> LocationGroup:
+    """Locations MaEVe wrote (party XXX: nothing recorded) that no CPO owns yet."""
+    return LocationGroup(None, owner, count, False)
 
 
 def test_nothing_to_do() -> None:
@@ -85,16 +140,32 @@ def test_nothing_to_do() -> None:
     )
 
 
-def test_create_every_declared_role() -> None:
+def test_rows_are_created_for_hosted_roles_only() -> None:
+    """A partner's rows come from OCPI registration: a row without its url and token would break pushes."""
     plan = compute_plan(
-        desired(party(TWK, "CPO"), party(VLT, "EMSP", "NSP", url="https://v.example")),
+        desired(party(TWK, "CPO"), party(ES, "CPO", url="https://es.example"), party(VLT, "EMSP", "NSP")),
         actual(row(TWK, "CPO")),
     )
-    assert plan.changes == (
-        CreateParty(VLT, "EMSP", "https://v.example", {"name": "N"}),
-        CreateParty(VLT, "NSP", "https://v.example", {"name": "N"}),
+    assert plan.changes == (CreateParty(ES, "CPO", "https://es.example", {"name": "N"}),)
+    assert plan.to_add == 1
+    assert plan.awaiting == (AwaitRegistration(VLT, "EMSP"), AwaitRegistration(VLT, "NSP"))
+
+
+def test_a_partner_awaiting_registration_changes_nothing() -> None:
+    plan = compute_plan(desired(party(TWK, "CPO"), party(VLT, "EMSP")), actual(row(TWK, "CPO")))
+    assert plan.changes == () and not plan.has_changes
+    assert plan.awaiting == (AwaitRegistration(VLT, "EMSP"),)
+
+
+def test_a_registered_partner_is_adopted_once_registration_created_its_row() -> None:
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), party(VLT, "EMSP", name="Voltkaart")),
+        actual(row(TWK, "CPO"), row(VLT, "EMSP", name=None, url="https://v.example", managed=False)),
     )
-    assert plan.to_add == 2
+    assert plan.changes == (
+        AdoptParty(VLT, "EMSP", (FieldChange("business_details", None, {"name": "Voltkaart"}),)),
+    )
+    assert plan.awaiting == () and plan.to_adopt == 1 and plan.unmanaged == ()
 
 
 def test_update_reports_field_level_before_and_after() -> None:
@@ -108,6 +179,8 @@ def test_update_reports_field_level_before_and_after() -> None:
         "https://ocpi.example/v1",
         {"name": "Old", "logo": {"url": "https://i.example/l.png", "category": "OWNER", "type": "png"}},
         True,
+        "1",
+        credentials=False,
     )
     plan = compute_plan(desired(wanted), actual(current))
     assert plan.changes == (
@@ -132,18 +205,67 @@ def test_url_left_out_of_the_file_is_left_alone() -> None:
     assert plan.changes == ()
 
 
-def test_declared_unmanaged_row_is_adopted_with_its_differences() -> None:
+def test_a_registered_url_is_never_written_and_a_different_one_is_a_warning() -> None:
+    """url and token are one pair, owned by registration: the file's url is only an expectation."""
     plan = compute_plan(
-        desired(party(TWK, "CPO"), party(VLT, "EMSP", url="https://v.example")),
-        actual(row(TWK, "CPO"), row(VLT, "EMSP", name=None, url="https://v.example", managed=False)),
+        desired(party(TWK, "CPO"), party(VLT, "EMSP", url="https://expected.example")),
+        actual(
+            row(TWK, "CPO"), row(VLT, "EMSP", url="https://rotated.example", managed=True, credentials=True)
+        ),
     )
-    assert plan.changes == (AdoptParty(VLT, "EMSP", (FieldChange("business_details", None, {"name": "N"}),)),)
-    assert plan.to_adopt == 1 and plan.unmanaged == ()
+    assert plan.changes == ()
+    (warning,) = plan.warnings
+    assert "https://rotated.example" in warning and "https://expected.example" in warning
+    same = compute_plan(
+        desired(party(TWK, "CPO"), party(VLT, "EMSP", url="https://v.example")),
+        actual(row(TWK, "CPO"), row(VLT, "EMSP", url="https://v.example", managed=True, credentials=True)),
+    )
+    assert same.changes == () and same.warnings == ()
+
+
+def test_a_credential_less_partner_row_of_an_earlier_version_is_deleted() -> None:
+    """Rows an earlier ocpi-parties created for partners hold no token: they go, and the partner waits."""
+    emsp = row(VLT, "EMSP", url="https://v.example", credentials=False)
+    plan = compute_plan(desired(party(TWK, "CPO"), party(VLT, "EMSP")), actual(row(TWK, "CPO"), emsp))
+    assert plan.changes == (DeleteParty(VLT, "EMSP", CREDENTIAL_LESS),)
+    assert plan.to_delete == 1 and plan.blocked == ()
+    assert plan.awaiting == (AwaitRegistration(VLT, "EMSP"),)
+
+
+def test_the_locations_of_a_credential_less_partner_cpo_go_to_the_default_party_first() -> None:
+    emo = Identity("DE", "EMO")
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), party(emo, "CPO", kind=Kind.PARTNER)),
+        actual(row(TWK, "CPO"), row(emo, "CPO", credentials=False), groups=(at(emo, 3, emo),)),
+    )
+    assert plan.changes == (
+        MoveLocations(MoveReason.PARTY_DELETED, TWK, (at(emo, 3, emo),)),
+        DeleteParty(emo, "CPO", CREDENTIAL_LESS),
+    )
 
 
 def test_identical_unmanaged_row_is_adopted_without_differences() -> None:
-    plan = compute_plan(desired(party(TWK, "CPO")), actual(row(TWK, "CPO", managed=False)))
-    assert plan.changes == (AdoptParty(TWK, "CPO", ()),)
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), party(VLT, "EMSP")),
+        actual(row(TWK, "CPO"), row(VLT, "EMSP", managed=False)),
+    )
+    assert plan.changes == (AdoptParty(VLT, "EMSP", ()),)
+
+
+def test_a_hosted_row_ocpi_parties_lost_the_record_of_is_not_adopted() -> None:
+    """After `db migrate --to 0`, a row without credentials is still known as ocpi-parties' own."""
+    plan = compute_plan(desired(party(TWK, "CPO")), actual(row(TWK, "CPO", managed=False, credentials=False)))
+    assert plan.changes == ()
+
+
+def test_rows_match_case_insensitively() -> None:
+    """A registration row spelled es/cpo is ES-CPO: adopted, never created a second time."""
+    lower = Identity("es", "cpo")
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), party(ES, "CPO", kind=Kind.PARTNER)),
+        actual(row(TWK, "CPO"), row(lower, "CPO", managed=False), default=Identity("gb", "twk")),
+    )
+    assert plan.changes == (AdoptParty(ES, "CPO", ()),)
 
 
 def test_undeclared_unmanaged_rows_are_listed_never_changed() -> None:
@@ -154,15 +276,30 @@ def test_undeclared_unmanaged_rows_are_listed_never_changed() -> None:
 
 def test_deleting_a_managed_row_is_blocked_without_tombstone_or_flag() -> None:
     state = desired(party(TWK, "CPO"))
-    current = actual(row(TWK, "CPO"), row(OLD, "EMSP"))
+    current = actual(row(TWK, "CPO"), row(OLD, "CPO"))
     plan = compute_plan(state, current)
     (blocked,) = plan.changes
     assert isinstance(blocked, DeleteParty) and blocked.blocked
     assert "tombstone" in blocked.reason and "--allow-delete" in blocked.reason
     assert plan.blocked == (blocked,) and plan.to_delete == 0 and not plan.has_changes
     allowed = compute_plan(state, current, allow_delete=True)
-    assert allowed.changes == (DeleteParty(OLD, "EMSP", "no longer declared in the party files"),)
+    assert allowed.changes == (DeleteParty(OLD, "CPO", "no longer declared in the party files"),)
     assert allowed.to_delete == 1
+
+
+def test_a_registered_row_is_released_never_deleted() -> None:
+    """A removed or tombstoned partner file ends management; the row, its url and token stay."""
+    registered = row(VLT, "EMSP", url="https://v.example", credentials=True)
+    for state in (
+        desired(party(TWK, "CPO")),
+        desired(party(TWK, "CPO"), tombstones=(Tombstone(VLT, None, Source("parties/NL-VLT.yaml", 3, 10)),)),
+    ):
+        for allow in (False, True):
+            plan = compute_plan(state, actual(row(TWK, "CPO"), registered), allow_delete=allow)
+            (release,) = plan.changes
+            assert isinstance(release, ReleaseParty) and (release.identity, release.role) == (VLT, "EMSP")
+            assert "OCPI credentials DELETE" in release.reason
+            assert plan.to_release == 1 and plan.to_delete == 0 and plan.blocked == ()
 
 
 def test_tombstones_allow_deletion_of_one_role_or_all() -> None:
@@ -207,20 +344,13 @@ def test_orphans_go_to_the_default_party_grouped_with_counts() -> None:
         desired(party(TWK, "CPO"), party(VLT, "EMSP")),
         actual(
             row(TWK, "CPO"),
-            row(VLT, "EMSP"),
-            groups=(
-                LocationGroup(ORPHAN_GB, 1000),
-                LocationGroup(ORPHAN_BE, 200),
-                LocationGroup(TWK, 50),
-                LocationGroup(VLT, 3),
-            ),
+            row(VLT, "EMSP", managed=False),
+            groups=(orphans(ORPHAN_GB, 1000), orphans(ORPHAN_BE, 200), at(TWK, 50), orphans(VLT, 3)),
         ),
     )
-    assert plan.changes == (
+    assert plan.changes[1:] == (
         MoveLocations(
-            MoveReason.ORPHANS,
-            TWK,
-            (LocationGroup(ORPHAN_BE, 200), LocationGroup(ORPHAN_GB, 1000), LocationGroup(VLT, 3)),
+            MoveReason.ORPHANS, TWK, (orphans(ORPHAN_BE, 200), orphans(ORPHAN_GB, 1000), orphans(VLT, 3))
         ),
     )
     assert plan.locations_to_move == 1203
@@ -238,8 +368,8 @@ def test_owners_count_claimed_ids_and_a_deleted_cpo() -> None:
         actual(
             row(TWK, "CPO"),
             row(OLD, "CPO"),
-            groups=(LocationGroup(ORPHAN_GB, 10), LocationGroup(OLD, 4)),
-            claimed={"LOC-1": ORPHAN_GB},
+            groups=(orphans(ORPHAN_GB, 10), at(OLD, 4, OLD)),
+            claimed={"LOC-1": ClaimedLocation(None, ORPHAN_GB, False)},
         ),
     )
     assert plan.locations_to_move == 14
@@ -247,16 +377,36 @@ def test_owners_count_claimed_ids_and_a_deleted_cpo() -> None:
 
 
 def test_owners_when_every_location_is_owned() -> None:
-    plan = compute_plan(desired(party(TWK, "CPO")), actual(row(TWK, "CPO"), groups=(LocationGroup(TWK, 7),)))
+    plan = compute_plan(desired(party(TWK, "CPO")), actual(row(TWK, "CPO"), groups=(at(TWK, 7),)))
     assert plan.owners == LocationOwners(recorded=7, unowned_now=0, unowned_after=0)
 
 
-def test_locations_of_an_unmanaged_cpo_stay_with_it() -> None:
+def test_without_a_default_cpo_row_locations_stay_unowned() -> None:
+    plan = compute_plan(desired(party(TWK, "CPO")), actual(default=None, groups=(orphans(ORPHAN_GB, 4),)))
+    moves = [c for c in plan.changes if isinstance(c, MoveLocations)]
+    assert moves == [MoveLocations(MoveReason.ORPHANS, TWK, (orphans(ORPHAN_GB, 4),))]
+    assert location_owner(None, None, {}, {}, None) == (None, MoveReason.ORPHANS)
+
+
+def test_locations_of_a_registered_partner_cpo_stay_with_it() -> None:
     plan = compute_plan(
         desired(party(TWK, "CPO")),
-        actual(row(TWK, "CPO"), row(PEER, "CPO", managed=False), groups=(LocationGroup(PEER, 9),)),
+        actual(row(TWK, "CPO"), row(PEER, "CPO", managed=False), groups=(at(PEER, 9, PEER),)),
     )
     assert plan.changes == ()
+
+
+def test_locations_recorded_under_a_cpo_declared_late_go_to_it() -> None:
+    """Ownership follows the recorded identity, not the order of applies: a hosted CPO declared after its
+    locations were given to the default party gets them back."""
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), party(ES, "CPO")),
+        actual(row(TWK, "CPO"), groups=(at(TWK, 6, ES), at(ES, 2, ES, owned=False))),
+    )
+    assert plan.changes[1:] == (
+        MoveLocations(MoveReason.RECORDED, ES, (at(ES, 2, ES, owned=False), at(TWK, 6, ES))),
+    )
+    assert plan.owners.unowned_after == 0
 
 
 def test_moved_from_identities_go_to_their_party() -> None:
@@ -266,13 +416,25 @@ def test_moved_from_identities_go_to_their_party() -> None:
         actual(
             row(TWK, "CPO"),
             row(ES, "CPO"),
-            groups=(LocationGroup(PT, 30), LocationGroup(FR, 12), LocationGroup(ES, 4)),
+            groups=(at(PT, 30, PT, owned=False), at(TWK, 12, FR), at(ES, 4, ES)),
         ),
     )
-    (move,) = plan.changes
-    assert move == MoveLocations(MoveReason.MOVED_FROM, ES, (LocationGroup(FR, 12), LocationGroup(PT, 30)))
+    rules, move = plan.changes
+    assert rules == SetLocationRules({}, {PT: ES, FR: ES})
+    assert move == MoveLocations(MoveReason.MOVED_FROM, ES, (at(TWK, 12, FR), at(PT, 30, PT, owned=False)))
     assert move.count == 42
     assert str(move.source) == "parties/ES-CPO.yaml:8:5"
+
+
+def test_removing_moved_from_gives_the_locations_back_to_the_default_party() -> None:
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), party(ES, "CPO")),
+        actual(row(TWK, "CPO"), row(ES, "CPO"), groups=(at(ES, 5, PT),), rules=LocationRules({}, {PT: ES})),
+    )
+    assert plan.changes == (
+        SetLocationRules({}, {}, 0, 1),
+        MoveLocations(MoveReason.ORPHANS, TWK, (at(ES, 5, PT),)),
+    )
 
 
 def test_claimed_ids_move_and_leave_their_group() -> None:
@@ -291,32 +453,55 @@ def test_claimed_ids_move_and_leave_their_group() -> None:
         actual(
             row(TWK, "CPO"),
             row(ES, "CPO"),
-            groups=(LocationGroup(ORPHAN_GB, 10), LocationGroup(TWK, 5)),
-            claimed={"LOC-1": ORPHAN_GB, "LOC-2": TWK, "LOC-3": ES},
+            groups=(orphans(ORPHAN_GB, 10), at(TWK, 5), at(ES, 1)),
+            claimed={
+                "LOC-1": ClaimedLocation(None, ORPHAN_GB, False),
+                "LOC-2": ClaimedLocation(None, TWK),
+                "LOC-3": ClaimedLocation(None, ES),
+            },
         ),
     )
+    claims = {"LOC-1": ES, "LOC-2": ES, "LOC-3": ES, "GONE": ES}
     assert plan.changes == (
-        MoveLocations(MoveReason.CLAIMED, ES, location_ids=("LOC-1", "LOC-2")),
-        MoveLocations(MoveReason.ORPHANS, TWK, (LocationGroup(ORPHAN_GB, 9),)),
+        SetLocationRules(claims, {}),
+        MoveLocations(
+            MoveReason.CLAIMED,
+            ES,
+            (at(TWK, 1), orphans(ORPHAN_GB, 1)),
+            location_ids=("LOC-1", "LOC-2"),
+        ),
+        MoveLocations(MoveReason.ORPHANS, TWK, (orphans(ORPHAN_GB, 9),)),
     )
     assert plan.locations_to_move == 11
     assert plan.notes == ("location 'GONE' claimed by ES-CPO at f:9:5 does not exist",)
 
 
+def test_a_claim_removed_gives_the_location_back() -> None:
+    """Without its claim a location goes where its recorded identity says: here the default party."""
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), party(ES, "CPO")),
+        actual(row(TWK, "CPO"), row(ES, "CPO"), groups=(at(ES, 1),), rules=LocationRules({"LOC-1": ES}, {})),
+    )
+    assert plan.changes == (
+        SetLocationRules({}, {}, 1, 0),
+        MoveLocations(MoveReason.ORPHANS, TWK, (at(ES, 1),)),
+    )
+
+
 def test_locations_of_a_deleted_party_go_to_the_default_party() -> None:
     plan = compute_plan(
         desired(party(TWK, "CPO"), tombstones=(Tombstone(OLD),)),
-        actual(row(TWK, "CPO"), row(OLD, "CPO"), groups=(LocationGroup(OLD, 77),)),
+        actual(row(TWK, "CPO"), row(OLD, "CPO"), groups=(at(OLD, 77, OLD),)),
     )
     assert plan.changes == (
-        MoveLocations(MoveReason.PARTY_DELETED, TWK, (LocationGroup(OLD, 77),)),
+        MoveLocations(MoveReason.PARTY_DELETED, TWK, (at(OLD, 77, OLD),)),
         DeleteParty(OLD, "CPO", "marked deleted"),
     )
 
 
 def test_blocked_deletion_keeps_the_locations_where_they_are() -> None:
     plan = compute_plan(
-        desired(party(TWK, "CPO")), actual(row(TWK, "CPO"), row(OLD, "CPO"), groups=(LocationGroup(OLD, 77),))
+        desired(party(TWK, "CPO")), actual(row(TWK, "CPO"), row(OLD, "CPO"), groups=(at(OLD, 77, OLD),))
     )
     assert [type(c) for c in plan.changes] == [DeleteParty]
 
@@ -325,23 +510,44 @@ def test_deleted_party_moved_to_a_cpo_that_claims_it() -> None:
     spain = party(ES, "CPO", moved_from=(Declared(OLD),))
     plan = compute_plan(
         desired(party(TWK, "CPO"), spain, tombstones=(Tombstone(OLD),)),
-        actual(row(TWK, "CPO"), row(ES, "CPO"), row(OLD, "CPO"), groups=(LocationGroup(OLD, 5),)),
+        actual(row(TWK, "CPO"), row(ES, "CPO"), row(OLD, "CPO"), groups=(at(OLD, 5, OLD),)),
     )
-    assert plan.changes[0] == MoveLocations(MoveReason.MOVED_FROM, ES, (LocationGroup(OLD, 5),))
+    assert plan.changes[1] == MoveLocations(MoveReason.MOVED_FROM, ES, (at(OLD, 5, OLD),))
 
 
 def test_apply_order_creates_default_moves_deletes() -> None:
     plan = compute_plan(
         desired(party(ES, "CPO"), party(TWK, "CPO", name="New"), default=ES, tombstones=(Tombstone(OLD),)),
-        actual(row(TWK, "CPO"), row(OLD, "CPO"), groups=(LocationGroup(ORPHAN_GB, 1),)),
+        actual(
+            row(TWK, "CPO"),
+            row(OLD, "CPO"),
+            row(VLT, "EMSP", credentials=True),
+            groups=(orphans(ORPHAN_GB, 1),),
+        ),
     )
     assert [type(c) for c in plan.changes] == [
         CreateParty,
         UpdateParty,
         SetDefaultParty,
         MoveLocations,
+        ReleaseParty,
         DeleteParty,
     ]
+
+
+def test_location_owner_precedence() -> None:
+    cpo = {TWK: TWK, ES: Identity("es", "cpo"), PT: PT}
+    moved = {FR: ES}
+    assert location_owner(TWK, PT, cpo, moved, ES) == (TWK, MoveReason.CLAIMED)
+    assert location_owner(None, PT, cpo, moved, ES) == (PT, MoveReason.RECORDED)
+    assert location_owner(None, ES, cpo, moved, TWK) == (Identity("es", "cpo"), MoveReason.RECORDED)
+    assert location_owner(None, FR, cpo, moved, TWK) == (Identity("es", "cpo"), MoveReason.MOVED_FROM)
+    assert location_owner(None, OLD, cpo, moved, TWK) == (TWK, MoveReason.ORPHANS)
+    assert location_owner(None, None, cpo, moved, Identity("es", "cpo")) == (
+        Identity("es", "cpo"),
+        MoveReason.ORPHANS,
+    )
+    assert location_owner(OLD, None, cpo, moved, None) == (None, MoveReason.ORPHANS)
 
 
 def test_drift_since_the_last_apply() -> None:
@@ -365,6 +571,20 @@ def test_drift_since_the_last_apply() -> None:
         Drift(OLD, "CPO", (), missing=True),
     )
     assert compute_plan(desired(party(TWK, "CPO")), actual(row(TWK, "CPO"))).drift == ()
+
+
+def test_a_rotated_registration_is_not_drift() -> None:
+    """Registration owns a partner's url: a re-registration from another url is no drift of git's."""
+    applied = (AppliedRow(VLT, "EMSP", "https://old.example", {"name": "N"}),)
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), party(VLT, "EMSP")),
+        actual(
+            row(TWK, "CPO"),
+            row(VLT, "EMSP", url="https://new.example", credentials=True),
+            last_applied=applied,
+        ),
+    )
+    assert plan.drift == () and plan.changes == ()
 
 
 def test_details_changes_handles_added_and_removed_keys() -> None:
@@ -458,48 +678,39 @@ def test_the_quick_comparison_agrees_with_the_strict_walk(
 
 
 def test_fingerprint_follows_rows_in_scope_only() -> None:
-    from dataclasses import replace
-
-    from reconciler.plan import fingerprint
-
     state = desired(party(TWK, "CPO"), party(VLT, "EMSP"))
     base = actual(
-        PartyRow(TWK, "CPO", "", {"name": "N"}, True, "1"),
+        PartyRow(TWK, "CPO", "", {"name": "N"}, True, "1", False),
         PartyRow(VLT, "EMSP", "https://v", None, False, "2"),
         PartyRow(PEER, "EMSP", "https://peer", None, False, "3"),
-        groups=(LocationGroup(ORPHAN_GB, 10),),
+        groups=(orphans(ORPHAN_GB, 10),),
     )
-    same = fingerprint(state, base)
-    assert same == fingerprint(state, base)
+
+    def print_of(state: DesiredState, current: ActualState) -> str:
+        return fingerprint(state, current, compute_plan(state, current))
+
+    same = print_of(state, base)
+    assert same == print_of(state, base)
 
     def with_rows(*rows: PartyRow, **changes: object) -> str:
-        return fingerprint(state, replace(base, rows=rows, **changes))
+        return print_of(state, replace(base, rows=rows, **changes))
 
     twk, vlt, peer = base.rows
-    # An undeclared, unmanaged peer refreshing its url or token does not make a saved plan stale ...
+    # An undeclared, unmanaged peer refreshing its url or token does not make a saved plan stale, nor does a
+    # declared partner's registration rotating its url ...
     assert with_rows(twk, vlt, replace(peer, url="https://new")) == same
-    # ... nor do new locations of a CPO the plan leaves alone (MaEVe saving under the default party) ...
-    assert with_rows(twk, vlt, peer, location_groups=(*base.location_groups, LocationGroup(TWK, 5))) == same
+    assert with_rows(twk, replace(vlt, url="https://rotated"), peer) == same
+    # ... nor do new locations that land on the owner the files give them (MaEVe saving under the default) ...
+    assert with_rows(twk, vlt, peer, location_groups=(*base.location_groups, at(TWK, 5))) == same
     # ... but a change to a column a managed or declared row is compared on does, as does the same row
-    # deleted and registered again, a new CPO, an orphan count or the default.
+    # deleted and registered again, a new CPO, a count of locations to move or the default.
     assert with_rows(replace(twk, url="https://twk"), vlt, peer) != same
     assert with_rows(twk, replace(vlt, business_details={"name": "V"}), peer) != same
     assert with_rows(twk, replace(vlt, row_id="9"), peer) != same
-    assert with_rows(twk, vlt, peer, PartyRow(ORPHAN_GB, "CPO", "", None, False, "4")) != same
-    assert with_rows(twk, vlt, peer, location_groups=(LocationGroup(ORPHAN_GB, 11),)) != same
+    assert with_rows(twk, vlt, peer, PartyRow(PEER, "CPO", "", None, False, "4")) != same
+    assert with_rows(twk, vlt, peer, location_groups=(orphans(ORPHAN_GB, 11),)) != same
     assert with_rows(twk, vlt, peer, default_party=None) != same
-    # The locations of an identity the files move, and of a managed party no file declares any more, count.
-    moving = desired(party(TWK, "CPO"), party(VLT, "EMSP"), party(ES, "CPO", moved_from=(Declared(PT),)))
-    with_pt = replace(base, location_groups=(*base.location_groups, LocationGroup(PT, 3)))
-    pt_cpo = PartyRow(PT, "CPO", "", None, False, "5")
-    assert fingerprint(moving, replace(with_pt, rows=(*base.rows, pt_cpo))) != fingerprint(
-        moving, replace(with_pt, rows=(*base.rows, pt_cpo), location_groups=(LocationGroup(PT, 4),))
-    )
-    gone = PartyRow(OLD, "CPO", "", {"name": "N"}, True, "6")
-    olds = replace(base, rows=(*base.rows, gone), location_groups=(LocationGroup(OLD, 1),))
-    assert fingerprint(state, olds) != fingerprint(
-        state, replace(olds, location_groups=(LocationGroup(OLD, 2),))
-    )
+    assert with_rows(twk, vlt, peer, rules=LocationRules({"L": TWK}, {})) != same
 
 
 def test_desired_state_finds_a_party_by_identity() -> None:
