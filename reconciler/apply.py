@@ -368,6 +368,8 @@ def apply(
                 )
             if show is not None:
                 show(plan)
+            if plan.refused:
+                raise NothingApplied(f"{plan.refused[0]}; nothing was changed")
             if plan.blocked:
                 raise NothingApplied(
                     f"{len(plan.blocked)} deletion(s) blocked by deletion protection: add a tombstone "

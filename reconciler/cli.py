@@ -263,6 +263,8 @@ def plan(
             )
             text = render.render_text(made, style=_style if color else render.plain, locations=lister)
             click.echo(text, color=color)
+    if made.refused:
+        raise ReconcilerError(made.refused[0] + ("; no plan file was written" if out else ""))
     if made.blocked:
         raise ReconcilerError(
             f"{len(made.blocked)} deletion(s) blocked by deletion protection: add a tombstone "
@@ -374,7 +376,7 @@ def apply(
             made, expected = state.plan_against(opened.connection, desired, allow_delete=allow)
             _show_plan(made)
             show = None
-            if made.has_changes and not made.blocked and not _confirmed("Apply these changes?"):
+            if made.has_changes and made.can_apply and not _confirmed("Apply these changes?"):
                 raise ReconcilerError("not applied: the changes were not confirmed")
         outcome = apply_module.apply(
             opened.connection,

@@ -284,6 +284,8 @@ class Plan:
     awaiting: tuple[AwaitRegistration, ...] = ()
     #: What a reviewer should look at although nothing changes it (a registered url the file did not expect).
     warnings: tuple[str, ...] = ()
+    #: Why the files cannot be applied to this database as they are: apply refuses while there is any.
+    refused: tuple[str, ...] = ()
 
     @property
     def blocked(self) -> tuple[DeleteParty, ...]:
@@ -296,6 +298,11 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return bool(self.applicable)
+
+    @property
+    def can_apply(self) -> bool:
+        """Nothing blocks the plan: no deletion is blocked and the files fit the database."""
+        return not self.blocked and not self.refused
 
     def count(self, kind: type) -> int:
         return sum(1 for c in self.applicable if isinstance(c, kind))
@@ -697,6 +704,19 @@ def _location_moves(
     return moves, notes, unowned_after
 
 
+def _refusals(desired: DesiredState, cpo: Mapping[Identity, Identity]) -> list[str]:
+    """moved_from naming an identity with a CPO row of its own (OCPI registration created one): its
+    locations belong to that row, and the files must say so."""
+    return [
+        f"{party.identity} moves the locations of {moved.value} at {moved.source}, but {moved.value} holds a "
+        f"CPO row of its own ({cpo[moved.value]}, from OCPI registration): its locations stay with it; "
+        f"remove {moved.value} from moved_from"
+        for party in desired.parties
+        for moved in party.moved_from
+        if moved.value in cpo and moved.value != party.identity
+    ]
+
+
 def _rules_change(desired: DesiredState, actual: ActualState) -> SetLocationRules | None:
     """The claims and moves to record for the guard, when they differ from what it reads now."""
     wanted = _rules(desired)
@@ -773,6 +793,7 @@ def compute_plan(desired: DesiredState, actual: ActualState, *, allow_delete: bo
         owners,
         tuple(found.awaiting),
         tuple(found.warnings),
+        tuple(_refusals(desired, cpo)),
     )
 
 

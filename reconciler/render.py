@@ -346,6 +346,10 @@ def _plan_lines(plan: Plan, locations: LocationLister | None) -> list[_Line]:
         lines.append(_Line("Blocked by deletion protection (not applied):"))
         lines.append(_BLANK)
         lines.extend(_spaced(_change_lines(c, locations) for c in plan.blocked))
+    if plan.refused:
+        lines.append(_Line("Refused: the party files do not fit this database (nothing can be applied):"))
+        lines.extend(_Line(safe(reason), indent=_ACTION) for reason in plan.refused)
+        lines.append(_BLANK)
     if plan.awaiting:
         lines.append(_Line("Declared partners without a row (nothing to apply):"))
         lines.append(_BLANK)
@@ -589,6 +593,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             for a in plan.awaiting
         ],
         "warnings": list(plan.warnings),
+        "refused": list(plan.refused),
         "notes": list(plan.notes),
         "locations": {
             "recorded": plan.owners.recorded,
@@ -729,6 +734,16 @@ def _facts(plan: Plan) -> list[str]:
             for m in moves
         ]
         facts.extend(f"  {line}" for line in _bullets(items, "moves (see the full plan)"))
+    if plan.refused:
+        facts += [
+            "",
+            "> [!CAUTION]",
+            "> The party files do not fit this database; apply refuses until they do:",
+        ]
+        facts.extend(f"> {line}" for line in _bullets([_markdown_text(r) for r in plan.refused], "reasons"))
+    if plan.warnings:
+        facts += ["", "> [!NOTE]"]
+        facts.extend(f"> {line}" for line in _bullets([_markdown_text(w) for w in plan.warnings], "warnings"))
     if plan.blocked:
         count = len(plan.blocked)
         facts += ["", "> [!WARNING]"]
