@@ -1,9 +1,9 @@
 """A database the previous release applied reaches the hosted/partner model in one plan and one apply.
 
 tests/data/previous-release.sql is that database: registration rows (NL-VLT EMSP, BE-PEE CPO) with their
-tokens, locations MaEVe and an OCPI JSON writer wrote, then the previous release's apply of its example party
-files, which created rows with an empty token for every declared role (DE-EMO CPO and EMSP among them) and gave
-every location to the default party GB-TWK.
+tokens, locations MaEVe and an OCPI JSON writer wrote, then the previous release's apply of its example
+party files, which created rows with an empty token for every declared role (DE-EMO CPO and EMSP among
+them) and gave every location to the default party GB-TWK.
 """
 
 from __future__ import annotations
