@@ -49,10 +49,12 @@ PEERS = (
     ("CPO", "BE", "PEE", "https://ocpi.peer-charging.example/versions"),
 )
 
-#: (id prefix, city, OCPI alpha-3 country, MaEVe's country_code column, how many).
+#: (id prefix, city, the location's Country, MaEVe's country_code column, how many). MaEVe's SetLocation
+#: copies Country into country_code, varchar(2) ("XX" when empty), so the Country of a location MaEVe could
+#: store is two letters or empty: an OCPI alpha-3 code ("GBR") fails its INSERT.
 MAEVE_SITES = (
-    ("LOC-LDN", "London", "GBR", "GB", 4),
-    ("LOC-BRU", "Brussels", "BEL", "BE", 3),
+    ("LOC-LDN", "London", "GB", "GB", 4),
+    ("LOC-BRU", "Brussels", "BE", "BE", 3),
     ("LOC-NEW", "", "", "XX", 2),
 )
 
