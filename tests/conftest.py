@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from maeve_sql import PEER_TOKEN, location_data, save_location, save_party
+from maeve_sql import LIST_OCPI_PARTIES_FOR_ROLE, PEER_TOKEN, location_data, save_location, save_party
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -78,8 +78,26 @@ def _fresh_database(admin: str, template: str) -> Iterator[str]:
         )
     try:
         yield database_conninfo(admin, name)
+        _check_push_targets(database_conninfo(admin, name))
     finally:
         _drop(admin, name)
+
+
+def _check_push_targets(url: str) -> None:
+    """After any test whose database an apply changed: MaEVe's push targets all hold credentials.
+
+    MaEVe pushes every new location to each EMSP row (its own ListOcpiPartiesForRole), with the row's url
+    and token, and stops at the first that fails: an EMSP row without a token silences the real partners.
+    """
+    with psycopg.connect(url, autocommit=True) as connection:
+        applied = connection.execute("SELECT to_regclass('reconciler_apply_history') IS NOT NULL").fetchone()
+        if not (applied and applied[0]):
+            return
+        if connection.execute("SELECT count(*) FROM reconciler_apply_history").fetchone() == (0,):
+            return
+        targets = connection.execute(LIST_OCPI_PARTIES_FOR_ROLE, ("EMSP",)).fetchall()
+    empty = [f"{row[2]}-{row[3]}" for row in targets if row[5] == ""]
+    assert not empty, f"EMSP rows without a token after an apply (MaEVe would push to them): {empty}"
 
 
 @pytest.fixture
