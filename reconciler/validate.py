@@ -259,8 +259,17 @@ def _kind(value: object) -> str:
     return "a number" if isinstance(value, int | float) and not isinstance(value, bool) else "true/false"
 
 
+def _choices(label: str, values: list[str]) -> str:
+    """The values an enum allows, with what they mean where that needs saying."""
+    return _ENUM_HINTS.get(label) or "one of " + ", ".join(values)
+
+
 def _type_message(error: jsonschema.ValidationError, label: str) -> str:
     expected = error.validator_value
+    if expected == "string" and isinstance(error.schema, dict) and "enum" in error.schema:
+        # One message for a value that is not even text where a listed word is expected; quoting it
+        # would not help, so the enum's own message is left out (see `_schema_problems`).
+        return f"{label} must be {_choices(label, error.schema['enum'])}, not {_kind(error.instance)}"
     if expected == "string" and isinstance(error.instance, bool | int | float):
         return f"{json.dumps(error.instance)} is not text: put it in quotes"
     if expected == "object":
@@ -294,9 +303,10 @@ def _schema_problems(check: _FileCheck, data: Any, schema_name: str) -> None:
             hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
             message = f"{error.instance!r} is not an assigned ISO 3166-1 alpha-2 country code{hint}"
         elif kind == "enum":
+            if not isinstance(error.instance, str) and error.schema.get("type") == "string":
+                continue  # the type's message names the allowed values
             message = (
-                f"{error.instance!r} is not a valid {title}; use "
-                f"{_ENUM_HINTS.get(title) or 'one of ' + ', '.join(error.validator_value)}"
+                f"{error.instance!r} is not a valid {title}; use {_choices(title, error.validator_value)}"
             )
         elif kind == "type":
             message = _type_message(error, title)

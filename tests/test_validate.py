@@ -236,6 +236,19 @@ def test_only_a_cpo_can_be_hosted_and_the_message_says_why(text: str, path: str,
     assert party is None
 
 
+@pytest.mark.parametrize(
+    ("value", "shown"), [("", "nothing"), ("[hosted]", "a list"), ("true", "true/false")]
+)
+def test_a_kind_that_is_not_a_word_gets_one_message_naming_both_values(value: str, shown: str) -> None:
+    document = f"country_code: NL\nparty_id: VLT\nkind: {value}\nbusiness_details: {{name: V}}\n"
+    document += "roles: [{role: EMSP}]\n"
+    problems, party, _ = validate.check_party_text(document, "NL-VLT.yaml")
+    assert [(p.code, p.path) for p in problems] == [("schema", "$.kind")]
+    assert problems[0].message.startswith("kind must be hosted (this CSMS operates it")
+    assert problems[0].message.endswith(f"which creates its rows), not {shown}")
+    assert party is None
+
+
 def test_an_unknown_role_is_not_also_reported_as_hosted() -> None:
     document = (
         "country_code: NL\nparty_id: VLT\nkind: hosted\nbusiness_details: {name: V}\nroles: [{role: CAR}]\n"
