@@ -119,13 +119,18 @@ def business_details(number: int, role: str) -> dict[str, Any]:
 
 
 def party_file(number: int) -> str:
-    """The YAML file of party `number`: shared details, and an own name for the EMSP role."""
+    """The YAML file of party `number`: shared details, and an own name for the EMSP role.
+
+    A party that holds the CPO role only is hosted; one with other roles is a partner (only a CPO can be
+    hosted).
+    """
     country_code, party_id = identity(number)
     shared = business_details(number, "CPO")
     lines = [
         "# yaml-language-server: $schema=../schema/party.schema.json",
         f"country_code: {country_code}",
         f"party_id: {party_id}",
+        f"kind: {'hosted' if roles(number) == ('CPO',) else 'partner'}",
         f"url: {url(number)}",
         "business_details:",
         f"  name: {shared['name']}",

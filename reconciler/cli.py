@@ -20,7 +20,7 @@ import click
 
 from reconciler import __version__, report
 from reconciler.errors import ExitCode, ReconcilerError, UsageError
-from reconciler.model import CPO, ROLES, DesiredState, Identity
+from reconciler.model import CPO, ROLES, DesiredState, Identity, Kind
 from reconciler.validate import DEFAULT_FILE, validate_path
 
 if TYPE_CHECKING:
@@ -481,8 +481,10 @@ def import_command(
     """Write one party file per party identity in the database, so a running deployment comes under git.
 
     Roles of one identity go into one file, with the business details the database holds; tokens are never
-    read or written. Every file is checked as `validate` checks it before it is written; an existing file is
-    never overwritten without --force. Read-only on the database. Afterwards, `plan` shows these parties as
+    read or written. A row that holds OCPI credentials is a partner's (`kind: partner`), whose url stays
+    registration's and is not written; a credential-less CPO row, which ocpi-parties created, is hosted.
+    Every file is checked as `validate` checks it before it is written; an existing file is never
+    overwritten without --force. Read-only on the database. Afterwards, `plan` shows these parties as
     adopted.
     """
     from reconciler import importer, migrations
@@ -506,7 +508,9 @@ def import_command(
         click.echo(f"{opened.target.label} holds no party rows: nothing to import.")
         return
     files = {draft.file_name: importer.render(draft) for draft in result.drafts}
-    imported = {d.identity for d in result.drafts if any(r.role == CPO for r in d.roles)}
+    imported = {
+        d.identity for d in result.drafts if any(r.role == CPO and r.kind is Kind.HOSTED for r in d.roles)
+    }
     if default is not None and default in imported and not (directory / DEFAULT_FILE).exists():
         files[DEFAULT_FILE] = importer.render_default(default)
     written = importer.write_files(directory, str(directory), files, force=force)
@@ -533,11 +537,11 @@ def import_command(
 def init_command(
     config: Path | None, party: str | None, name: str | None, directory: Path, force: bool
 ) -> None:
-    """Declare this CSMS's own party (the default party, a CPO) in the parties directory.
+    """Declare this CSMS's own party (the default party, a hosted CPO) in the parties directory.
 
     Writes default-party.yaml and the own party's file. MaEVe keeps its own party only in its config, so
     this is how it enters the database: through git, on the next apply. Needs no database. An own party file
-    that exists already and declares the CPO role is kept.
+    that exists already and declares a hosted CPO role is kept.
     """
     from reconciler import importer
 
@@ -553,7 +557,9 @@ def init_command(
         raise ReconcilerError(f"{draft.file_name} cannot be written: {problem}")
     files = {}
     if not force and importer.declared_cpo(directory / draft.file_name):
-        click.echo(f"kept {directory}/{draft.file_name}, which declares the CPO role of {draft.identity}")
+        click.echo(
+            f"kept {directory}/{draft.file_name}, which declares the hosted CPO role of {draft.identity}"
+        )
     else:
         files[draft.file_name] = importer.render(draft)
     if not force and importer.names_default(directory / DEFAULT_FILE, draft.identity):

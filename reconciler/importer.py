@@ -4,6 +4,10 @@ Both build a `Draft` of each file, render it as YAML the way a person writes a p
 text with the same validation `validate` runs before anything is written: a file is written only when it
 validates and reads back as exactly the rows it was made from. Tokens are never read, so never written.
 Nothing here changes the database.
+
+Each role's `kind` comes from whether its row holds OCPI credentials (`role_kind`): a row registration
+wrote is a partner's, whose url the file leaves to registration; a credential-less CPO row is one
+ocpi-parties created for a hosted party.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from reconciler import store
 from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
 from reconciler.load import CoreResolver
-from reconciler.model import CPO, ROLES, Identity, Severity
+from reconciler.model import CPO, ROLES, Identity, Kind, Severity
 from reconciler.state import party_rows_query
 from reconciler.validate import check_default_file, check_party_file, check_party_text
 
@@ -36,6 +40,15 @@ _PLAIN = re.compile(r"^[^\W_][\w .,'&()/:+@%~=?!*-]*$")
 _DETAIL_KEYS = ("name", "website", "logo")
 _LOGO_KEYS = ("url", "thumbnail", "category", "type", "width", "height")
 NAME_UNKNOWN = "not recorded in the database: write the party's business name"
+HOSTED_NOTE = "this CSMS operates it: ocpi-parties creates its row and owns it"
+PARTNER_NOTE = "a roaming peer: OCPI registration creates its rows, with their url and token"
+AWAITING_NOTE = (
+    "its row holds no OCPI credentials (an earlier ocpi-parties made it): awaiting OCPI registration"
+)
+URL_LEFT_OUT = (
+    "Its url is OCPI registration's, like its token: not written here. A url here would be what plan "
+    "expects registration to record."
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,15 @@ class Role:
     details: Mapping[str, Any] = field(default_factory=dict)
     #: True when the name is the identity, standing in for a name the database does not hold.
     name_unknown: bool = False
+    kind: Kind = Kind.HOSTED
+    #: A partner role whose row holds no credentials: a leftover that awaits OCPI registration.
+    awaiting: bool = False
+
+    @property
+    def kind_note(self) -> str:
+        if self.awaiting:
+            return AWAITING_NOTE
+        return HOSTED_NOTE if self.kind is Kind.HOSTED else PARTNER_NOTE
 
 
 @dataclass(frozen=True)
@@ -65,6 +87,16 @@ class Draft:
     def expected(self) -> dict[str, dict[str, Any]]:
         """Each role's merged business details, as the database will hold them after apply."""
         return {role.role: {**self.shared, **role.details} for role in self.roles}
+
+    @property
+    def kind(self) -> Kind:
+        """The file's kind: its first role's; a role of another kind (or awaiting) says its own."""
+        return self.roles[0].kind
+
+    def own_kind(self, role: Role) -> bool:
+        """Whether `role` gets a `kind:` line of its own, because it differs from the file's first role."""
+        first = self.roles[0]
+        return (role.kind, role.awaiting) != (first.kind, first.awaiting)
 
 
 @dataclass(frozen=True)
@@ -103,6 +135,20 @@ def _identity_problem(country_code: str, party_id: str, roles: Iterable[str]) ->
     return None
 
 
+def role_kind(row: Mapping[str, Any]) -> tuple[Kind, bool]:
+    """A row's kind, and whether it awaits registration, from whether it holds OCPI credentials.
+
+    Registration wrote a row that holds credentials: a partner's. A credential-less CPO row is one that
+    ocpi-parties created for a hosted party. A credential-less row of another role is what an earlier
+    ocpi-parties created for a partner: still a partner, awaiting registration (only a CPO can be hosted).
+    """
+    if row.get("credentials", True):
+        return Kind.PARTNER, False
+    if row["role"] == CPO:
+        return Kind.HOSTED, False
+    return Kind.PARTNER, True
+
+
 def _shared(details: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The fields every role holds with the same value."""
     first, *others = details
@@ -124,9 +170,15 @@ def draft_from_rows(identity: Identity, rows: Sequence[Mapping[str, Any]]) -> Dr
     for row, own in zip(ordered, details, strict=True):
         unknown = not shared_unknown and "name" not in own and "name" not in shared
         named = {**own, "name": str(identity)} if unknown else own
-        roles.append(Role(row["role"], {k: v for k, v in named.items() if k not in shared}, unknown))
+        kind, awaiting = role_kind(row)
+        roles.append(
+            Role(row["role"], {k: v for k, v in named.items() if k not in shared}, unknown, kind, awaiting)
+        )
+    # Only a party whose every role is hosted (its CPO row, created by ocpi-parties) gets a url: a partner's
+    # url belongs to OCPI registration, with its token.
+    hosted = all(role.kind is Kind.HOSTED for role in roles)
     urls = {r["url"] for r in ordered}
-    url = urls.pop() if len(urls) == 1 and "" not in urls else None
+    url = urls.pop() if hosted and len(urls) == 1 and "" not in urls else None
     origin = {bool(r.get("managed")) for r in ordered}
     how = (
         "managed by ocpi-parties"
@@ -136,8 +188,8 @@ def draft_from_rows(identity: Identity, rows: Sequence[Mapping[str, Any]]) -> Dr
         else "partly managed by ocpi-parties"
     )
     header: tuple[str, ...] = (f"Imported from the database by `ocpi-parties import`: {how}.",)
-    if url is None and len(urls) > 1:
-        header += ("Its roles have different urls in the database: each keeps its own (no `url` key).",)
+    if not hosted and urls - {""}:
+        header += (URL_LEFT_OUT,)
     return Draft(identity, tuple(roles), url, shared, shared_unknown, header)
 
 
@@ -216,7 +268,7 @@ def own_party_draft(identity: Identity, name: str | None, header: tuple[str, ...
     """The CSMS's own party: the CPO role, named `name` or, until someone writes it, the identity."""
     return Draft(
         identity,
-        (Role(CPO),),
+        (Role(CPO, kind=Kind.HOSTED),),
         None,
         {"name": name or str(identity)},
         shared_name_unknown=not name,
@@ -233,15 +285,11 @@ def names_default(path: Path, identity: Identity) -> bool:
 
 
 def declared_cpo(path: Path) -> bool:
-    """Whether `path` is a valid party file that declares the CPO role."""
+    """Whether `path` is a valid party file that declares a hosted CPO role (what the default party needs)."""
     if not path.is_file():
         return False
     problems, party, _ = check_party_file(path, path.name)
-    return (
-        not any(p.severity is Severity.ERROR for p in problems)
-        and party is not None
-        and (party.role(CPO) is not None)
-    )
+    return not any(p.severity is Severity.ERROR for p in problems) and party is not None and party.hosted_cpo
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -300,6 +348,7 @@ def render(draft: Draft) -> str:
     lines.extend(f"# {line}" for line in draft.header)
     lines.append(f"country_code: {_scalar(draft.identity.country_code)}")
     lines.append(f"party_id: {_scalar(draft.identity.party_id)}")
+    lines.append(f"kind: {draft.kind}  # {draft.roles[0].kind_note}")
     if draft.url is not None:
         lines.append(f"url: {_scalar(draft.url)}")
     if draft.shared:
@@ -309,6 +358,8 @@ def render(draft: Draft) -> str:
     lines.append("roles:")
     for role in draft.roles:
         lines.append(f"  - role: {role.role}")
+        if draft.own_kind(role):
+            lines.append(f"    kind: {role.kind}  # {role.kind_note}")
         if role.details:
             lines.append("    business_details:")
             lines.extend(_details_lines(role.details, "      ", role.name_unknown))
@@ -332,7 +383,13 @@ def check(draft: Draft, text: str) -> str | None:
     if party is None:  # pragma: no cover - no problem always comes with a party
         return "the file declares no party"
     got = {role.role: role.business_details.to_ocpi() for role in party.roles}
-    if got != draft.expected() or party.url != draft.url or party.identity != draft.identity:
+    kinds = {role.role: role.kind for role in party.roles}
+    if (
+        got != draft.expected()
+        or kinds != {role.role: role.kind for role in draft.roles}
+        or party.url != draft.url
+        or party.identity != draft.identity
+    ):
         return "the file would not read back as the database rows it was made from"
     return None
 

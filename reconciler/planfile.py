@@ -22,14 +22,16 @@ from reconciler.model import (
     DesiredState,
     Identity,
     Image,
+    Kind,
     Party,
     PartyRole,
     Source,
     Tombstone,
 )
 
-#: Version of the plan file layout; apply refuses files of another version.
-PLAN_FILE_VERSION = 1
+#: Version of the plan file layout; apply refuses files of another version. 2: each role says its `kind`
+#: (hosted or partner), which decides whether apply may create, write or delete its row.
+PLAN_FILE_VERSION = 2
 
 
 class PlanFileError(ReconcilerError):
@@ -62,6 +64,7 @@ def desired_to_json(desired: DesiredState) -> dict[str, Any]:
                 "roles": [
                     {
                         "role": r.role,
+                        "kind": str(r.kind),
                         "business_details": r.business_details.to_ocpi(),
                         "source": str(r.source),
                     }
@@ -104,7 +107,9 @@ def desired_from_json(data: Mapping[str, Any]) -> DesiredState:
                 Party(
                     _identity(party["identity"]),
                     tuple(
-                        PartyRole(r["role"], _details(r["business_details"]), _source(r["source"]))
+                        PartyRole(
+                            r["role"], _details(r["business_details"]), _source(r["source"]), Kind(r["kind"])
+                        )
                         for r in party["roles"]
                     ),
                     party["url"],

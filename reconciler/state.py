@@ -134,17 +134,26 @@ def _party_columns(connection: Connection) -> tuple[sql.SQL, sql.SQL, sql.SQL, s
         join = sql.SQL("LEFT JOIN reconciler_managed_parties AS m ON m.party_row_id = p.id")
     else:
         managed, join = sql.SQL("false"), sql.SQL("")
+    return details, managed, _holds_credentials(connection), join
+
+
+def _holds_credentials(connection: Connection) -> sql.SQL:
+    """Whether OCPI registration gave a row (`p`) credentials, read without reading its token.
+
+    Migration 0006 keeps it in `ocpi_parties.holds_credentials`. Before it, every row counts as holding
+    credentials except one that ocpi-parties created (`reconciler_managed_parties`, joined as `m`, says
+    how='created'): it wrote such rows with token ''.
+    """
     if _exists(connection, "ocpi_parties", "holds_credentials"):
-        credentials = sql.SQL("p.holds_credentials")
-    elif _exists(connection, "reconciler_managed_parties"):
-        credentials = sql.SQL("m.how IS DISTINCT FROM 'created'")
-    else:
-        credentials = sql.SQL("true")
-    return details, managed, credentials, join
+        return sql.SQL("p.holds_credentials")
+    if _exists(connection, "reconciler_managed_parties", "how"):
+        return sql.SQL("m.how IS DISTINCT FROM 'created'")
+    return sql.SQL("true")
 
 
 def party_rows_query(cursor: psycopg.Cursor[Any]) -> sql.Composed:
-    """Party rows with their management record; before the migrations, without the columns they add."""
+    """Party rows with their management record and whether they hold OCPI credentials (never the token);
+    before the migrations, without the columns they add."""
     details, managed, credentials, join = _party_columns(cursor.connection)
     return sql.SQL(
         "SELECT p.id, p.role, p.country_code, p.party_id, p.url, {details} AS business_details, p.updated_at,"

@@ -23,11 +23,13 @@ from reconciler.errors import UsageError
 from reconciler.load import JsonPath, LoadedFile, load_file, parse_text
 from reconciler.model import (
     CPO,
+    ROLES,
     BusinessDetails,
     Declared,
     DesiredState,
     Identity,
     Image,
+    Kind,
     Party,
     PartyRole,
     Problem,
@@ -52,6 +54,13 @@ _PLAIN_URL = re.compile(
 )
 _SECRET_KEY = re.compile(r"^(token|.*_token|token_.*|password|secret)$", re.IGNORECASE)
 _COMMON_COUNTRY_MISTAKES = {"UK": "GB", "EL": "GR"}
+_HOSTED = "this CSMS operates it: a CPO whose row ocpi-parties creates"
+_PARTNER = "a roaming peer that connects through OCPI credentials registration, which creates its rows"
+#: What to write, for the required keys and enums whose values need saying.
+_REQUIRED_HINTS = {
+    "kind": f"say who operates the party: kind: hosted ({_HOSTED}) or kind: partner ({_PARTNER})"
+}
+_ENUM_HINTS = {"kind": f"hosted ({_HOSTED}) or partner ({_PARTNER})"}
 _PATTERN_HINTS = {
     "party ID": "three upper-case letters or digits, for example TWK",
     "image type": "a file type in lower-case letters and digits, for example png",
@@ -250,8 +259,17 @@ def _kind(value: object) -> str:
     return "a number" if isinstance(value, int | float) and not isinstance(value, bool) else "true/false"
 
 
+def _choices(label: str, values: list[str]) -> str:
+    """The values an enum allows, with what they mean where that needs saying."""
+    return _ENUM_HINTS.get(label) or "one of " + ", ".join(values)
+
+
 def _type_message(error: jsonschema.ValidationError, label: str) -> str:
     expected = error.validator_value
+    if expected == "string" and isinstance(error.schema, dict) and "enum" in error.schema:
+        # One message for a value that is not even text where a listed word is expected; quoting it
+        # would not help, so the enum's own message is left out (see `_schema_problems`).
+        return f"{label} must be {_choices(label, error.schema['enum'])}, not {_kind(error.instance)}"
     if expected == "string" and isinstance(error.instance, bool | int | float):
         return f"{json.dumps(error.instance)} is not text: put it in quotes"
     if expected == "object":
@@ -285,8 +303,10 @@ def _schema_problems(check: _FileCheck, data: Any, schema_name: str) -> None:
             hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
             message = f"{error.instance!r} is not an assigned ISO 3166-1 alpha-2 country code{hint}"
         elif kind == "enum":
+            if not isinstance(error.instance, str) and error.schema.get("type") == "string":
+                continue  # the type's message names the allowed values
             message = (
-                f"{error.instance!r} is not a valid {title}; use one of {', '.join(error.validator_value)}"
+                f"{error.instance!r} is not a valid {title}; use {_choices(title, error.validator_value)}"
             )
         elif kind == "type":
             message = _type_message(error, title)
@@ -306,6 +326,9 @@ def _schema_problems(check: _FileCheck, data: Any, schema_name: str) -> None:
             reported_required.add(path)
             missing = [key for key in error.validator_value if key not in error.instance]
             message = f"missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+            hints = [_REQUIRED_HINTS[key] for key in missing if key in _REQUIRED_HINTS]
+            if hints:
+                message += f"; {'; '.join(hints)}"
         elif kind == "uniqueItems" and isinstance(error.instance, list):
             seen: list[Any] = []
             for index, item in enumerate(error.instance):
@@ -382,7 +405,7 @@ def _party_from(check: _FileCheck, data: Any, file_name: str) -> tuple[Party | N
         if check.failed or identity is None:
             return None, []
         return None, [Tombstone(identity, None, check.loaded.source(("deleted",)))]
-    roles, tombstones = _roles_from(check, data, identity)
+    roles, tombstones = _roles_from(check, data, identity, _kind_of(data))
     if check.failed or identity is None:
         return None, []
     url = data.get("url")
@@ -406,8 +429,42 @@ def _party_from(check: _FileCheck, data: Any, file_name: str) -> tuple[Party | N
     return party, tombstones
 
 
+def _kind_of(data: dict[str, Any]) -> Kind | None:
+    """The `kind` of a mapping when it is a valid one (the schema reports any other)."""
+    value = data.get("kind")
+    return Kind(value) if value in tuple(Kind) else None
+
+
+def _hosted_not_cpo(check: _FileCheck, where: JsonPath, name: str, own_kind: bool) -> None:
+    """Only a CPO can be hosted: report a hosted role of another kind where its kind is written."""
+    if own_kind:
+        path: JsonPath = (*where, "kind")
+        said = ""
+    else:
+        path = (*where, "role")
+        said = f" (the file's kind: hosted, line {check.loaded.source(('kind',)).line})"
+    if name == "EMSP":
+        why = (
+            "MaEVe pushes every new location to every EMSP row with that row's url and token, and a hosted "
+            "row holds none: the push fails, and the partners after it never get the location"
+        )
+    else:
+        why = (
+            f"this CSMS operates only CPO roles; a peer's {name} row is written by OCPI registration with "
+            "the url and token MaEVe uses to reach it"
+        )
+    fix = (
+        "Declare it `kind: partner`"
+        if own_kind
+        else "Make the file's kind partner, or give this role `kind: partner`"
+    )
+    check.add(
+        path, "hosted-not-cpo", f"role {name} is hosted{said}, but only a CPO can be hosted: {why}. {fix}"
+    )
+
+
 def _roles_from(
-    check: _FileCheck, data: dict[str, Any], identity: Identity | None
+    check: _FileCheck, data: dict[str, Any], identity: Identity | None, file_kind: Kind | None
 ) -> tuple[list[PartyRole], list[Tombstone]]:
     shared = data.get("business_details")
     shared = shared if isinstance(shared, dict) else {}
@@ -432,16 +489,20 @@ def _roles_from(
         first[name] = index
         own = entry.get("business_details")
         if entry.get("deleted") is True:
-            if own is not None:
+            extra = [key for key in ("kind", "business_details") if key in entry]
+            for key in extra:
                 check.add(
-                    (*where, "business_details"),
+                    (*where, key),
                     "deleted-with-content",
-                    f"role {name} is marked deleted: remove its business_details",
+                    f"role {name} is marked deleted: remove its {key}",
                     key=True,
                 )
-            elif identity is not None:
+            if not extra and identity is not None:
                 tombstones.append(Tombstone(identity, name, check.loaded.source(where)))
             continue
+        kind = _kind_of(entry) if "kind" in entry else file_kind
+        if kind is Kind.HOSTED and name != CPO and name in ROLES:  # the schema reports unknown roles
+            _hosted_not_cpo(check, where, name, "kind" in entry)
         details = _merged_details(shared, own if isinstance(own, dict) else {})
         if details is None:
             check.add(
@@ -451,7 +512,8 @@ def _roles_from(
                 "business_details at the top of the file",
             )
             continue
-        roles.append(PartyRole(name, details, check.loaded.source(where)))
+        # Without a valid kind the schema has reported an error, and no Party is made of these roles.
+        roles.append(PartyRole(name, details, check.loaded.source(where), kind or Kind.PARTNER))
     return roles, tombstones
 
 
@@ -697,7 +759,8 @@ def _default_problems(
                 "$.default_party",
             )
         ]
-    if party.role(CPO) is None:
+    cpo = party.role(CPO)
+    if cpo is None:
         return [
             Problem(
                 source,
@@ -707,11 +770,23 @@ def _default_problems(
                 "$.default_party",
             )
         ]
+    if not cpo.hosted:
+        return [
+            Problem(
+                source,
+                "default-party-not-cpo",
+                f"the default party {identity} is a partner (its CPO role at {cpo.source} is kind: partner): "
+                "the default party owns every location no other party claims, so it must be a CPO this CSMS "
+                "hosts; name a hosted CPO, or declare this one `kind: hosted` if this CSMS operates it",
+                "$.default_party",
+            )
+        ]
     return []
 
 
 def _move_problems(parties: dict[Identity, Party]) -> list[Problem]:
-    """moved_from and locations across files: only onto a CPO, each claimed once, never from a live CPO."""
+    """moved_from and locations across files: only onto a hosted CPO, each claimed once, never from a live
+    CPO."""
     problems: list[Problem] = []
     moved_to: dict[Identity, tuple[Party, Source]] = {}
     owned_by: dict[str, tuple[Party, Source]] = {}
@@ -723,22 +798,30 @@ def _move_problems(parties: dict[Identity, Party]) -> list[Problem]:
         party = parties[identity]
         claims = [(f"$.moved_from[{i}]", d.source) for i, d in enumerate(party.moved_from)]
         claims += [(f"$.locations[{i}]", d.source) for i, d in enumerate(party.locations)]
-        if claims and party.role(CPO) is None:
+        if claims and not party.hosted_cpo:
             path, source = claims[0]
-            add(
-                source,
-                path.split("[")[0],
-                "move-to-non-cpo",
-                f"{identity} does not hold the CPO role: only a CPO can own locations",
-            )
+            if party.role(CPO) is None:
+                message = f"{identity} does not hold the CPO role: only a CPO can own locations"
+            else:
+                message = (
+                    f"{identity}'s CPO role is a partner: only a CPO this CSMS hosts (kind: hosted) can "
+                    "claim locations or take them over with moved_from; a partner's CPO row owns just the "
+                    "locations recorded under its own identity"
+                )
+            add(source, path.split("[")[0], "move-to-non-cpo", message)
         for index, moved in enumerate(party.moved_from):
             path, other = f"$.moved_from[{index}]", parties.get(moved.value)
             if moved.value == identity:
                 add(moved.source, path, "move-conflict", f"{identity} cannot be moved from itself")
-            elif other is not None and other.role(CPO) is not None:
+            elif other is not None and (other_cpo := other.role(CPO)) is not None:
                 origin = moved.value
                 if any(back.value == identity for back in other.moved_from):
                     message = f"cycle of moves: {identity} moves from {origin} and {origin} from {identity}"
+                elif not other_cpo.hosted:
+                    message = (
+                        f"{origin} is a partner CPO declared in {other.source.file}: the locations recorded "
+                        "under it belong to its CPO row, which OCPI registration owns"
+                    )
                 else:
                     message = (
                         f"{origin} is a CPO declared in {other.source.file}: its locations stay with it; "

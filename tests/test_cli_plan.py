@@ -210,7 +210,7 @@ def test_show_locations_lists_each_id(run: Run, live: Connection, database_url: 
 
 
 def test_invalid_files_plan_nothing(run: Run, live: Connection, database_url: str, workdir: Path) -> None:
-    (workdir / "parties" / "GB-TWK.yaml").write_text("country_code: GB\nparty_id: TWK\n")
+    (workdir / "parties" / "GB-TWK.yaml").write_text("country_code: GB\nparty_id: TWK\nkind: hosted\n")
     code, out, err = run("plan", "--database-url", database_url)
     assert code == 1 and out == ""
     assert "parties/GB-TWK.yaml:1:1: $: missing required key roles" in err

@@ -72,7 +72,7 @@ def test_invalid_text_exit_1() -> None:
     done = run("validate", "parties", cwd=BAD / "website-not-url")
     assert done.returncode == 1
     assert done.stdout.splitlines() == [
-        "parties/GB-ABC.yaml:5:12: $.business_details.website: 'htp:/x' is not a 'uri'",
+        "parties/GB-ABC.yaml:6:12: $.business_details.website: 'htp:/x' is not a 'uri'",
         "3 files checked: 1 error, 0 warnings. Invalid.",
     ]
 
@@ -92,7 +92,7 @@ def test_json_format_is_stable() -> None:
                 "severity": "warning",
                 "code": "case",
                 "file": "parties/GB-ABC.yaml",
-                "line": 8,
+                "line": 9,
                 "column": 11,
                 "path": "$.roles[2].role",
                 "message": "'cpo' is read as 'CPO': OCPI compares it without regard to case; "
@@ -102,10 +102,10 @@ def test_json_format_is_stable() -> None:
                 "severity": "error",
                 "code": "duplicate-role",
                 "file": "parties/GB-ABC.yaml",
-                "line": 8,
+                "line": 9,
                 "column": 11,
                 "path": "$.roles[2].role",
-                "message": "role CPO is declared twice (first at line 6); "
+                "message": "role CPO is declared twice (first at line 7); "
                 "each (role, country_code, party_id) is one database row",
             },
         ],
@@ -126,7 +126,7 @@ def test_github_format_annotates_inline_and_escapes() -> None:
     done = run("validate", "--format", "github", "parties", cwd=BAD / "website-not-url")
     assert done.returncode == 1
     assert done.stdout.splitlines()[0] == (
-        "::error file=parties/GB-ABC.yaml,line=5,col=12,title=ocpi-parties validate (schema)::"
+        "::error file=parties/GB-ABC.yaml,line=6,col=12,title=ocpi-parties validate (schema)::"
         "$.business_details.website: 'htp:/x' is not a 'uri'"
     )
     warning = run(

@@ -43,3 +43,31 @@ def test_readme_shows_the_figures_of_the_latest_full_benchmark() -> None:
         in README
     )
     assert f"| {ratios['apply_moves']['value']:.2f} | <= 1.3x:" in README
+
+
+def _readme_party_files() -> list[tuple[str, str]]:
+    """The party files the README's "A party file" section shows, with the file name each is shown as."""
+    section = README.split("\n## A party file\n", 1)[1].split("\n## ", 1)[0]
+    found = [
+        (
+            "DE-EMO.yaml",
+            re.findall(r"```yaml\n(# yaml-language-server: \$schema=\.\./schema/party.*?)```", section, re.S)[
+                0
+            ],
+        )
+    ]
+    found += re.findall(r"```yaml\n# parties/([A-Z]{2}-[A-Z0-9]{3}\.yaml)[:\n](.*?)```", section, re.S)
+    return found
+
+
+def test_the_party_files_of_the_readme_are_valid(tmp_path: Path) -> None:
+    from reconciler.validate import validate_path
+
+    shown = _readme_party_files()
+    assert [name for name, _ in shown] == ["DE-EMO.yaml", "ES-CPO.yaml", "GB-OLD.yaml"]
+    for name, text in shown:
+        path = tmp_path / name
+        path.write_text(text.split("\n", 1)[1] if name == "GB-OLD.yaml" else text, encoding="utf-8")
+        assert validate_path(path, name).problems == (), name
+    assert "\nkind: partner " in shown[0][1] and "\nkind: hosted\n" in shown[1][1]
+    assert "kind" not in shown[2][1]  # a tombstone needs none

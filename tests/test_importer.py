@@ -9,22 +9,38 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler import importer
+from reconciler import importer, migrations
+from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
-from reconciler.model import Identity
+from reconciler.model import Identity, Kind
 
 
 def row(
-    role: str, cc: str, pid: str, url: str = "https://peer.example/versions", **details: Any
+    role: str,
+    cc: str,
+    pid: str,
+    url: str = "https://peer.example/versions",
+    *,
+    credentials: bool = True,
+    **details: Any,
 ) -> dict[str, Any]:
+    """A row as `import` reads it; by default one OCPI registration wrote (it holds credentials)."""
     return {
         "role": role,
         "country_code": cc,
         "party_id": pid,
         "url": url,
         "business_details": details or None,
-        "managed": False,
+        "managed": not credentials,
+        "credentials": credentials,
     }
+
+
+def created(
+    role: str, cc: str, pid: str, url: str = "https://own.example/versions", **details: Any
+) -> dict[str, Any]:
+    """A row ocpi-parties created: it holds no OCPI credentials."""
+    return row(role, cc, pid, url, credentials=False, **details)
 
 
 def only(rows: list[dict[str, Any]]) -> importer.Draft:
@@ -44,9 +60,10 @@ def test_roles_of_one_identity_share_the_details_they_agree_on() -> None:
     assert importer.render(draft) == (
         "# yaml-language-server: $schema=../schema/party.schema.json\n"
         "# Imported from the database by `ocpi-parties import`: written by OCPI registration.\n"
+        f"# {importer.URL_LEFT_OUT}\n"
         "country_code: DE\n"
         "party_id: EMO\n"
-        "url: https://peer.example/versions\n"
+        "kind: partner  # a roaming peer: OCPI registration creates its rows, with their url and token\n"
         "business_details:  # shared by every role below\n"
         "  website: https://emo.example\n"
         "roles:\n"
@@ -80,25 +97,107 @@ def test_a_role_without_a_name_beside_one_with_a_name_gets_its_own_marked_name()
     assert "      name: Ionity\n" in text and "      name: FR-ION  # not recorded" in text
 
 
-def test_roles_with_different_urls_keep_them_in_the_database() -> None:
+def test_a_partners_url_is_never_written() -> None:
+    """url and token are one pair, owned by registration: a file that wrote the url back would tear them."""
     draft = only(
         [
             row("CPO", "FR", "ION", "https://a.example/v", name="X"),
             row("EMSP", "FR", "ION", "https://b.example/v", name="X"),
         ]
     )
-    assert draft.url is None
-    assert "url:" not in importer.render(draft).split("country_code")[1]
-    assert "different urls" in importer.render(draft)
+    text = importer.render(draft)
+    assert draft.url is None and "url:" not in text.split("country_code")[1]
+    assert [(r.role, r.kind) for r in draft.roles] == [("CPO", Kind.PARTNER), ("EMSP", Kind.PARTNER)]
+    assert importer.URL_LEFT_OUT in text and importer.check(draft, text) is None
+
+
+def test_a_credential_less_cpo_row_is_hosted_and_keeps_its_url() -> None:
+    draft = only([created("CPO", "GB", "TWK", name="Own")])
+    text = importer.render(draft)
+    assert "kind: hosted  # this CSMS operates it: ocpi-parties creates its row and owns it\n" in text
+    assert "url: https://own.example/versions\n" in text and importer.URL_LEFT_OUT not in text
+    assert importer.check(draft, text) is None
+
+
+def test_a_hosted_cpo_and_a_registered_emsp_share_a_file_with_a_role_kind() -> None:
+    draft = only([created("CPO", "GB", "ABC", name="ABC"), row("EMSP", "GB", "ABC", name="ABC")])
+    text = importer.render(draft)
+    assert "kind: hosted  #" in text
+    assert "  - role: CPO\n  - role: EMSP\n    kind: partner  # a roaming peer" in text
+    assert draft.url is None and importer.URL_LEFT_OUT in text
+    assert importer.check(draft, text) is None
+
+
+@pytest.mark.parametrize("cpo", [None, "registered", "created"])
+def test_a_credential_less_emsp_row_is_a_partner_awaiting_registration(cpo: str | None) -> None:
+    """An earlier ocpi-parties created partner rows with no token; only a CPO can be hosted."""
+    rows = [created("EMSP", "DE", "EMO", name="Emo")]
+    if cpo is not None:
+        rows.append(row("CPO", "DE", "EMO", name="Emo", credentials=cpo == "registered"))
+    draft = only(rows)
+    emsp = draft.roles[-1]
+    assert (emsp.role, emsp.kind, emsp.awaiting) == ("EMSP", Kind.PARTNER, True)
+    text = importer.render(draft)
+    assert f"partner  # {importer.AWAITING_NOTE}\n" in text
+    assert "url:" not in text.split("country_code")[1]
+    assert importer.check(draft, text) is None
+
+
+@pytest.mark.parametrize(("how", "credentials"), [("created", False), ("adopted", True), (None, True)])
+def test_before_migration_0006_only_created_rows_count_as_credential_less(
+    connection: Connection, how: str | None, credentials: bool
+) -> None:
+    """Without `holds_credentials`, the tool never reads the token: a row it did not create holds some."""
+    migrations.migrate(connection, to=5)
+    connection.execute(
+        "INSERT INTO ocpi_parties (id, role, country_code, party_id, url, token)"
+        " VALUES (901, 'CPO', 'GB', 'QQQ', 'https://q.example/v', 'secret-token')"
+    )
+    if how is not None:
+        connection.execute(
+            "INSERT INTO reconciler_managed_parties (party_row_id, how) VALUES (901, %s)", (how,)
+        )
+    rows, _ = importer.read_party_rows(connection)
+    (found,) = [r for r in rows if r["party_id"] == "QQQ"]
+    assert found["credentials"] is credentials
+    assert "token" not in found and "secret-token" not in str(rows)
+
+
+def test_the_holds_credentials_column_decides_once_it_exists(connection: Connection) -> None:
+    """Migration 0006's generated column, as it defines it: a created row given a token holds credentials."""
+    migrations.migrate(connection, to=5)
+    if not _has_column(connection):
+        connection.execute(
+            "ALTER TABLE ocpi_parties ADD COLUMN holds_credentials boolean"
+            " GENERATED ALWAYS AS (token <> '') STORED"
+        )
+    connection.execute(
+        "INSERT INTO ocpi_parties (id, role, country_code, party_id, url, token) VALUES"
+        " (901, 'CPO', 'GB', 'QQQ', 'https://q.example/v', 'registered-later'),"
+        " (902, 'CPO', 'GB', 'RRR', 'https://r.example/v', '')"
+    )
+    connection.execute(
+        "INSERT INTO reconciler_managed_parties (party_row_id, how) VALUES (901, 'created'), (902, 'created')"
+    )
+    rows, _ = importer.read_party_rows(connection)
+    assert {r["party_id"]: r["credentials"] for r in rows} == {"QQQ": True, "RRR": False}
+
+
+def _has_column(connection: Connection) -> bool:
+    found = connection.execute(
+        "SELECT count(*) FROM information_schema.columns"
+        " WHERE table_name = 'ocpi_parties' AND column_name = 'holds_credentials'"
+    ).fetchone()
+    return bool(found and found[0])
 
 
 def test_an_empty_url_is_left_out() -> None:
-    assert only([row("CPO", "GB", "ABC", "", name="X")]).url is None
+    assert only([created("CPO", "GB", "ABC", "", name="X")]).url is None
 
 
 def test_a_url_party_files_refuse_is_left_to_the_row() -> None:
     long_url = "https://peer.example/" + "v" * 300
-    draft = only([row("CPO", "GB", "ABC", long_url, name="X")])
+    draft = only([created("CPO", "GB", "ABC", long_url, name="X")])
     assert draft.url is None
     assert "refused here" in importer.render(draft)
 
@@ -213,6 +312,7 @@ def test_the_own_party_comes_from_maeve_ocpi_config(tmp_path: Path) -> None:
         "# Its name is [api] org_name in manager.toml.\n"
         "country_code: GB\n"
         "party_id: TWK\n"
+        "kind: hosted  # this CSMS operates it: ocpi-parties creates its row and owns it\n"
         "business_details:\n"
         "  name: Thoughtworks\n"
         "roles:\n"

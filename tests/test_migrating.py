@@ -185,7 +185,10 @@ def test_import_refuses_to_overwrite_and_writes_nothing(
     assert sorted(p.name for p in (tmp_path / "parties").iterdir()) == ["NL-VLT.yaml"]
     code, out, _ = run("import", "--database-url", database_url, "--force", "--identity", "nl-vlt")
     assert code == 0 and out.startswith("wrote parties/NL-VLT.yaml: EMSP\n")
-    assert "role: EMSP" in (tmp_path / "parties" / "NL-VLT.yaml").read_text()
+    text = (tmp_path / "parties" / "NL-VLT.yaml").read_text()
+    assert "role: EMSP" in text
+    # Registration wrote NL-VLT's row: a partner, whose url (with its token) stays registration's.
+    assert "\nkind: partner  # a roaming peer" in text and "\nurl:" not in text
 
 
 def test_import_filters_and_reports_what_it_cannot_declare(
@@ -217,15 +220,20 @@ def test_init_needs_one_source_and_keeps_what_matches(
     code, out, _ = run("init", "--party", "gb-twk", "--name", "Own CPO")
     assert code == 0 and "wrote parties/GB-TWK.yaml: CPO\nwrote parties/default-party.yaml\n" in out
     assert "name: Own CPO\n" in (tmp_path / "parties" / "GB-TWK.yaml").read_text()
+    assert "\nkind: hosted  # this CSMS operates it" in (tmp_path / "parties" / "GB-TWK.yaml").read_text()
     code, out, _ = run("init", "--party", "GB-TWK")
     assert code == 0 and out.startswith(
-        "kept parties/GB-TWK.yaml, which declares the CPO role of GB-TWK\n"
+        "kept parties/GB-TWK.yaml, which declares the hosted CPO role of GB-TWK\n"
         "kept parties/default-party.yaml, which names GB-TWK\n"
     )
     code, _, err = run("init", "--party", "GB-ABC")
     assert code == 1 and "parties/default-party.yaml already exists: nothing was written" in err
     assert not (tmp_path / "parties" / "GB-ABC.yaml").exists()
     assert run("validate")[0] == 0
+    own = tmp_path / "parties" / "GB-TWK.yaml"
+    own.write_text(own.read_text().replace("kind: hosted", "kind: partner"))
+    code, _, err = run("init", "--party", "GB-TWK")  # a partner CPO cannot be the default party: not kept
+    assert code == 1 and "parties/GB-TWK.yaml already exists: nothing was written" in err
 
 
 def test_import_after_apply_gives_back_files_that_plan_nothing(

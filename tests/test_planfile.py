@@ -32,7 +32,8 @@ def _save(path: Path, case: str = "moves-and-tombstones") -> None:
 
 
 @pytest.mark.parametrize(
-    "case", ["example-repository", "moves-and-tombstones", "shared-details-with-override"]
+    "case",
+    ["example-repository", "moves-and-tombstones", "shared-details-with-override", "hosted-cpo-partner-emsp"],
 )
 def test_round_trip_keeps_the_desired_state_and_positions(tmp_path: Path, case: str) -> None:
     path = tmp_path / "plan.json"
@@ -51,15 +52,16 @@ def test_digest_ignores_positions_but_not_meaning(tmp_path: Path) -> None:
     parties.mkdir()
     (parties / "default-party.yaml").write_text("default_party: GB-TWK\n")
     (parties / "GB-TWK.yaml").write_text(
-        "country_code: GB\nparty_id: TWK\nroles: [{role: CPO, business_details: {name: A}}]\n"
+        "country_code: GB\nparty_id: TWK\nkind: hosted\nroles: [{role: CPO, business_details: {name: A}}]\n"
     )
     first = validate_path(parties).state
     (parties / "GB-TWK.yaml").write_text(
-        "# a comment\n\ncountry_code: GB\nparty_id: TWK\nroles: [{role: CPO, business_details: {name: A}}]\n"
+        "# a comment\n\ncountry_code: GB\nparty_id: TWK\nkind: hosted\n"
+        "roles: [{role: CPO, business_details: {name: A}}]\n"
     )
     moved = validate_path(parties).state
     (parties / "GB-TWK.yaml").write_text(
-        "country_code: GB\nparty_id: TWK\nroles: [{role: CPO, business_details: {name: B}}]\n"
+        "country_code: GB\nparty_id: TWK\nkind: hosted\nroles: [{role: CPO, business_details: {name: B}}]\n"
     )
     renamed = validate_path(parties).state
     assert first is not None and moved is not None and renamed is not None
@@ -74,6 +76,44 @@ def test_other_version_is_refused(tmp_path: Path) -> None:
     document["tool_version"] = "9.9.9"
     path.write_text(json.dumps(document))
     with pytest.raises(PlanFileError, match=r"made by ocpi-parties 9\.9\.9 .*run plan again"):
+        load(path)
+
+
+def test_each_role_keeps_its_kind(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    _save(path, "hosted-cpo-partner-emsp")
+    document = json.loads(path.read_text())
+    assert [r["kind"] for r in document["desired"]["parties"][0]["roles"]] == ["hosted", "partner"]
+    saved = load(path)
+    assert [str(r.kind) for r in saved.desired.parties[0].roles] == ["hosted", "partner"]
+
+
+def test_a_plan_file_from_before_kinds_is_refused(tmp_path: Path) -> None:
+    """A version 1 plan file says nothing of hosted or partner, which decides what apply may do."""
+    path = tmp_path / "plan.json"
+    _save(path)
+    document = json.loads(path.read_text())
+    document["plan_file_version"] = 1
+    for party in document["desired"]["parties"]:
+        for role in party["roles"]:
+            del role["kind"]
+    path.write_text(json.dumps(document))
+    assert PLAN_FILE_VERSION == 2
+    with pytest.raises(PlanFileError, match=r"\(plan file version 1\).*\(version 2\): run plan again"):
+        load(path)
+
+
+def test_a_changed_kind_is_an_altered_plan(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    _save(path, "hosted-cpo-partner-emsp")
+    document = json.loads(path.read_text())
+    document["desired"]["parties"][0]["roles"][1]["kind"] = "hosted"
+    path.write_text(json.dumps(document))
+    with pytest.raises(PlanFileError, match="altered after it was made"):
+        load(path)
+    document["desired"]["parties"][0]["roles"][1]["kind"] = "guest"
+    path.write_text(json.dumps(document))
+    with pytest.raises(PlanFileError, match="the desired state is malformed"):
         load(path)
 
 

@@ -115,10 +115,11 @@ logos = st.fixed_dictionaries(
     optional={"width": st.integers(-5, 100_005), "height": st.integers(-5, 100_005), "thumbnail": urls},
 )
 details = st.fixed_dictionaries({}, optional={"name": names, "website": urls, "logo": logos})
+kinds = st.sampled_from(["hosted", "partner", "partner", "Hosted", ""])
 roles = st.lists(
     st.fixed_dictionaries(
         {"role": st.sampled_from(["CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP", "cpo", "XYZ"])},
-        optional={"business_details": details},
+        optional={"business_details": details, "kind": kinds},
     ),
     max_size=4,
 )
@@ -127,7 +128,13 @@ near_schema = st.fixed_dictionaries(
         "country_code": st.sampled_from(["GB", "gb", "UK", "G", "", "GBR"]),
         "party_id": st.sampled_from(["TWK", "twk", "TW", "T_K", "TWKX"]),
     },
-    optional={"roles": roles, "business_details": details, "url": urls, "token": st.text(max_size=5)},
+    optional={
+        "kind": kinds,
+        "roles": roles,
+        "business_details": details,
+        "url": urls,
+        "token": st.text(max_size=5),
+    },
 )
 
 
@@ -144,6 +151,8 @@ def test_documents_near_the_schema(document: dict[str, Any]) -> None:
         merged = {**shared, **declared.get("business_details", {})}
         assert role.business_details.name == merged["name"]
         assert role.business_details.website == merged.get("website")
+        assert role.kind == declared.get("kind", document["kind"])
+        assert role.role == "CPO" or not role.hosted  # only a CPO can be hosted
     assert party.url == document.get("url")
 
 
@@ -151,9 +160,8 @@ def test_documents_near_the_schema(document: dict[str, Any]) -> None:
 @given(names.filter(lambda n: 1 <= len(n) <= 100 and n.strip() == n and n != ""))
 def test_accepted_names_are_read_back_exactly(name: str) -> None:
     text = (
-        "country_code: GB\nparty_id: TWK\nroles:\n  - role: CPO\n    business_details:\n      name: "
-        + json.dumps(name, ensure_ascii=False)
-        + "\n"
+        "country_code: GB\nparty_id: TWK\nkind: hosted\nroles:\n  - role: CPO\n    business_details:\n"
+        "      name: " + json.dumps(name, ensure_ascii=False) + "\n"
     )
     loaded = parse_text(text, "f.yaml")
     if isinstance(loaded, Problem):  # YAML itself forbids a few characters (U+FFFE, U+FFFF...)

@@ -98,7 +98,8 @@ def _variant(base: Path, round_number: int, number: int) -> Path:
     folder = base / f"round-{round_number}" / f"variant-{number}"
     shutil.copytree(base / "parties", folder / "parties")
     (folder / "parties" / f"FR-V{number:02d}.yaml").write_text(
-        f"country_code: FR\nparty_id: V{number:02d}\nbusiness_details:\n  name: Variant {number}\n"
+        f"country_code: FR\nparty_id: V{number:02d}\nkind: partner\n"
+        f"business_details:\n  name: Variant {number}\n"
         "roles:\n  - role: EMSP\n"
     )
     return folder

@@ -119,12 +119,19 @@ def party_files(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, str]]:
             "category": draw(st.sampled_from(["OPERATOR", "OWNER", "NETWORK"])),
             "type": draw(st.sampled_from(["png", "svg", "jpeg", "gif"])),
         }
-    document: dict[str, Any] = {"country_code": "GB", "party_id": "TWK", "business_details": details}
+    document: dict[str, Any] = {
+        "country_code": "GB",
+        "party_id": "TWK",
+        "kind": "hosted",
+        "business_details": details,
+    }
     if draw(st.booleans()):
         document["url"] = draw(urls)
     document["roles"] = [{"role": "CPO"}]
     if draw(st.booleans()):
-        document["roles"].append({"role": "EMSP", "business_details": {"name": draw(names)}})
+        document["roles"].append(
+            {"role": "EMSP", "kind": "partner", "business_details": {"name": draw(names)}}
+        )
     style = draw(st.sampled_from([None, '"', "'", "|"]))
     text = yaml.safe_dump(document, allow_unicode=draw(st.booleans()), default_style=style, width=1000)
     # What the file says, read by PyYAML: its emitter can write a text that reads back otherwise (a NEL
@@ -172,7 +179,8 @@ def test_accepted_values_are_stored_and_read_back_byte_for_byte(
 @_examples(15)
 @given(st.integers(MAX_FILE_BYTES - 200, MAX_FILE_BYTES + 200), st.sampled_from(["#", "x", "é"]))
 def test_huge_files_are_refused_or_read(size: int, filler: str) -> None:
-    head = "country_code: GB\nparty_id: TWK\nbusiness_details:\n  name: Big\nroles:\n  - role: CPO\n#"
+    head = "country_code: GB\nparty_id: TWK\nkind: hosted\nbusiness_details:\n  name: Big\n"
+    head += "roles:\n  - role: CPO\n#"
     body = head + filler * ((size - len(head.encode())) // len(filler.encode()))
     result = _validate({"GB-TWK.yaml": body, "default-party.yaml": DEFAULT})
     if len(body.encode()) > MAX_FILE_BYTES:
@@ -188,7 +196,7 @@ def test_deep_nesting_is_refused_without_a_crash(depth: int, shape: str) -> None
         value = "{a: " * depth + "1" + "}" * depth
     else:
         value = "".join(f"\n{'  ' * (level + 1)}k:" for level in range(depth)) + " 1"
-    text = f"country_code: GB\nparty_id: TWK\nx: {value}\n"
+    text = f"country_code: GB\nparty_id: TWK\nkind: hosted\nx: {value}\n"
     result = _validate({"GB-TWK.yaml": text, "default-party.yaml": DEFAULT})
     assert result.state is None
     codes = {p.code for p in result.errors}
@@ -203,7 +211,7 @@ def test_alias_bombs_are_refused_quickly(fan_out: int, levels: int) -> None:
     lines = ["a0: &a0 [x]"]
     for level in range(1, levels):
         lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * fan_out) + "]")
-    text = "country_code: GB\nparty_id: TWK\n" + "\n".join(lines) + "\n"
+    text = "country_code: GB\nparty_id: TWK\nkind: hosted\n" + "\n".join(lines) + "\n"
     result = _validate({"GB-TWK.yaml": text, "default-party.yaml": DEFAULT})
     assert result.state is None
     # Values the aliases expand to: a0 is a list and its item; each next level a list of fan_out copies.

@@ -106,3 +106,37 @@ def test_shipped_party_files_point_editors_at_the_schema() -> None:
         first = path.read_text(encoding="utf-8").splitlines()[0]
         schema = "default-party" if path.name == "default-party.yaml" else "party"
         assert first == f"# yaml-language-server: $schema=../schema/{schema}.schema.json", path.name
+
+
+def test_kind_is_hosted_or_partner_on_the_party_and_on_each_role() -> None:
+    schema = _load(schema_directory() / "party.schema.json")
+    assert schema["$defs"]["kind"]["enum"] == ["hosted", "partner"]
+    assert schema["properties"]["kind"]["$ref"] == "#/$defs/kind"
+    assert schema["$defs"]["role"]["properties"]["kind"]["$ref"] == "#/$defs/kind"
+    # A reviewer reads what each value means in the schema itself (editors show it on hover).
+    description = schema["properties"]["kind"]["description"]
+    assert "hosted: this CSMS operates it" in description and "partner: a roaming peer" in description
+    assert "Only a CPO can be hosted" in description
+
+
+@pytest.mark.parametrize(
+    ("document", "valid"),
+    [
+        ({"country_code": "GB", "party_id": "TWK", "roles": [{"role": "CPO"}]}, False),
+        ({"country_code": "GB", "party_id": "TWK", "kind": "hosted", "roles": [{"role": "CPO"}]}, True),
+        ({"country_code": "GB", "party_id": "TWK", "kind": "guest", "roles": [{"role": "CPO"}]}, False),
+        (
+            {
+                "country_code": "GB",
+                "party_id": "TWK",
+                "kind": "hosted",
+                "roles": [{"role": "CPO"}, {"role": "EMSP", "kind": "partner"}],
+            },
+            True,
+        ),
+        ({"country_code": "GB", "party_id": "OLD", "deleted": True}, True),  # a tombstone needs no kind
+    ],
+)
+def test_kind_is_required_except_on_a_tombstone(document: dict[str, Any], valid: bool) -> None:
+    validator = Draft202012Validator(_load(schema_directory() / "party.schema.json"))
+    assert validator.is_valid(document) is valid

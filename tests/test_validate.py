@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from reconciler import validate
 from reconciler.errors import UsageError
 from reconciler.load import load_file
-from reconciler.model import BusinessDetails, DesiredState, Identity, Image, Problem, Severity
+from reconciler.model import BusinessDetails, DesiredState, Identity, Image, Kind, Problem, Severity
 from reconciler.validate import format_path, validate_path
 
 REPOSITORY = Path(__file__).parent.parent / "parties"
@@ -41,6 +41,14 @@ def test_shipped_repository_state() -> None:
     assert state.default_party == Identity("GB", "TWK")
     assert [str(p.identity) for p in state.parties] == ["DE-EMO", "ES-CPO", "GB-TWK", "NL-VLT"]
     assert [r.role for r in state.parties[0].roles] == ["CPO", "EMSP"]
+    kinds = {str(p.identity): [str(r.kind) for r in p.roles] for p in state.parties}
+    assert kinds == {
+        "DE-EMO": ["partner", "partner"],
+        "ES-CPO": ["hosted"],
+        "GB-TWK": ["hosted"],
+        "NL-VLT": ["partner"],
+    }
+    assert [str(p.identity) for p in state.parties if p.hosted_cpo] == ["ES-CPO", "GB-TWK"]
 
 
 def test_shared_details_merge_field_by_field(tmp_path: Path) -> None:
@@ -49,10 +57,11 @@ def test_shared_details_merge_field_by_field(tmp_path: Path) -> None:
         {
             "default-party.yaml": "default_party: DE-EMO\n",
             "DE-EMO.yaml": (
-                "country_code: DE\nparty_id: EMO\nurl: https://ocpi.emo.example/versions\n"
+                "country_code: DE\nparty_id: EMO\nkind: hosted\nurl: https://ocpi.emo.example/versions\n"
                 "business_details:\n  name: Emo\n  website: https://emo.example\n"
                 "  logo: {url: https://emo.example/l.svg, category: OPERATOR, type: svg}\n"
-                "roles:\n  - role: CPO\n  - role: EMSP\n    business_details:\n      name: Emo Card\n"
+                "roles:\n  - role: CPO\n  - role: EMSP\n    kind: partner\n"
+                "    business_details:\n      name: Emo Card\n"
                 "      logo: {url: https://emo.example/card.png, category: NETWORK, type: png, width: 64}\n"
             ),
         },
@@ -71,13 +80,17 @@ def test_shared_details_merge_field_by_field(tmp_path: Path) -> None:
         "website": "https://emo.example",
         "logo": {"url": "https://emo.example/card.png", "category": "NETWORK", "type": "png", "width": 64},
     }
-    assert (cpo.source.file, cpo.source.line) == ("parties/DE-EMO.yaml", 9)
+    assert (cpo.source.file, cpo.source.line) == ("parties/DE-EMO.yaml", 10)
+    assert (cpo.kind, emsp.kind) == (Kind.HOSTED, Kind.PARTNER)  # the role's own kind overrides the file's
 
 
 def test_case_is_normalised_with_warnings(tmp_path: Path) -> None:
     files = {
         "default-party.yaml": "default_party: gb-twk\n",
-        "GB-TWK.yaml": "country_code: gb\nparty_id: twk\nroles: [{role: Cpo, business_details: {name: T}}]\n",
+        "GB-TWK.yaml": (
+            "country_code: gb\nparty_id: twk\nkind: hosted\n"
+            "roles: [{role: Cpo, business_details: {name: T}}]\n"
+        ),
     }
     result = validate_path(_write(tmp_path, files), "parties")
     assert not result.errors
@@ -96,11 +109,16 @@ def test_case_is_normalised_with_warnings(tmp_path: Path) -> None:
 def test_no_state_when_any_file_has_errors(tmp_path: Path) -> None:
     files = {
         "default-party.yaml": "default_party: GB-TWK\n",
-        "GB-TWK.yaml": "country_code: GB\nparty_id: TWK\nroles: [{role: CPO, business_details: {name: T}}]\n",
+        "GB-TWK.yaml": (
+            "country_code: GB\nparty_id: TWK\nkind: hosted\n"
+            "roles: [{role: CPO, business_details: {name: T}}]\n"
+        ),
         "GB-BAD.yaml": "country_code: GB\nparty_id: BAD\n",
     }
     result = validate_path(_write(tmp_path, files), "parties")
-    assert [p.code for p in result.errors] == ["schema"]
+    assert [(p.code, p.message.split(";")[0]) for p in result.errors] == [
+        ("schema", "missing required keys kind, roles")
+    ]
     assert result.state is None
 
 
@@ -113,7 +131,9 @@ def test_every_file_is_checked_before_returning(tmp_path: Path) -> None:
 
 
 def test_single_file_is_checked_without_cross_file_rules(tmp_path: Path) -> None:
-    parties = _write(tmp_path, {"GB-TWK.yaml": "country_code: GB\nparty_id: TWK\nroles: [{role: EMSP}]\n"})
+    parties = _write(
+        tmp_path, {"GB-TWK.yaml": "country_code: GB\nparty_id: TWK\nkind: partner\nroles: [{role: EMSP}]\n"}
+    )
     result = validate_path(parties / "GB-TWK.yaml", "parties/GB-TWK.yaml")
     assert [(p.code, p.path) for p in result.problems] == [("missing-name", "$.roles[0]")]
     assert result.files_checked == 1 and result.state is None
@@ -154,7 +174,7 @@ def test_moves_claims_and_tombstones_reach_the_desired_state() -> None:
         Identity("FR", "CPO"),
         Identity("GB", "OLD"),
     ]
-    assert str(spain.moved_from[0].source) == "parties/ES-CPO.yaml:10:5"
+    assert str(spain.moved_from[0].source) == "parties/ES-CPO.yaml:11:5"
     assert [c.value for c in spain.locations] == ["LOC-LIS-0007"]
     assert [r.role for r in spain.roles] == ["CPO"]
     assert state.party(Identity("GB", "OLD")) is None
@@ -162,6 +182,79 @@ def test_moves_claims_and_tombstones_reach_the_desired_state() -> None:
         Tombstone(Identity("ES", "CPO"), "EMSP"),
         Tombstone(Identity("GB", "OLD"), None),
     )
+
+
+_TWK = "country_code: GB\nparty_id: TWK\nkind: hosted\nbusiness_details: {name: T}\nroles: [{role: CPO}]\n"
+
+
+def test_a_role_kind_overrides_the_file_kind() -> None:
+    case = Path(__file__).parent / "examples" / "valid" / "hosted-cpo-partner-emsp" / "parties"
+    result = validate_path(case, "parties")
+    assert result.problems == () and result.state is not None
+    party = result.state.party(Identity("GB", "ABC"))
+    assert party is not None and party.hosted_cpo
+    assert [(r.role, r.kind, r.hosted) for r in party.roles] == [
+        ("CPO", Kind.HOSTED, True),
+        ("EMSP", Kind.PARTNER, False),
+    ]
+
+
+def test_a_tombstone_needs_no_kind_and_keeps_none(tmp_path: Path) -> None:
+    files = {
+        "default-party.yaml": "default_party: GB-TWK\n",
+        "GB-TWK.yaml": _TWK,
+        "NL-VLT.yaml": "country_code: NL\nparty_id: VLT\ndeleted: true\n",
+    }
+    assert _state(tmp_path, files).tombstones[0].identity == Identity("NL", "VLT")
+    deleted_role = (
+        "country_code: NL\nparty_id: EMO\nkind: partner\n"
+        "roles: [{role: EMSP, kind: partner, deleted: true}]\n"
+    )
+    problems, party, tombstones = validate.check_party_text(deleted_role, "NL-EMO.yaml")
+    assert [(p.code, p.path, p.message) for p in problems] == [
+        ("deleted-with-content", "$.roles[0].kind", "role EMSP is marked deleted: remove its kind")
+    ]
+    assert (party, tombstones) == (None, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "says"),
+    [
+        ("kind: hosted\nroles: [{role: EMSP}]", "$.roles[0].role",
+         "MaEVe pushes every new location to every EMSP"),
+        ("kind: partner\nroles: [{role: CPO}, {role: EMSP, kind: hosted}]", "$.roles[1].kind",
+         "Declare it `kind: partner`"),
+        ("kind: hosted\nroles: [{role: CPO}, {role: NSP}]", "$.roles[1].role",
+         "a peer's NSP row is written by OCPI registration"),
+    ],
+)  # fmt: skip
+def test_only_a_cpo_can_be_hosted_and_the_message_says_why(text: str, path: str, says: str) -> None:
+    document = f"country_code: NL\nparty_id: VLT\nbusiness_details: {{name: V}}\n{text}\n"
+    problems, party, _ = validate.check_party_text(document, "NL-VLT.yaml")
+    assert [(p.code, p.path) for p in problems] == [("hosted-not-cpo", path)]
+    assert says in problems[0].message and "only a CPO can be hosted" in problems[0].message
+    assert party is None
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("", "nothing"), ("[hosted]", "a list"), ("true", "true/false")]
+)
+def test_a_kind_that_is_not_a_word_gets_one_message_naming_both_values(value: str, shown: str) -> None:
+    document = f"country_code: NL\nparty_id: VLT\nkind: {value}\nbusiness_details: {{name: V}}\n"
+    document += "roles: [{role: EMSP}]\n"
+    problems, party, _ = validate.check_party_text(document, "NL-VLT.yaml")
+    assert [(p.code, p.path) for p in problems] == [("schema", "$.kind")]
+    assert problems[0].message.startswith("kind must be hosted (this CSMS operates it")
+    assert problems[0].message.endswith(f"which creates its rows), not {shown}")
+    assert party is None
+
+
+def test_an_unknown_role_is_not_also_reported_as_hosted() -> None:
+    document = (
+        "country_code: NL\nparty_id: VLT\nkind: hosted\nbusiness_details: {name: V}\nroles: [{role: CAR}]\n"
+    )
+    problems, _, _ = validate.check_party_text(document, "NL-VLT.yaml")
+    assert [p.code for p in problems] == ["schema"]
 
 
 EXAMPLES = Path(__file__).parent / "examples"
@@ -185,12 +278,12 @@ def test_the_fast_schema_check_agrees_with_jsonschema_on_every_example(path: Pat
 _TEXT = st.sampled_from(
     ["", "GB", "gb", "GBR", "TWK", "T W", "CPO", "EMSP", "HUB", "OPERATOR", "png", "PNG", "x" * 101,
      "https://a.example/v", "https://a.example/l.png", "htp:/x", "https://", "https://a b.example",
-     "GB-TWK", "GB-TW", "Name"]
+     "GB-TWK", "GB-TW", "Name", "hosted", "partner", "HOSTED"]
 )  # fmt: skip
 _INNER_KEYS = ["name", "website", "logo", "url", "thumbnail", "category", "type", "width", "role",
-               "business_details", "deleted", "extra"]  # fmt: skip
-_PARTY_KEYS = ["country_code", "party_id", "url", "business_details", "roles", "moved_from", "locations",
-               "deleted"]  # fmt: skip
+               "business_details", "deleted", "kind", "extra"]  # fmt: skip
+_PARTY_KEYS = ["country_code", "party_id", "kind", "url", "business_details", "roles", "moved_from",
+               "locations", "deleted"]  # fmt: skip
 _VALUE = st.recursive(
     st.none() | st.booleans() | st.integers(-1, 100_000) | st.floats(allow_nan=False) | _TEXT,
     lambda inner: (
