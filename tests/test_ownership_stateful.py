@@ -226,8 +226,11 @@ class Ownership(RuleBasedStateMachine):
         ).fetchall()
         return {Identity(c.upper(), p.upper()): Identity(c, p) for c, p in rows}
 
-    def owners(self, desired: DesiredState) -> list[tuple[str, Identity | None, Any]]:
-        """Each location's expected owner under `desired`, checked against the row, with its party_role."""
+    def owners(
+        self, desired: DesiredState, only: str | None = None
+    ) -> list[tuple[str, Identity | None, Any]]:
+        """Each location's expected owner under `desired` (or only that of location `only`), checked against
+        the row, with its party_role."""
         cpo = self.cpo_rows()
         claims = {claim.value: p.identity for p in desired.parties for claim in p.locations}
         moved = {m.value: p.identity for p in desired.parties for m in p.moved_from}
@@ -235,7 +238,8 @@ class Ownership(RuleBasedStateMachine):
         with self.connection.cursor(row_factory=tuple_row) as cursor:
             for location, cc, pid, role, rcc, rpid in cursor.execute(
                 "SELECT id, country_code, party_id, party_role, recorded_country_code, recorded_party_id"
-                " FROM locations ORDER BY id"
+                " FROM locations WHERE %(only)s::text IS NULL OR id = %(only)s ORDER BY id",
+                {"only": only},
             ):
                 recorded = Identity(rcc, rpid) if rcc is not None else None
                 assert recorded == self.recorded[location], location
@@ -249,9 +253,8 @@ class Ownership(RuleBasedStateMachine):
         """The guard gave the row just written the owner the files of the last apply give it."""
         if self.applied is None:
             return
-        for found, owner, role in self.owners(self.applied):
-            if found == location:
-                assert role == ("CPO" if owner is not None else None), location
+        ((_, owner, role),) = self.owners(self.applied, only=location)
+        assert role == ("CPO" if owner is not None else None), location
 
     @invariant()
     def push_targets_hold_credentials(self) -> None:
