@@ -3,7 +3,6 @@
 -- by a writer of OCPI JSON (PT-CPO, FR-CPO); then that release's `apply` of its example parties/: rows for every
 -- declared role with an empty token (DE-EMO CPO and EMSP), every location given to the default party GB-TWK.
 -- Made with pg_dump --inserts; tests/test_upgrade.py loads it.
-\restrict Vnk9uWByD4k8SdZb6BpIOXOYvJ8vd6RWplIBwRDJtTnuLiTF2r2VGmXo0l4c6TP
 CREATE FUNCTION public.reconciler_location_owner_guard() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
@@ -192,4 +191,3 @@ ALTER TABLE ONLY public.reconciler_managed_parties
     ADD CONSTRAINT reconciler_managed_parties_apply_id_fkey FOREIGN KEY (apply_id) REFERENCES public.reconciler_apply_history(id) ON DELETE SET NULL;
 ALTER TABLE ONLY public.reconciler_managed_parties
     ADD CONSTRAINT reconciler_managed_parties_party_row_id_fkey FOREIGN KEY (party_row_id) REFERENCES public.ocpi_parties(id) ON DELETE CASCADE;
-\unrestrict Vnk9uWByD4k8SdZb6BpIOXOYvJ8vd6RWplIBwRDJtTnuLiTF2r2VGmXo0l4c6TP
