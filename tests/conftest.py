@@ -17,7 +17,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from maeve_sql import LIST_OCPI_PARTIES_FOR_ROLE, PEER_TOKEN, location_data, save_location, save_party
+from maeve_sql import (
+    LIST_OCPI_PARTIES_FOR_ROLE,
+    PEER_TOKEN,
+    location_data,
+    ocpi_location,
+    save_location,
+    save_party,
+)
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -173,20 +180,20 @@ def live(connection: Connection) -> Connection:
         connection, "EMSP", "NL", "VLT", url="https://api.voltkaart.example/ocpi/versions", token=PEER_TOKEN
     )
     save_party(connection, "CPO", "BE", "PEE", url="https://peer.example/versions", token=PEER_TOKEN)
+    # MaEVe's SetLocation: the location's own Country (two letters, or XX when empty) and party XXX.
     for number in range(4):
-        save_location(connection, f"LOC-GB-{number}", "GB")
+        save_location(connection, f"LOC-GB-{number}", "GB", location_data(f"LOC-GB-{number}", "GB"))
     for number in range(3):
-        save_location(connection, f"LOC-BE-{number}", "BE")
+        save_location(connection, f"LOC-BE-{number}", "BE", location_data(f"LOC-BE-{number}", "BE"))
     for number in range(2):
-        save_location(connection, f"LOC-XX-{number}", "XX")
-    for number in range(2):  # written by another writer under the identity of a Portuguese site
-        connection.execute(
-            "INSERT INTO locations (id, country_code, party_id, location_data) VALUES (%s, 'PT', 'CPO', %s)",
-            (f"LOC-PT-{number}", location_data(f"LOC-PT-{number}", "PRT")),
-        )
-    connection.execute(
-        "INSERT INTO locations (id, country_code, party_id, location_data) "
-        "VALUES ('LOC-PEE-1', 'BE', 'PEE', %s)",
-        (location_data("LOC-PEE-1"),),
-    )
+        save_location(connection, f"LOC-XX-{number}", "XX", location_data(f"LOC-XX-{number}", ""))
+    # Another writer, in standard OCPI Location JSON, under the identity of the CPO it says owns the site: a
+    # Portuguese CPO no party row holds, and the registered peer BE-PEE.
+    for location_id, country_code, party_id, country in (
+        ("LOC-PT-0", "PT", "CPO", "PRT"),
+        ("LOC-PT-1", "PT", "CPO", "PRT"),
+        ("LOC-PEE-1", "BE", "PEE", "BEL"),
+    ):
+        data = ocpi_location(location_id, country_code, party_id, country)
+        save_location(connection, location_id, country_code, data, party_id)
     return connection
