@@ -406,3 +406,24 @@ def test_apply_refuses_a_database_migrated_by_a_newer_ocpi_parties(
         )
     assert raised.value.exit_code == ExitCode.DATABASE
     assert snapshot(live) == before
+
+
+def test_migrate_to_zero_after_maeves_reset_removes_what_is_left_of_ocpi_parties(
+    run: Run, live: Connection, database_url: str
+) -> None:
+    before = snapshot(live)
+    as_applied(live)
+    live.execute(MIGRATION_000005_DOWN.encode())
+    live.execute(MAEVE_000005_UP.encode())
+
+    code, _, err = run("db", "migrate", "--to", "0", "--database-url", database_url)
+
+    assert (code, err) == (0, "")
+    assert snapshot(live)[:4] == before[:4]
+    assert (
+        live.execute(
+            "SELECT proname FROM pg_proc WHERE pronamespace = current_schema()::regnamespace"
+            " AND proname LIKE 'reconciler%'"
+        ).fetchall()
+        == []
+    )
