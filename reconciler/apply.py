@@ -354,6 +354,8 @@ def apply(
     try:
         with connection.transaction():
             _lock(connection, label)
+            # A newer ocpi-parties may have changed what this one writes: refused (exit code 3), as plan does.
+            migrations.refuse_newer(connection, label)
             plan, facts = plan_against(connection, desired, allow_delete=allow_delete)
             if _owners_change(plan):
                 # A location MaEVe writes after the state is read and before the commit would miss both

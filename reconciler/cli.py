@@ -356,11 +356,12 @@ def apply(
     file saved by `plan --out`, which is applied exactly as it was reviewed or not at all.
     """
     from reconciler import apply as apply_module
-    from reconciler import planfile, state
+    from reconciler import migrations, planfile, state
     from reconciler.database import session
 
     saved = planfile.load(target) if target.is_file() else None
     with session(settings, read_only=False, notify=_notify) as opened:
+        migrations.refuse_newer(opened.connection, opened.target.label)
         show: Callable[[Plan], None] | None = _show_plan
         if saved is not None:
             desired, expected, allow = saved.desired, saved.fingerprint, saved.allow_delete

@@ -126,8 +126,21 @@ def status_text(status: Status, label: str) -> str:
         lines.append(f"  {state.migration.label.ljust(width)}  {mark}")
     for version in status.unknown_migrations:
         lines.append(f"  {version:04d} (unknown to this version: applied by a newer ocpi-parties)")
+    if status.missing:
+        lines.append(
+            "  Missing (applied, but gone from the database: MaEVe's own migrations may have dropped and "
+            "created its tables again):"
+        )
+        for migration, objects in status.missing:
+            lines.append(f"    {migration.label}: missing {', '.join(map(str, objects))}")
     pending = len(status.pending)
-    lines.append(f"  {'up to date' if not pending else f'{pending} pending: run `ocpi-parties db migrate`'}")
+    if status.missing:
+        waiting = f"{pending} pending; " if pending else ""
+        lines.append(f"  {waiting}run `ocpi-parties db migrate` to restore what is missing")
+    elif pending:
+        lines.append(f"  {pending} pending: run `ocpi-parties db migrate`")
+    else:
+        lines.append("  up to date")
     if status.default_party is None:
         default = "none"
     elif status.default_is_cpo:
@@ -143,7 +156,7 @@ def status_text(status: Status, label: str) -> str:
     return "\n".join(lines)
 
 
-_VERB = {"up": "applied ", "down": "reverted"}
+_VERB = {"up": "applied ", "down": "reverted", "restore": "restored"}
 
 
 def steps_text(steps: Sequence[Step], key_valid: bool | None) -> str:

@@ -6,6 +6,12 @@ MaEVe's `schema_migrations` (golang-migrate's). Each step runs in its own transa
 lock that `apply` also takes, and re-checks the bookkeeping inside it, so concurrent runs apply each step
 once. `migrate(connection, to=N)` goes up or down to version N; N = 0 removes everything the reconciler
 added (the data in its tables and columns included).
+
+`PROVIDES` lists, per migration, the database objects it adds. MaEVe's own migrations may drop and create
+its tables again (its 000005 down drops `ocpi_parties` and `locations`, with every column, constraint,
+index and trigger of ours on them): `missing` finds what an applied migration provides but the database
+lacks, `pending` counts such a migration (and every applied one after it) as one to run again, and
+`migrate` runs their ups again, which are idempotent, without touching the bookkeeping.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -44,6 +51,70 @@ class Migration:
 
 
 @dataclass(frozen=True)
+class DatabaseObject:
+    """A database object a migration adds: `kind` is table, column, constraint, trigger, function or index.
+
+    A column is named `table.column`; a constraint or trigger by its name, with the table it is on.
+    """
+
+    kind: str
+    name: str
+    on: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}" + (f" on {self.on}" if self.on else "")
+
+    @property
+    def relation(self) -> str:
+        """The table the object is, or is on, or the index; the function's name for a function."""
+        if self.kind == "column":
+            return self.name.split(".", 1)[0]
+        return self.on or self.name
+
+    @property
+    def member(self) -> str:
+        """The column, constraint or trigger name within its table; empty for the others."""
+        if self.kind == "column":
+            return self.name.split(".", 1)[1]
+        return self.name if self.on else ""
+
+
+def _objects(*specs: str) -> tuple[DatabaseObject, ...]:
+    """'kind name' or 'kind name on table', one per argument."""
+    found = []
+    for spec in specs:
+        kind, name, *rest = spec.split()
+        found.append(DatabaseObject(kind, name, rest[1] if rest else None))
+    return tuple(found)
+
+
+#: What each migration adds, by version: what `missing` checks and the tests compare with the catalog.
+PROVIDES: dict[int, tuple[DatabaseObject, ...]] = {
+    1: _objects("table system_config"),
+    2: _objects("column ocpi_parties.business_details"),
+    3: _objects("table reconciler_apply_history"),
+    4: _objects("table reconciler_managed_parties"),
+    5: _objects(
+        "column locations.party_role",
+        "constraint locations_party_fk on locations",
+        "trigger locations_owner_guard on locations",
+        "function reconciler_location_owner_guard",
+    ),
+    6: _objects(
+        "column ocpi_parties.holds_credentials",
+        "index ocpi_parties_cpo_identity",
+        "column reconciler_managed_parties.row_created_at",
+        "column locations.recorded_country_code",
+        "column locations.recorded_party_id",
+        "index locations_recorded_owner",
+        "table reconciler_location_claims",
+        "table reconciler_moved_from",
+        "function reconciler_location_owner",
+    ),
+}
+
+
+@dataclass(frozen=True)
 class Applied:
     """A row of the bookkeeping table."""
 
@@ -55,7 +126,8 @@ class Applied:
 
 @dataclass(frozen=True)
 class Step:
-    """One migration run by `migrate`: `direction` is "up" or "down"; `seconds` its duration."""
+    """One migration run by `migrate`: `direction` is "up", "down" or "restore" (the up of an applied
+    migration run again because objects it provides are missing); `seconds` its duration."""
 
     migration: Migration
     direction: str
@@ -114,9 +186,80 @@ def applied(connection: Connection) -> dict[int, Applied]:
     }
 
 
+# Each object is looked up as the migrations name it, unqualified: through the search_path.
+_ABSENT = """
+SELECT o.i
+  FROM unnest(%(kinds)s::text[], %(relations)s::text[], %(members)s::text[]) WITH ORDINALITY
+       AS o(kind, relation, member, i)
+ WHERE NOT CASE o.kind
+       WHEN 'table' THEN EXISTS (
+            SELECT 1 FROM pg_class AS c WHERE c.oid = to_regclass(o.relation) AND c.relkind IN ('r', 'p'))
+       WHEN 'index' THEN EXISTS (
+            SELECT 1 FROM pg_class AS c WHERE c.oid = to_regclass(o.relation) AND c.relkind = 'i')
+       WHEN 'column' THEN EXISTS (
+            SELECT 1 FROM pg_attribute AS a
+             WHERE a.attrelid = to_regclass(o.relation) AND a.attname = o.member AND NOT a.attisdropped)
+       WHEN 'constraint' THEN EXISTS (
+            SELECT 1 FROM pg_constraint AS k
+             WHERE k.conrelid = to_regclass(o.relation) AND k.conname = o.member)
+       WHEN 'trigger' THEN EXISTS (
+            SELECT 1 FROM pg_trigger AS t WHERE t.tgrelid = to_regclass(o.relation) AND t.tgname = o.member)
+       WHEN 'function' THEN to_regproc(o.relation) IS NOT NULL
+       END
+ ORDER BY o.i
+"""
+
+
+def absent(connection: Connection, objects: Sequence[DatabaseObject]) -> list[DatabaseObject]:
+    """Those of `objects` that the database lacks, in the order given; one catalog query."""
+    if not objects:
+        return []
+    rows = connection.execute(
+        _ABSENT,
+        {
+            "kinds": [o.kind for o in objects],
+            "relations": [o.relation for o in objects],
+            "members": [o.member for o in objects],
+        },
+    ).fetchall()
+    return [objects[int(str(row[0])) - 1] for row in rows]
+
+
+def _missing(connection: Connection, done: Mapping[int, Applied]) -> dict[int, tuple[DatabaseObject, ...]]:
+    objects = [o for m in available() if m.version in done for o in PROVIDES.get(m.version, ())]
+    lacking = set(absent(connection, objects))
+    found = {}
+    for migration in available():
+        if migration.version in done:
+            gone = tuple(o for o in PROVIDES.get(migration.version, ()) if o in lacking)
+            if gone:
+                found[migration.version] = gone
+    return found
+
+
+def missing(connection: Connection) -> list[tuple[Migration, tuple[DatabaseObject, ...]]]:
+    """The applied migrations whose objects the database lacks (MaEVe's migrations may have dropped its
+    tables and created them again), with the objects missing; empty when everything is there."""
+    gone = _missing(connection, applied(connection))
+    return [(m, gone[m.version]) for m in available() if m.version in gone]
+
+
+def _to_restore(connection: Connection, done: Mapping[int, Applied], goal: int) -> list[Migration]:
+    """The applied migrations up to `goal` to run again: the first one with missing objects and every
+    applied one after it (a later migration may change what an earlier one made, a function say)."""
+    gone = _missing(connection, done)
+    if not gone:
+        return []
+    first = min(gone)
+    return [m for m in available() if first <= m.version <= goal and m.version in done]
+
+
 def pending(connection: Connection) -> list[Migration]:
+    """The migrations `migrate` would run, in order: those to run again because objects they provide are
+    missing (see `missing`), then those not applied yet."""
     done = applied(connection)
-    return [m for m in available() if m.version not in done]
+    again = _to_restore(connection, done, latest_version())
+    return again + [m for m in available() if m.version not in done]
 
 
 def unknown(connection: Connection) -> list[int]:
@@ -138,13 +281,31 @@ def refuse_newer(connection: Connection, label: str) -> None:
 def require_current(connection: Connection, label: str) -> None:
     """Fail (exit code 3) unless every migration of this version, and no other, is applied."""
     refuse_newer(connection, label)
-    missing = pending(connection)
-    if missing:
-        names = ", ".join(m.label for m in missing)
+    done = applied(connection)
+    waiting = [m for m in available() if m.version not in done]
+    if waiting:
+        names = ", ".join(m.label for m in waiting)
         raise ReconcilerError(
             f"{label} is not migrated for ocpi-parties (pending: {names}): run `ocpi-parties db migrate`",
             exit_code=ExitCode.DATABASE,
         )
+    gone = _missing(connection, done)
+    if gone:
+        raise ReconcilerError(
+            f"{label} lacks objects that ocpi-parties' applied migrations provide "
+            f"({describe_missing(gone)}); MaEVe's own migrations may have dropped and created its tables "
+            "again: run `ocpi-parties db migrate` to restore them",
+            exit_code=ExitCode.DATABASE,
+        )
+
+
+def describe_missing(gone: Mapping[int, Sequence[DatabaseObject]]) -> str:
+    """'0005_location_owner: missing column locations.party_role, ...; 0006_...: ...'."""
+    labels = {m.version: m.label for m in available()}
+    return "; ".join(
+        f"{labels[version]}: missing {', '.join(map(str, objects))}"
+        for version, objects in sorted(gone.items())
+    )
 
 
 def _ensure_bookkeeping(connection: Connection) -> None:
@@ -174,7 +335,7 @@ def migrate(connection: Connection, to: int | None = None, label: str = "the dat
         raise ReconcilerError(f"no migration {goal}: use 0 or one of {known}", exit_code=ExitCode.USAGE)
     refuse_newer(connection, label)
     _ensure_bookkeeping(connection)
-    steps = []
+    steps = _restore(connection, goal)
     for migration in available():
         if migration.version <= goal:
             step = _run(connection, migration, "up")
@@ -189,6 +350,19 @@ def migrate(connection: Connection, to: int | None = None, label: str = "the dat
         with connection.transaction():
             lock_database(connection)
             connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(BOOKKEEPING)))
+    return steps
+
+
+def _restore(connection: Connection, goal: int) -> list[Step]:
+    """Run again, in one transaction and in order, the ups of the applied migrations up to `goal` from the
+    first one whose objects are missing; the bookkeeping stays as it is (they are applied already)."""
+    steps = []
+    with connection.transaction():
+        lock_database(connection)
+        for migration in _to_restore(connection, applied(connection), goal):
+            started = time.perf_counter()
+            connection.execute(migration.up.encode())
+            steps.append(Step(migration, "restore", time.perf_counter() - started))
     return steps
 
 

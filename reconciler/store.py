@@ -17,7 +17,7 @@ from psycopg.rows import RowFactory, kwargs_row
 
 from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
-from reconciler.migrations import Applied, Migration, applied, available, unknown
+from reconciler.migrations import Applied, DatabaseObject, Migration, applied, available, missing, unknown
 from reconciler.model import CPO, Identity
 
 DEFAULT_PARTY_KEY = "default_party"
@@ -113,6 +113,8 @@ class Status:
     default_is_cpo: bool
     #: "absent", "not valid" or "valid".
     location_key: str
+    #: Applied migrations whose objects the database lacks, with those objects (`migrations.missing`).
+    missing: tuple[tuple[Migration, tuple[DatabaseObject, ...]], ...] = ()
 
     @property
     def unmanaged(self) -> int:
@@ -344,9 +346,18 @@ def status(connection: Connection) -> Status:
         states = tuple(MigrationState(m, done.get(m.version)) for m in available())
         managed = 0
         if connection.execute("SELECT to_regclass('reconciler_managed_parties')").fetchone() != (None,):
+            # From 0006 on, a record names its row by id and creation time: after MaEVe dropped and created
+            # ocpi_parties again, a new row that reuses an id is not the row the record was made for.
+            same_row = sql.SQL("p.id = m.party_row_id")
+            if connection.execute(
+                "SELECT 1 FROM pg_attribute WHERE attrelid = 'reconciler_managed_parties'::regclass"
+                " AND attname = 'row_created_at' AND NOT attisdropped"
+            ).fetchone():
+                same_row = sql.SQL("p.id = m.party_row_id AND p.created_at = m.row_created_at")
             row = connection.execute(
-                "SELECT count(*) FROM reconciler_managed_parties AS m"
-                " JOIN ocpi_parties AS p ON p.id = m.party_row_id"
+                sql.SQL(
+                    "SELECT count(*) FROM reconciler_managed_parties AS m JOIN ocpi_parties AS p ON {}"
+                ).format(same_row)
             ).fetchone()
             managed = int(str(row[0])) if row else 0
         parties_row = connection.execute("SELECT count(*) FROM ocpi_parties").fetchone()
@@ -366,4 +377,5 @@ def status(connection: Connection) -> Status:
             default_party=default,
             default_is_cpo=default_is_cpo,
             location_key=location_key_state(connection),
+            missing=tuple(missing(connection)),
         )

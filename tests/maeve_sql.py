@@ -38,6 +38,15 @@ ORDER BY created_at DESC
 LIMIT %s OFFSET %s
 """
 
+#: MaEVe's down migration 000005, verbatim: evorada/maeve-csms,
+#: manager/store/postgres/migrations/000005_create_ocpi_locations.down.sql. golang-migrate runs the file as one
+#: multi-statement exec (one implicit transaction). Its up creates the three tables as
+#: reconciler/sql/maeve_base.sql does; none of MaEVe's other migrations touch them.
+MIGRATION_000005_DOWN = """DROP TABLE IF EXISTS locations;
+DROP TABLE IF EXISTS ocpi_parties;
+DROP TABLE IF EXISTS ocpi_registrations;
+"""
+
 LIST_LOCATIONS = """SELECT id, country_code, party_id, location_data, created_at, updated_at FROM locations
 WHERE country_code = %s AND party_id = %s
 ORDER BY created_at DESC

@@ -21,6 +21,9 @@ OUR_TABLES = (
 )
 
 
+VERSIONS = [m.version for m in migrations.available()]
+
+
 def catalog(connection: Connection) -> list[tuple[object, ...]]:
     """Columns, constraints, indexes and triggers of the public schema: what migrations may change."""
     columns = connection.execute(
@@ -53,7 +56,7 @@ def test_migrate_on_an_empty_maeve_database_adds_every_step(connection: Connecti
     for table in OUR_TABLES:
         assert table_exists(connection, table)
     recorded = migrations.applied(connection)
-    assert sorted(recorded) == [1, 2, 3, 4, 5]
+    assert sorted(recorded) == VERSIONS
     assert all(recorded[m.version].checksum == m.checksum for m in migrations.available())
     assert migrations.pending(connection) == []
     # Nothing to own yet, so the key is validated at once.
@@ -140,20 +143,20 @@ def test_migrating_down_to_zero_restores_maeves_schema_and_up_again_works(connec
 
     steps = migrations.migrate(connection, to=0)
 
-    assert [s.migration.version for s in steps] == [5, 4, 3, 2, 1]
+    assert [s.migration.version for s in steps] == VERSIONS[::-1]
     assert all(s.direction == "down" for s in steps)
     assert catalog(connection) == before
     assert not table_exists(connection, "reconciler_migrations")
-    assert len(migrations.migrate(connection)) == 5
+    assert len(migrations.migrate(connection)) == len(VERSIONS)
 
 
 def test_migrating_down_to_a_version_reverts_only_later_steps(migrated: Connection) -> None:
     steps = migrations.migrate(migrated, to=3)
-    assert [s.migration.version for s in steps] == [5, 4]
+    assert [s.migration.version for s in steps] == [v for v in VERSIONS[::-1] if v > 3]
     assert sorted(migrations.applied(migrated)) == [1, 2, 3]
     assert not table_exists(migrated, "reconciler_managed_parties")
     assert location_key_state(migrated) == "absent"
-    assert [s.migration.version for s in migrations.migrate(migrated)] == [4, 5]
+    assert [s.migration.version for s in migrations.migrate(migrated)] == [v for v in VERSIONS if v > 3]
 
 
 def test_migrate_to_an_unknown_version_is_a_usage_error(connection: Connection) -> None:
@@ -182,7 +185,7 @@ def test_concurrent_migrations_apply_each_step_once(database_url: str) -> None:
 
     assert failures == []
     applied_versions = sorted(s.migration.version for steps in results for s in steps)
-    assert applied_versions == [1, 2, 3, 4, 5]
+    assert applied_versions == VERSIONS
 
 
 def test_a_failing_step_leaves_no_trace_of_itself(connection: Connection) -> None:
@@ -216,3 +219,98 @@ def test_a_database_migrated_by_a_newer_version_is_refused(migrated: Connection)
             action()
         assert raised.value.exit_code == ExitCode.DATABASE
     assert store.status(migrated).unknown_migrations == (9999,)
+
+
+def _schema_objects(connection: Connection) -> dict[str, str | None]:
+    """Tables, columns, constraints, triggers, functions and indexes of the current schema, named as
+    `migrations.DatabaseObject` names them, each with the table it belongs to (None for a function)."""
+    rows = connection.execute(
+        """
+        SELECT 'table ' || c.relname, c.relname FROM pg_class AS c
+         WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+        UNION ALL
+        SELECT 'column ' || c.relname || '.' || a.attname, c.relname
+          FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+         WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+           AND a.attnum > 0 AND NOT a.attisdropped
+        UNION ALL
+        SELECT 'constraint ' || k.conname || ' on ' || c.relname, c.relname
+          FROM pg_constraint AS k JOIN pg_class AS c ON c.oid = k.conrelid
+         WHERE c.relnamespace = current_schema()::regnamespace
+        UNION ALL
+        SELECT 'trigger ' || t.tgname || ' on ' || c.relname, c.relname
+          FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid
+         WHERE c.relnamespace = current_schema()::regnamespace AND NOT t.tgisinternal
+        UNION ALL
+        SELECT 'function ' || p.proname, NULL FROM pg_proc AS p
+         WHERE p.pronamespace = current_schema()::regnamespace
+        UNION ALL
+        SELECT 'index ' || i.relname, c.relname
+          FROM pg_index AS x
+          JOIN pg_class AS i ON i.oid = x.indexrelid
+          JOIN pg_class AS c ON c.oid = x.indrelid
+         WHERE c.relnamespace = current_schema()::regnamespace
+        """
+    ).fetchall()
+    return {str(name): None if table is None else str(table) for name, table in rows}
+
+
+def test_provides_lists_exactly_what_each_migration_adds(connection: Connection) -> None:
+    """Each up adds the objects PROVIDES lists for it and nothing else (what a new table holds aside)."""
+    assert sorted(migrations.PROVIDES) == VERSIONS
+    migrations.migrate(connection, to=0)
+    for migration in migrations.available():
+        before = _schema_objects(connection)
+        migrations.migrate(connection, to=migration.version)
+        after = _schema_objects(connection)
+        new_tables = {
+            name.removeprefix("table ") for name in after.keys() - before.keys() if name[:6] == "table "
+        }
+        new_tables.discard(migrations.BOOKKEEPING)  # made by `migrate` itself, with the first step
+        added = {
+            name
+            for name in after.keys() - before.keys()
+            if after[name] != migrations.BOOKKEEPING
+            and (name.startswith("table ") or after[name] not in new_tables)
+        }
+        assert added == {str(o) for o in migrations.PROVIDES[migration.version]}, migration.label
+    assert migrations.missing(connection) == []
+    every = [o for m in migrations.available() for o in migrations.PROVIDES[m.version]]
+    assert migrations.absent(connection, every) == []
+
+
+def test_each_down_removes_what_its_migration_provides(migrated: Connection) -> None:
+    for migration in reversed(migrations.available()):
+        provided = migrations.PROVIDES[migration.version]
+        assert migrations.absent(migrated, provided) == []
+        migrations.migrate(migrated, to=migration.version - 1)
+        assert migrations.absent(migrated, provided) == list(provided), migration.label
+        earlier = [o for v in VERSIONS if v < migration.version for o in migrations.PROVIDES[v]]
+        assert migrations.absent(migrated, earlier) == []
+        assert migrations.missing(migrated) == []
+
+
+def test_missing_names_what_an_applied_migration_lacks(migrated: Connection) -> None:
+    migrated.execute("ALTER TABLE ocpi_parties DROP COLUMN business_details")
+    migrated.execute("DROP TRIGGER locations_owner_guard ON locations")
+    by_label = {m.label: [str(o) for o in objects] for m, objects in migrations.missing(migrated)}
+    assert by_label == {
+        "0002_business_details": ["column ocpi_parties.business_details"],
+        "0005_location_owner": ["trigger locations_owner_guard on locations"],
+    }
+    # Run again: the first migration with missing objects and every applied one after it, then nothing.
+    assert [m.version for m in migrations.pending(migrated)] == [v for v in VERSIONS if v >= 2]
+    with pytest.raises(ReconcilerError, match="lacks objects that ocpi-parties' applied") as raised:
+        migrations.require_current(migrated, "db")
+    assert raised.value.exit_code == ExitCode.DATABASE
+    assert "0005_location_owner: missing trigger locations_owner_guard on locations" in raised.value.message
+    recorded = migrations.applied(migrated)
+
+    steps = migrations.migrate(migrated)
+
+    assert [(s.migration.version, s.direction) for s in steps] == [(v, "restore") for v in VERSIONS if v >= 2]
+    assert migrations.missing(migrated) == []
+    assert migrations.pending(migrated) == []
+    assert migrations.applied(migrated) == recorded
+    migrations.require_current(migrated, "db")
+    assert migrations.migrate(migrated) == []
