@@ -73,14 +73,36 @@ def location_data(location_id: str, country: str = "BEL", **extra: Any) -> str:
 
 
 def save_location(
-    connection: Connection, location_id: str, country_code: str = "BE", data: str | None = None
+    connection: Connection,
+    location_id: str,
+    country_code: str = "BE",
+    data: str | None = None,
+    party_id: str = "XXX",
 ) -> tuple[object, ...]:
-    """MaEVe's SetLocation: country_code is the location's own country (or XX), party_id always XXX."""
+    """MaEVe's SetLocation: country_code is the location's own country (or XX), party_id always XXX.
+
+    Another writer of the same statement passes the identity it records (`party_id`) and OCPI JSON.
+    """
     row = connection.execute(
-        SET_LOCATION, (location_id, country_code, "XXX", data or location_data(location_id))
+        SET_LOCATION, (location_id, country_code, party_id, data or location_data(location_id))
     ).fetchone()
     assert row is not None
     return row
+
+
+def ocpi_location(location_id: str, country_code: str, party_id: str, country: str) -> str:
+    """A location in standard OCPI 2.2.1 JSON, as a writer other than MaEVe stores it."""
+    return json.dumps(
+        {
+            "country_code": country_code,
+            "party_id": party_id,
+            "id": location_id,
+            "name": f"Site {location_id}",
+            "city": "Lisboa",
+            "country": country,
+            "last_updated": "2026-01-01T00:00:00Z",
+        }
+    )
 
 
 def save_party(
