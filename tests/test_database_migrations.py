@@ -236,7 +236,7 @@ def _schema_objects(connection: Connection) -> dict[str, str | None]:
         UNION ALL
         SELECT 'constraint ' || k.conname || ' on ' || c.relname, c.relname
           FROM pg_constraint AS k JOIN pg_class AS c ON c.oid = k.conrelid
-         WHERE c.relnamespace = current_schema()::regnamespace
+         WHERE c.relnamespace = current_schema()::regnamespace AND k.contype <> 'n'
         UNION ALL
         SELECT 'trigger ' || t.tgname || ' on ' || c.relname, c.relname
           FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid
