@@ -24,11 +24,17 @@ def test_plan_on_a_live_maeve_database(run: Run, live: Connection, database_url:
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "ocpi-parties will make these changes, in this order:"
-    assert "  ~ database: 5 migrations of ocpi-parties will run first" in lines
+    assert f"  ~ database: {len(migrations.available())} migrations of ocpi-parties will run first" in lines
+    # Rows only for the hosted CPOs; the registered partner NL-VLT is adopted; DE-EMO waits for registration.
+    assert "  + GB-TWK CPO will be created (parties/GB-TWK.yaml:17:5)" in lines
+    assert "  + ES-CPO CPO will be created (parties/ES-CPO.yaml:11:5)" in lines
+    assert "DE-EMO CPO will be created" not in out and "DE-EMO EMSP will be created" not in out
     assert (
-        "  * NL-VLT EMSP will be adopted: managed by ocpi-parties from now on (parties/NL-VLT.yaml:10:5)"
+        "  * NL-VLT EMSP will be adopted: managed by ocpi-parties from now on (parties/NL-VLT.yaml:11:5)"
         in lines
     )
+    assert "  ? DE-EMO CPO is awaiting OCPI registration (parties/DE-EMO.yaml:15:5)" in lines
+    assert "  ? DE-EMO EMSP is awaiting OCPI registration (parties/DE-EMO.yaml:16:5)" in lines
     assert "  ~ default party will change: (none) -> GB-TWK" in lines
     moves = out[out.index("  > 11 locations recorded under no CPO will move to the default party GB-TWK") :]
     # PT-CPO is an orphan too: no party holds it yet. BE-PEE's location stays with that registered CPO.
@@ -41,12 +47,13 @@ def test_plan_on_a_live_maeve_database(run: Run, live: Connection, database_url:
     assert "BE-PEE" not in out[: out.index("Not managed by ocpi-parties")]
     assert "  BE-PEE  CPO  https://peer.example/versions" in lines
     assert lines[-1] == (
-        "Plan: 4 to add, 1 to change, 0 to delete, 1 to adopt; 11 locations to move; 5 migrations to run."
+        "Plan: 2 to add, 1 to change, 0 to delete, 1 to adopt; 11 locations to move; "
+        f"2 awaiting registration; {len(migrations.available())} migrations to run."
     )
     assert PEER_TOKEN not in out + err
     assert "using the embedded" not in err
     assert snapshot(live) == before, "plan wrote to the database"
-    assert len(migrations.pending(live)) == 5
+    assert len(migrations.pending(live)) == len(migrations.available())
 
     assert run("plan", "--database-url", database_url, "--detailed-exitcode")[0] == 2
 
@@ -64,20 +71,22 @@ def test_moved_from_gives_a_group_to_its_party(
         ("moved_from", "ES-CPO", 2, []),
         ("orphans", "GB-TWK", 8, []),
     ]
-    assert moves[1]["groups"] == [{"identity": "PT-CPO", "count": 2}]
-    assert moves[1]["source"] == {"file": "parties/ES-CPO.yaml", "line": 12, "column": 5}
-    assert moves[2]["groups"] == [
-        {"identity": "BE-XXX", "count": 3},
-        {"identity": "GB-XXX", "count": 3},
-        {"identity": "XX-XXX", "count": 2},
+    assert moves[0]["groups"] == [{"identity": "GB-XXX", "recorded": None, "owned": False, "count": 1}]
+    assert moves[1]["groups"] == [{"identity": "PT-CPO", "recorded": "PT-CPO", "owned": False, "count": 2}]
+    assert moves[1]["source"] == {"file": "parties/ES-CPO.yaml", "line": 13, "column": 5}
+    assert [(g["identity"], g["count"]) for g in moves[2]["groups"]] == [
+        ("BE-XXX", 3),
+        ("GB-XXX", 3),
+        ("XX-XXX", 2),
     ]
     assert json.loads(out)["notes"] == [
-        "location 'LOC-NONE' claimed by ES-CPO at parties/ES-CPO.yaml:15:5 does not exist"
+        "location 'LOC-NONE' claimed by ES-CPO at parties/ES-CPO.yaml:16:5 does not exist"
     ]
 
 
 def _matching(connection: Connection, workdir: Path) -> None:
-    """Make the database hold exactly what the example files declare, as an apply would leave it."""
+    """Make the database hold exactly what the example files declare, as an apply would leave it: hosted rows
+    that ocpi-parties created (no token), partners' rows that registration created (with a token)."""
     migrations.migrate(connection)
     desired = validate_path(workdir / "parties").state
     assert desired is not None
@@ -89,15 +98,16 @@ def _matching(connection: Connection, workdir: Path) -> None:
                 party.identity.country_code,
                 party.identity.party_id,
                 url=party.url or "",
+                token="" if role.hosted else PEER_TOKEN,
             )
             connection.execute(
                 "UPDATE ocpi_parties SET business_details = %s WHERE id = %s",
                 (json.dumps(role.business_details.to_ocpi()), row[0]),
             )
             connection.execute(
-                "INSERT INTO reconciler_managed_parties (party_row_id, how) VALUES (%s, 'created') "
-                "ON CONFLICT DO NOTHING",
-                (row[0],),
+                "INSERT INTO reconciler_managed_parties (party_row_id, row_created_at, how)"
+                " SELECT id, created_at, %s FROM ocpi_parties WHERE id = %s ON CONFLICT DO NOTHING",
+                ("created" if role.hosted else "adopted", row[0]),
             )
     connection.execute("INSERT INTO system_config (key, value) VALUES ('default_party', 'GB-TWK')")
 
@@ -118,7 +128,7 @@ def test_no_changes_when_the_database_matches(
     emo.write_text(emo.read_text().replace("name: Elektromobil Ladekarte", "name: Elektromobil Card"))
     code, out, _ = run("plan", "--database-url", database_url, "--detailed-exitcode")
     assert code == 2
-    assert "  ~ DE-EMO EMSP will be updated in place (parties/DE-EMO.yaml:15:5)" in out
+    assert "  ~ DE-EMO EMSP will be updated in place (parties/DE-EMO.yaml:16:5)" in out
     assert '      ~ business_details.name = "Elektromobil Ladekarte" -> "Elektromobil Card"' in out
     assert (
         out.splitlines()[-1] == "Plan: 0 to add, 1 to change, 0 to delete, 0 to adopt; 0 locations to move."
@@ -127,11 +137,11 @@ def test_no_changes_when_the_database_matches(
 
 def test_deletion_protection(run: Run, connection: Connection, database_url: str, workdir: Path) -> None:
     _matching(connection, workdir)
-    (workdir / "parties" / "NL-VLT.yaml").unlink()
+    (workdir / "parties" / "ES-CPO.yaml").unlink()
     code, out, err = run("plan", "--database-url", database_url, "--out", "plan.json")
     assert code == 1
     assert (
-        "  x NL-VLT EMSP will NOT be deleted: no longer declared in the party files; deleting needs a " in out
+        "  x ES-CPO CPO will NOT be deleted: no longer declared in the party files; deleting needs a " in out
     )
     assert out.splitlines()[-1].endswith("; 1 deletion blocked.")
     assert "error: 1 deletion(s) blocked by deletion protection" in err
@@ -143,17 +153,38 @@ def test_deletion_protection(run: Run, connection: Connection, database_url: str
     assert deletes == [
         {
             "action": "delete",
-            "identity": "NL-VLT",
-            "role": "EMSP",
+            "identity": "ES-CPO",
+            "role": "CPO",
             "reason": "no longer declared in the party files",
             "blocked": False,
         }
     ]
 
-    (workdir / "parties" / "NL-VLT.yaml").write_text("country_code: NL\nparty_id: VLT\ndeleted: true\n")
+    (workdir / "parties" / "ES-CPO.yaml").write_text("country_code: ES\nparty_id: CPO\ndeleted: true\n")
     code, out, _ = run("plan", "--database-url", database_url)
     assert code == 0
-    assert "  - NL-VLT EMSP will be deleted: marked deleted at parties/NL-VLT.yaml:3:10" in out
+    assert "  - ES-CPO CPO will be deleted: marked deleted at parties/ES-CPO.yaml:3:10" in out
+
+
+def test_a_partner_file_removed_or_tombstoned_releases_its_row(
+    run: Run, connection: Connection, database_url: str, workdir: Path
+) -> None:
+    """Registration owns a partner's row: no deletion, protected or not; the plan says how to disconnect."""
+    _matching(connection, workdir)
+    (workdir / "parties" / "NL-VLT.yaml").unlink()
+    for extra in ((), ("--allow-delete",)):
+        code, out, err = run("plan", "--database-url", database_url, *extra)
+        assert code == 0, err
+        assert (
+            "  / NL-VLT EMSP will no longer be managed: no longer declared in the party files; OCPI " in out
+        )
+        assert "(OCPI credentials DELETE)" in out and "will be deleted" not in out
+        assert out.splitlines()[-1] == (
+            "Plan: 0 to add, 0 to change, 0 to delete, 0 to adopt, 1 to release; 0 locations to move."
+        )
+    (workdir / "parties" / "NL-VLT.yaml").write_text("country_code: NL\nparty_id: VLT\ndeleted: true\n")
+    code, out, _ = run("plan", "--database-url", database_url)
+    assert "  / NL-VLT EMSP will no longer be managed: marked deleted at parties/NL-VLT.yaml:3:10; " in out
 
 
 def test_drift_since_the_last_apply(
@@ -168,6 +199,12 @@ def test_drift_since_the_last_apply(
                 "url": "https://ocpi.cargaiberica.example/ocpi/versions",
                 "business_details": {"name": "Carga Ibérica", "website": "https://www.cargaiberica.example"},
             },
+            {
+                "identity": "NL-VLT",
+                "role": "EMSP",
+                "url": "https://registered.before.example/versions",
+                "business_details": {"name": "Voltkaart", "website": "https://www.voltkaart.example"},
+            },
         ]
     }
     connection.execute(
@@ -181,12 +218,14 @@ def test_drift_since_the_last_apply(
     drift = out[out.index("Drift since the last apply") :]
     assert 'url = "https://ocpi.cargaiberica.example/ocpi/versions" -> "https://edited.example"' in drift
     assert "~ ES-CPO CPO will be updated in place" in out
+    # NL-VLT's registration moved to another url since: registration owns it, so it is no drift of git's.
+    assert "NL-VLT" not in drift
 
 
 def test_formats_and_saved_plan(run: Run, live: Connection, database_url: str, workdir: Path) -> None:
     code, markdown, _ = run("plan", "--database-url", database_url, "--format", "markdown")
     assert code == 0
-    assert markdown.startswith("### ocpi-parties plan\n\n**Plan: 4 to add, 1 to change")
+    assert markdown.startswith("### ocpi-parties plan\n\n**Plan: 2 to add, 1 to change")
     assert "<details>" in markdown and len(markdown) < 60_000
 
     code, _, err = run("plan", "--database-url", database_url, "--out", "plan.json", "--revision", "abc123")
