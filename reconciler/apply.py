@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 import psycopg
-from psycopg import errors, sql
+from psycopg import errors
 from psycopg.rows import dict_row
 
 from reconciler import __version__, migrations, store
-from reconciler.database import ADVISORY_LOCK_KEY, Connection
+from reconciler.database import Connection, lock_database
 from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.model import DesiredState, Identity
 from reconciler.plan import (
@@ -70,9 +70,7 @@ class Outcome:
 def _lock(connection: Connection, label: str) -> None:
     try:
         with connection.transaction():
-            connection.execute(
-                sql.SQL("SELECT pg_advisory_xact_lock({})").format(sql.Literal(ADVISORY_LOCK_KEY))
-            )
+            lock_database(connection)
     except errors.LockNotAvailable:
         waited = connection.execute("SHOW lock_timeout").fetchone()
         raise Busy(

@@ -285,5 +285,12 @@ def check_maeve_tables(connection: Connection, target: Target) -> None:
 
 
 def lock_database(connection: Connection) -> None:
-    """Take the transaction's advisory lock shared by `db migrate` and `apply` (waits up to lock_timeout)."""
+    """Take the transaction's advisory lock shared by `db migrate` and `apply` (waits up to lock_timeout).
+
+    Then open pg_class, so that the session takes in what the run it waited for committed. Waiting for an
+    advisory lock does not: a name looked up before (`to_regclass` of a table the other run created) would
+    stay unknown to this transaction, and a second apply would plan the migrations the first one ran.
+    Opening a relation for the first time in a transaction does.
+    """
     connection.execute(sql.SQL("SELECT pg_advisory_xact_lock({})").format(sql.Literal(ADVISORY_LOCK_KEY)))
+    connection.execute("SELECT FROM pg_catalog.pg_class WHERE false")

@@ -15,6 +15,7 @@ from conftest import Run
 from maeve_sql import (
     GET_OCPI_PARTY,
     LIST_ALL_LOCATIONS,
+    LIST_OCPI_PARTIES_FOR_ROLE,
     PEER_TOKEN,
     location_data,
     location_owner,
@@ -25,6 +26,14 @@ from maeve_sql import (
 
 from reconciler import store
 from reconciler.database import ADVISORY_LOCK_KEY, Connection
+
+
+def _registered(connection: Connection) -> list[tuple[object, ...]]:
+    """Every row OCPI registration wrote (it holds a token), every MaEVe column."""
+    return connection.execute(
+        "SELECT id, role, country_code, party_id, url, token, created_at, updated_at FROM ocpi_parties"
+        " WHERE token <> '' ORDER BY id"
+    ).fetchall()
 
 
 def _peers(connection: Connection) -> list[tuple[object, ...]]:
@@ -45,11 +54,18 @@ def test_full_gitops_cycle(
     code, out, err = run("apply", "plan.json", "--database-url", database_url, "--actor", "deploy-bot")
     assert code == 0, err
     assert out.rstrip().endswith(
-        "Apply complete: 4 added, 1 changed, 0 deleted, 1 adopted; 11 locations moved. Recorded as apply #1."
+        "Apply complete: 2 added, 1 changed, 0 deleted, 1 adopted; 11 locations moved. Recorded as apply #1."
     )
     code, out, _ = run("plan", "--database-url", database_url, "--detailed-exitcode")
     assert code == 0
-    assert out.splitlines()[-1] == "No changes. The database matches the party files."
+    assert out.splitlines()[-1] == (
+        "No changes. The database matches the party files; 2 partner roles awaiting OCPI registration."
+    )
+    # MaEVe pushes new locations to every EMSP row: only the registered partner is one. DE-EMO, a partner
+    # that has not registered, has no row until registration creates it.
+    emsp = live.execute(LIST_OCPI_PARTIES_FOR_ROLE, ("EMSP",)).fetchall()
+    assert [(row[2], row[3], row[5]) for row in emsp] == [("NL", "VLT", PEER_TOKEN)]
+    assert live.execute("SELECT count(*) FROM ocpi_parties WHERE country_code = 'DE'").fetchone() == (0,)
 
     # Every orphan went to the default party, the owner key is valid, the peer is untouched byte for byte.
     assert live.execute("SELECT count(*) FROM locations WHERE party_role IS NULL").fetchone() == (0,)
@@ -70,7 +86,7 @@ def test_full_gitops_cycle(
     code, out, _ = run("history", "--database-url", database_url, "--format", "json")
     (entry,) = json.loads(out)
     assert (entry["id"], entry["revision"], entry["actor"]) == (1, "c0ffee", "deploy-bot")
-    assert entry["summary"].startswith("Plan: 4 to add, 1 to change")
+    assert entry["summary"].startswith("Plan: 2 to add, 1 to change")
     assert {c["action"] for c in entry["changes"]} == {
         "run_migrations",
         "create",
@@ -94,16 +110,15 @@ def test_second_apply_reports_no_changes(
         for key in monkey_env:
             os.environ.pop(key, None)
     assert code == 0
-    assert out.splitlines()[-1] == "No changes. The database matches the party files."
+    assert out.splitlines()[-1].startswith("No changes. The database matches the party files")
     rows = live.execute("SELECT id, revision, actor FROM reconciler_apply_history").fetchall()
     assert rows == [(1, "abc", "octocat (GitHub Actions)")]
 
 
 def test_stale_plan_is_refused(run: Run, live: Connection, database_url: str, workdir: Path) -> None:
     assert run("plan", "--database-url", database_url, "--out", "plan.json")[0] == 0
-    save_party(
-        live, "EMSP", "NL", "VLT", url="https://moved.example/versions", token=PEER_TOKEN
-    )  # re-registered
+    # DE-EMO registers: the plan reviewed said it awaits registration; now its rows would be adopted.
+    save_party(live, "EMSP", "DE", "EMO", url="https://emo.example/versions", token=PEER_TOKEN)
     before = snapshot(live)
     code, _, err = run("apply", "plan.json", "--database-url", database_url)
     assert code == 1
@@ -130,7 +145,7 @@ def test_a_running_csms_does_not_make_a_reviewed_plan_stale(
     )
     assert run("plan", "--database-url", database_url, "--out", "plan.json")[0] == 0
     save_location(live, "LOC-NEW-1", "FR")
-    save_location(live, "LOC-GB-0", "GB", location_data("LOC-GB-0", "GBR", Name="renamed"))
+    save_location(live, "LOC-GB-0", "GB", location_data("LOC-GB-0", "GB", Name="renamed"))
     save_party(live, "EMSP", "NL", "VLT", url="https://api.voltkaart.example/ocpi/versions", token="rotated")
     code, out, err = run("apply", "plan.json", "--database-url", database_url)
     assert code == 0, err
@@ -229,7 +244,7 @@ def test_two_concurrent_applies_apply_once(live: Connection, database_url: str, 
     assert sorted(r.returncode for r in results) == [0, 0], [r.stderr for r in results]
     outputs = sorted(r.stdout.splitlines()[-1] for r in results)
     assert outputs[0].startswith("Apply complete:")
-    assert outputs[1] == "No changes. The database matches the party files."
+    assert outputs[1].startswith("No changes. The database matches the party files")
     assert live.execute("SELECT count(*) FROM reconciler_apply_history").fetchone() == (1,)
 
 
@@ -247,11 +262,8 @@ def test_tombstones_delete_and_hand_locations_to_the_default_party(
 ) -> None:
     spain = workdir / "parties" / "ES-CPO.yaml"
     spain.write_text(spain.read_text() + "moved_from:\n  - PT-CPO\n")
-    live.execute(
-        'UPDATE locations SET location_data = location_data || \'{"country_code": "PT", "party_id": "CPO"}\''
-        " WHERE id = 'LOC-PT-0'"
-    )
     assert run("apply", "--auto-approve", "--database-url", database_url)[0] == 0
+    registered = _registered(live)
     assert location_owner(live, "LOC-PT-0") == ("ES", "CPO", "CPO")
     data = live.execute("SELECT location_data FROM locations WHERE id = 'LOC-PT-0'").fetchone()
     assert data is not None and (data[0]["country_code"], data[0]["party_id"]) == ("ES", "CPO")
@@ -261,10 +273,13 @@ def test_tombstones_delete_and_hand_locations_to_the_default_party(
     code, out, err = run("apply", "--auto-approve", "--database-url", database_url)
     assert code == 0, err
     assert "  - ES-CPO CPO will be deleted: marked deleted at parties/ES-CPO.yaml:3:10" in out
+    assert "  / NL-VLT EMSP will no longer be managed: marked deleted at parties/NL-VLT.yaml:3:10" in out
     assert location_owner(live, "LOC-PT-0") == ("GB", "TWK", "CPO")
     assert live.execute(GET_OCPI_PARTY, ("CPO", "ES", "CPO")).fetchone() is None
-    assert live.execute(GET_OCPI_PARTY, ("EMSP", "NL", "VLT")).fetchone() is None
-    assert live.execute("SELECT count(*) FROM reconciler_managed_parties").fetchone() == (3,)
+    # The tombstoned partner's row, url and token are byte for byte what registration left; only the
+    # management record went.
+    assert _registered(live) == registered
+    assert live.execute("SELECT count(*) FROM reconciler_managed_parties").fetchone() == (1,)
     assert store.location_key_state(live) == "valid"
     assert _peers(live) != []
 
@@ -273,14 +288,64 @@ def test_removing_a_file_deletes_nothing_without_permission(
     run: Run, live: Connection, database_url: str, workdir: Path
 ) -> None:
     assert run("apply", "--auto-approve", "--database-url", database_url)[0] == 0
-    (workdir / "parties" / "NL-VLT.yaml").unlink()
+    (workdir / "parties" / "ES-CPO.yaml").unlink()
     before = snapshot(live)
     code, out, err = run("apply", "--auto-approve", "--database-url", database_url)
     assert code == 1 and "blocked by deletion protection" in err and "nothing was changed" in err
-    assert "  x NL-VLT EMSP will NOT be deleted" in out
+    assert "  x ES-CPO CPO will NOT be deleted" in out
     assert snapshot(live) == before
     assert run("apply", "--auto-approve", "--allow-delete", "--database-url", database_url)[0] == 0
-    assert live.execute(GET_OCPI_PARTY, ("EMSP", "NL", "VLT")).fetchone() is None
+    assert live.execute(GET_OCPI_PARTY, ("CPO", "ES", "CPO")).fetchone() is None
+
+
+def test_removing_a_partner_file_keeps_its_credentials(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    """Registration owns a partner's row: a removed file, with --allow-delete even, releases it."""
+    assert run("apply", "--auto-approve", "--database-url", database_url)[0] == 0
+    registered = _registered(live)
+    (workdir / "parties" / "NL-VLT.yaml").unlink()
+    code, out, err = run("apply", "--auto-approve", "--allow-delete", "--database-url", database_url)
+    assert code == 0, err
+    assert "Apply complete: 0 added, 0 changed, 0 deleted, 0 adopted, 1 released; 0 locations moved." in out
+    assert _registered(live) == registered
+    emsp = live.execute(LIST_OCPI_PARTIES_FOR_ROLE, ("EMSP",)).fetchall()
+    assert [(row[2], row[3], row[4], row[5]) for row in emsp] == [
+        ("NL", "VLT", "https://api.voltkaart.example/ocpi/versions", PEER_TOKEN)
+    ]
+    code, out, _ = run("plan", "--database-url", database_url, "--detailed-exitcode")
+    assert code == 0 and "  NL-VLT  EMSP  https://api.voltkaart.example/ocpi/versions" in out
+
+
+def test_a_token_rotation_survives_any_number_of_applies(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    """Re-registration writes a new url and token: apply leaves the pair as registration wrote it."""
+    assert run("apply", "--auto-approve", "--database-url", database_url)[0] == 0
+    save_party(live, "EMSP", "NL", "VLT", url="https://new.voltkaart.example/versions", token="rotated-7")
+    for _ in range(3):
+        code, out, err = run("apply", "--auto-approve", "--database-url", database_url)
+        assert code == 0, err
+        assert out.splitlines()[-1].startswith("No changes. The database matches the party files")
+    row = live.execute(GET_OCPI_PARTY, ("EMSP", "NL", "VLT")).fetchone()
+    assert row is not None and (row[4], row[5]) == ("https://new.voltkaart.example/versions", "rotated-7")
+    code, out, _ = run("plan", "--database-url", database_url, "--detailed-exitcode")
+    assert code == 0
+    # The file still expects the old url: a warning for the reviewer, never a revert.
+    assert "OCPI registration recorded the url 'https://new.voltkaart.example/versions'" in out
+
+
+def test_an_apply_that_moves_nothing_writes_no_location_row(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    assert run("apply", "--auto-approve", "--database-url", database_url)[0] == 0
+    versions = live.execute("SELECT id, xmin::text FROM locations ORDER BY id").fetchall()
+    spain = workdir / "parties" / "ES-CPO.yaml"
+    spain.write_text(spain.read_text().replace("name: Carga Ibérica", "name: Carga Ibérica S.L."))
+    code, out, err = run("apply", "--auto-approve", "--database-url", database_url)
+    assert code == 0, err
+    assert "Apply complete: 0 added, 1 changed" in out
+    assert live.execute("SELECT id, xmin::text FROM locations ORDER BY id").fetchall() == versions
 
 
 def test_a_location_saved_by_maeve_keeps_the_owner_apply_gave_it(
@@ -290,7 +355,7 @@ def test_a_location_saved_by_maeve_keeps_the_owner_apply_gave_it(
     spain.write_text(spain.read_text() + "locations:\n  - LOC-GB-1\n")
     assert run("apply", "--auto-approve", "--database-url", database_url)[0] == 0
     assert location_owner(live, "LOC-GB-1") == ("ES", "CPO", "CPO")
-    save_location(live, "LOC-GB-1", "GB", location_data("LOC-GB-1", "GBR", Name="renamed"))
+    save_location(live, "LOC-GB-1", "GB", location_data("LOC-GB-1", "GB", Name="renamed"))
     assert location_owner(live, "LOC-GB-1") == ("ES", "CPO", "CPO")
     assert run("plan", "--database-url", database_url, "--detailed-exitcode")[0] == 0
 
@@ -337,7 +402,7 @@ def test_apply_asks_for_confirmation_on_a_terminal(
     live: Connection, database_url: str, workdir: Path, answer: bytes, applied: bool
 ) -> None:
     code, output = _on_terminal(["apply", "--database-url", database_url], workdir, answer)
-    assert "Plan: 4 to add" in output and "Apply these changes? [y/N]" in output
+    assert "Plan: 2 to add" in output and "Apply these changes? [y/N]" in output
     history = live.execute("SELECT to_regclass('reconciler_apply_history') IS NOT NULL").fetchone()
     if applied:
         assert code == 0 and "Apply complete:" in output
