@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from maeve_sql import PEER_TOKEN, location_data, save_party
+from maeve_sql import PEER_TOKEN, ocpi_location, save_location, save_party
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -109,7 +109,8 @@ def database_copy(admin: str, template: str) -> Iterator[str]:
 
 
 def seed_live(connection: Connection, locations: int) -> None:
-    """MaEVe before ocpi-parties, at scale: two peers, `locations` XXX locations, 50 more under PT-CPO."""
+    """MaEVe before ocpi-parties, at scale: two peers, `locations` XXX locations as MaEVe writes them (their
+    own two-letter Country), 50 more in OCPI JSON under PT-CPO and one under the peer BE-PEE."""
     save_party(
         connection, "EMSP", "NL", "VLT", url="https://api.voltkaart.example/ocpi/versions", token=PEER_TOKEN
     )
@@ -119,7 +120,8 @@ def seed_live(connection: Connection, locations: int) -> None:
         " SELECT format('LOC-%%s', lpad(n::text, 6, '0')),"
         "        (ARRAY['GB', 'BE', 'FR', 'XX'])[n %% 4 + 1], 'XXX',"
         "        jsonb_build_object('Id', format('LOC-%%s', lpad(n::text, 6, '0')), 'Name', 'Site ' || n,"
-        "                           'City', 'Brussels', 'Country', 'BEL', 'Evses', '[]'::jsonb)"
+        "                           'City', 'Brussels', 'Country', (ARRAY['GB', 'BE', 'FR', ''])[n %% 4 + 1],"
+        "                           'Evses', '[]'::jsonb)"
         "   FROM generate_series(1, %s) AS n",
         (locations,),
     )
@@ -131,11 +133,7 @@ def seed_live(connection: Connection, locations: int) -> None:
         "   FROM generate_series(1, %s) AS n",
         (50,),
     )
-    connection.execute(
-        "INSERT INTO locations (id, country_code, party_id, location_data)"
-        " VALUES ('LOC-PEE-1', 'BE', 'PEE', %s)",
-        (location_data("LOC-PEE-1"),),
-    )
+    save_location(connection, "LOC-PEE-1", "BE", ocpi_location("LOC-PEE-1", "BE", "PEE", "BEL"), "PEE")
 
 
 def large_plan_files(workdir: Path) -> None:

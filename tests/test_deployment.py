@@ -60,30 +60,37 @@ def test_the_documented_grants_are_enough_for_plan_and_apply(
     writer = make_conninfo(database_url, user=roles["ocpi_parties_apply"])
     code, out, err = run("plan", "--database-url", reader, "--out", "plan.json", "--detailed-exitcode")
     assert code == 2, err
-    assert out.splitlines()[-1].startswith("Plan: 4 to add, 1 to change, 0 to delete, 1 to adopt;")
+    assert out.splitlines()[-1].startswith("Plan: 2 to add, 1 to change, 0 to delete, 1 to adopt;")
     for command in (["db", "status"], ["parties", "list"], ["locations", "XX-XXX"], ["history"], ["default"]):
         assert run(*command, "--database-url", reader)[0] == 0, command
 
     code, out, err = run("apply", "plan.json", "--database-url", writer, "--actor", "deploy")
     assert code == 0, err
-    assert "Apply complete: 4 added, 1 changed, 0 deleted, 1 adopted; 12 locations moved." in out
+    assert "Apply complete: 2 added, 1 changed, 0 deleted, 1 adopted; 12 locations moved." in out
     assert "only the owner of the locations table may validate it" in err
     assert store.location_key_state(connection) == "not valid"
 
     code, out, _ = run("plan", "--database-url", reader, "--detailed-exitcode")
-    assert (code, out.splitlines()[-1]) == (0, "No changes. The database matches the party files.")
+    assert (code, out.splitlines()[-1]) == (
+        0,
+        "No changes. The database matches the party files; 2 partner roles awaiting OCPI registration.",
+    )
 
-    # Every other kind of change: an update, a deleted party (its locations first), locations claimed by id.
+    # Every other kind of change: an update, a partner released, locations claimed by id; then a hosted
+    # party deleted (its locations first) and the claims it made cleared.
     parties = workdir / "parties"
     twk = (parties / "GB-TWK.yaml").read_text(encoding="utf-8")
     (parties / "GB-TWK.yaml").write_text(twk.replace("Thoughtworks EV Charging", "TW Charging"), "utf-8")
-    (parties / "DE-EMO.yaml").write_text("country_code: DE\nparty_id: EMO\ndeleted: true\n", "utf-8")
+    (parties / "NL-VLT.yaml").write_text("country_code: NL\nparty_id: VLT\ndeleted: true\n", "utf-8")
     with (parties / "ES-CPO.yaml").open("a", encoding="utf-8") as es:
         es.write("locations:\n  - LOC-LIS-1\n  - LOC-PAR-1\n")
-    connection.execute("UPDATE locations SET country_code = 'DE', party_id = 'EMO' WHERE id = 'LOC-LDN-1'")
     code, out, err = run("apply", "--auto-approve", "--database-url", writer)
     assert code == 0, err
-    assert "Apply complete: 0 added, 1 changed, 2 deleted, 0 adopted; 3 locations moved." in out
+    assert "Apply complete: 0 added, 2 changed, 0 deleted, 0 adopted, 1 released; 2 locations moved." in out
+    (parties / "ES-CPO.yaml").write_text("country_code: ES\nparty_id: CPO\ndeleted: true\n", "utf-8")
+    code, out, err = run("apply", "--auto-approve", "--database-url", writer)
+    assert code == 0, err
+    assert "Apply complete: 0 added, 1 changed, 1 deleted, 0 adopted; 2 locations moved." in out
     code, out, _ = run("db", "migrate", "--database-url", database_url)
     assert code == 0
     assert out.splitlines() == [

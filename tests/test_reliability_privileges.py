@@ -86,7 +86,7 @@ def test_the_full_cycle_with_only_the_documented_grants(
     reader, applier = ["--database-url", roles.plan_url], ["--database-url", roles.apply_url]
     _ok(["plan", *reader, "--out", "plan.json"], tmp_path)
     out = _ok(["apply", "plan.json", *applier], tmp_path)
-    assert "Apply complete: 4 added, 1 changed, 0 deleted, 1 adopted; 550 locations moved." in out
+    assert "Apply complete: 2 added, 1 changed, 0 deleted, 1 adopted; 550 locations moved." in out
     spain = tmp_path / "parties" / "ES-CPO.yaml"
     spain.write_text(spain.read_text() + "locations:\n  - LOC-000003\n")
     (tmp_path / "parties" / "DE-EMO.yaml").write_text("country_code: DE\nparty_id: EMO\ndeleted: true\n")
@@ -121,7 +121,8 @@ FORBIDDEN = [
     "UPDATE schema_migrations SET version = 31",
     "INSERT INTO reconciler_migrations (version, name, checksum) VALUES (99, 'x', 'x')",
     "DELETE FROM reconciler_apply_history",
-    "DELETE FROM reconciler_managed_parties",
+    "UPDATE reconciler_managed_parties SET how = 'created'",
+    "UPDATE reconciler_location_claims SET country_code = 'GB'",
     "DELETE FROM locations",
     "INSERT INTO locations (id, country_code, party_id, location_data) VALUES ('x', 'GB', 'XXX', '{}')",
     "TRUNCATE locations",
@@ -139,4 +140,6 @@ def test_the_apply_role_cannot_touch_what_it_does_not_need(roles: Roles) -> None
             with pytest.raises(errors.InsufficientPrivilege):
                 applier.execute(statement)
         # What it may do, it can: the columns apply reads, without the token.
-        applier.execute("SELECT id, role, country_code, party_id, url, business_details FROM ocpi_parties")
+        applier.execute(
+            "SELECT id, role, country_code, party_id, url, business_details, holds_credentials FROM ocpi_parties"
+        )

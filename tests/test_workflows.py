@@ -274,7 +274,7 @@ def test_plan_with_changes_exits_2_and_the_step_passes(
     folder = Path(runner["RUNNER_TEMP"]) / "ocpi-parties"
     markdown = (folder / "plan.md").read_text(encoding="utf-8")
     assert markdown.startswith(
-        "### ocpi-parties plan\n\n**Plan: 4 to add, 1 to change, 0 to delete, 1 to adopt;"
+        "### ocpi-parties plan\n\n**Plan: 2 to add, 1 to change, 0 to delete, 1 to adopt;"
     )
     assert Path(runner["GITHUB_STEP_SUMMARY"]).read_text(encoding="utf-8") == markdown
     saved = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
