@@ -94,13 +94,13 @@ def _history(connection: Connection) -> int:
 
 
 def _variant(base: Path, round_number: int, number: int) -> Path:
-    """A party repository that also declares the eMSP FR-V<number>: a change set of its own."""
+    """A party repository that also declares the hosted CPO FR-V<number>: a change set of its own."""
     folder = base / f"round-{round_number}" / f"variant-{number}"
     shutil.copytree(base / "parties", folder / "parties")
     (folder / "parties" / f"FR-V{number:02d}.yaml").write_text(
-        f"country_code: FR\nparty_id: V{number:02d}\nkind: partner\n"
+        f"country_code: FR\nparty_id: V{number:02d}\nkind: hosted\n"
         f"business_details:\n  name: Variant {number}\n"
-        "roles:\n  - role: EMSP\n"
+        "roles:\n  - role: CPO\n"
     )
     return folder
 
@@ -118,7 +118,7 @@ def _same_files(connection: Connection, url: list[str], workdir: Path) -> None:
     results = _together([(["apply", "--auto-approve", *url], workdir)] * PROCESSES)
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     assert sum("Apply complete:" in r.stdout for r in results) == 1
-    finished = [r.stdout.rstrip().endswith(NO_CHANGES) for r in results]
+    finished = [r.stdout.splitlines()[-1].startswith(NO_CHANGES[:-1]) for r in results]
     assert sum(finished) == PROCESSES - 1
     assert _history(connection) == history + 1
 

@@ -141,5 +141,6 @@ def test_the_apply_role_cannot_touch_what_it_does_not_need(roles: Roles) -> None
                 applier.execute(statement)
         # What it may do, it can: the columns apply reads, without the token.
         applier.execute(
-            "SELECT id, role, country_code, party_id, url, business_details, holds_credentials FROM ocpi_parties"
+            "SELECT id, role, country_code, party_id, url, business_details, holds_credentials"
+            " FROM ocpi_parties"
         )
