@@ -353,7 +353,7 @@ def _plan_lines(plan: Plan, locations: LocationLister | None) -> list[_Line]:
     if plan.awaiting:
         lines.append(_Line("Declared partners without a row (nothing to apply):"))
         lines.append(_BLANK)
-        lines.extend(_spaced(_awaiting_lines(a) for a in plan.awaiting))
+        lines.extend([*(line for a in plan.awaiting for line in _awaiting_lines(a)), _BLANK])
     lines.extend(_owner_lines(plan.owners))
     return lines
 
