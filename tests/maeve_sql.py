@@ -45,8 +45,13 @@ LIMIT %s OFFSET %s
 """
 
 
-def location_data(location_id: str, country: str = "BEL", **extra: Any) -> str:
-    """A location as MaEVe stores it (Go field names), plus any extra keys."""
+def location_data(location_id: str, country: str = "BE", **extra: Any) -> str:
+    """A location as MaEVe stores it (Go field names), plus any extra keys.
+
+    MaEVe's SetLocation copies `Country` into country_code varchar(2) (`XX` when empty), so a location MaEVe
+    wrote has a `Country` of two letters or none: the alpha-3 form OCPI prescribes (`BEL`) fails there with
+    SQLSTATE 22001. Pass an alpha-3 `country` only for a location another writer stored.
+    """
     data = {
         "Id": location_id,
         "Name": f"Site {location_id}",
@@ -66,10 +71,14 @@ def location_data(location_id: str, country: str = "BEL", **extra: Any) -> str:
 def save_location(
     connection: Connection, location_id: str, country_code: str = "BE", data: str | None = None
 ) -> tuple[object, ...]:
-    """MaEVe's SetLocation: country_code is the location's own country (or XX), party_id always XXX."""
-    row = connection.execute(
-        SET_LOCATION, (location_id, country_code, "XXX", data or location_data(location_id))
-    ).fetchone()
+    """MaEVe's SetLocation: country_code is the location's own country (or XX), party_id always XXX.
+
+    Without `data`, the location MaEVe would have written for that country_code: `Country` is country_code, or
+    empty for XX.
+    """
+    if data is None:
+        data = location_data(location_id, "" if country_code == "XX" else country_code)
+    row = connection.execute(SET_LOCATION, (location_id, country_code, "XXX", data)).fetchone()
     assert row is not None
     return row
 
