@@ -225,7 +225,7 @@ def get_party(connection: Connection, identity: Identity) -> PartyDetails | None
         identity=identity,
         roles=roles,
         locations=int(str(count[0])) if count else 0,
-        is_default=get_default_party(connection) == identity,
+        is_default=str(get_default_party(connection)).upper() == str(identity).upper(),
     )
 
 
@@ -344,9 +344,17 @@ def status(connection: Connection) -> Status:
         states = tuple(MigrationState(m, done.get(m.version)) for m in available())
         managed = 0
         if connection.execute("SELECT to_regclass('reconciler_managed_parties')").fetchone() != (None,):
+            # From migration 0006 a record matches its row by id and creation time: ids start over when
+            # MaEVe's migrations drop and create ocpi_parties again.
+            same_row = connection.execute(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name = 'reconciler_managed_parties'"
+                " AND column_name = 'row_created_at')"
+            ).fetchone()
             row = connection.execute(
                 "SELECT count(*) FROM reconciler_managed_parties AS m"
                 " JOIN ocpi_parties AS p ON p.id = m.party_row_id"
+                + (" AND m.row_created_at = p.created_at" if same_row and same_row[0] else "")
             ).fetchone()
             managed = int(str(row[0])) if row else 0
         parties_row = connection.execute("SELECT count(*) FROM ocpi_parties").fetchone()
