@@ -5,7 +5,9 @@ like between two applies: most declared rows are managed and already match their
 `changes` single-role CPO parties are the party changes of the plan, split into rows to create (absent),
 rows to adopt (written by OCPI registration, unmanaged) and rows to update (managed, an older name);
 a few hundred OCPI peers no file declares; `locations` locations, of which every `locations / orphans`-th
-is an orphan recorded by MaEVe under party `XXX`, and the others belong to the existing CPO rows.
+is an orphan written by MaEVe (party `XXX`, which records no identity, and a `Country` its SetLocation can
+store), and the others belong to the existing CPO rows, whose own writers recorded their identity: the owner
+the guard and the plan derive for them is the row they are stored under, so apply moves the orphans only.
 
 Everything is streamed to PostgreSQL with COPY; no table is ever held whole in Python memory.
 """
@@ -28,8 +30,9 @@ COUNTRIES = (
     "GB", "DE", "FR", "ES", "PT", "NL", "BE", "IT", "AT", "CH",
     "DK", "SE", "NO", "FI", "PL", "CZ", "IE", "LU", "HU", "SI",
 )  # fmt: skip
-#: MaEVe records an orphan under the location's own country and party XXX (XX when it has no country).
-ORPHAN_IDENTITIES = (("GB", "GBR"), ("BE", "BEL"), ("NL", "NLD"), ("DE", "DEU"), ("FR", "FRA"), ("XX", ""))
+#: MaEVe stores an orphan under the location's own `Country` and party XXX (XX when it has no country). Its
+#: SetLocation copies `Country` into country_code varchar(2): what it wrote has two letters or none.
+ORPHAN_IDENTITIES = (("GB", "GB"), ("BE", "BE"), ("NL", "NL"), ("DE", "DE"), ("FR", "FR"), ("XX", ""))
 DEFAULT_PARTY = ("GB", "TWK")
 #: Roles by party number modulo 4: three quarters hold the CPO role, a quarter is an eMSP only.
 ROLE_SETS = (("CPO",), ("CPO", "EMSP"), ("CPO", "EMSP", "NSP"), ("EMSP",))
@@ -291,16 +294,23 @@ def location_id(number: int) -> str:
     return f"LOC-{number:07d}"
 
 
-def _location_rows(scale: Scale, locations: int) -> Iterator[tuple[str, str, str, str | None, str]]:
-    """(id, country_code, party_id, party_role, location_data) for `locations` locations."""
+LocationRow = tuple[str, str, str, str | None, str | None, str | None, str]
+
+
+def _location_rows(scale: Scale, locations: int) -> Iterator[LocationRow]:
+    """(id, country_code, party_id, party_role, recorded_country_code, recorded_party_id, location_data)."""
     owners = owner_identities(scale)
     for number in range(locations):
+        recorded: tuple[str | None, str | None]
         if number % scale.every == 0:
             country_code, country = ORPHAN_IDENTITIES[number // scale.every % len(ORPHAN_IDENTITIES)]
-            owner, role = (country_code, "XXX"), None
+            owner, role, recorded = (country_code, "XXX"), None, (None, None)
         else:
-            owner, role, country = owners[number % len(owners)], "CPO", "BEL"
-        yield (location_id(number), *owner, role, location_data(location_id(number), number, owner, country))
+            # Standard OCPI JSON holds the alpha-3 country; MaEVe's Go field names the two letters it stores.
+            owner, role = owners[number % len(owners)], "CPO"
+            recorded, country = owner, "BEL" if number % 4 == 3 else "BE"
+        data = location_data(location_id(number), number, owner, country)
+        yield (location_id(number), *owner, role, *recorded, data)
 
 
 def build(connection: psycopg.Connection[Any], scale: Scale, locations: int) -> None:
@@ -323,11 +333,12 @@ def build(connection: psycopg.Connection[Any], scale: Scale, locations: int) -> 
                 copy.write_row(row)
                 if is_managed:
                     managed.append(int(row[0]))
-        with connection.cursor().copy(
-            "COPY reconciler_managed_parties (party_row_id, how, apply_id) FROM STDIN"
-        ) as copy:
-            for row_id in managed:
-                copy.write_row((row_id, "created", 1))
+        # A record matches its row by id and creation time (migration 0006).
+        connection.execute(
+            "INSERT INTO reconciler_managed_parties (party_row_id, row_created_at, how, apply_id)"
+            " SELECT id, created_at, 'created', 1 FROM ocpi_parties WHERE id = ANY(%s)",
+            (managed,),
+        )
         connection.execute("SELECT setval('ocpi_parties_id_seq', (SELECT max(id) FROM ocpi_parties))")
         connection.execute("SELECT setval('reconciler_apply_history_id_seq', 1)")
         connection.execute(
@@ -342,7 +353,8 @@ def build(connection: psycopg.Connection[Any], scale: Scale, locations: int) -> 
             ("{}-{}".format(*DEFAULT_PARTY),),
         )
         with connection.cursor().copy(
-            "COPY locations (id, country_code, party_id, party_role, location_data) FROM STDIN"
+            "COPY locations (id, country_code, party_id, party_role, recorded_country_code,"
+            " recorded_party_id, location_data) FROM STDIN"
         ) as copy:
             for row in _location_rows(scale, locations):
                 copy.write_row(row)

@@ -227,7 +227,7 @@ def get_party(connection: Connection, identity: Identity) -> PartyDetails | None
         identity=identity,
         roles=roles,
         locations=int(str(count[0])) if count else 0,
-        is_default=get_default_party(connection) == identity,
+        is_default=str(get_default_party(connection)).upper() == str(identity).upper(),
     )
 
 

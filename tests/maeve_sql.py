@@ -54,8 +54,13 @@ LIMIT %s OFFSET %s
 """
 
 
-def location_data(location_id: str, country: str = "BEL", **extra: Any) -> str:
-    """A location as MaEVe stores it (Go field names), plus any extra keys."""
+def location_data(location_id: str, country: str = "BE", **extra: Any) -> str:
+    """A location as MaEVe stores it (Go field names), plus any extra keys.
+
+    MaEVe's SetLocation copies `Country` into country_code varchar(2) (`XX` when empty), so a location MaEVe
+    wrote has a `Country` of two letters or none: the alpha-3 form OCPI prescribes (`BEL`) fails there with
+    SQLSTATE 22001. Pass an alpha-3 `country` only for a location another writer stored.
+    """
     data = {
         "Id": location_id,
         "Name": f"Site {location_id}",
@@ -82,10 +87,12 @@ def save_location(
     """MaEVe's SetLocation: country_code is the location's own country (or XX), party_id always XXX.
 
     Another writer of the same statement passes the identity it records (`party_id`) and OCPI JSON.
+    Without `data`, the location MaEVe would have written for that country_code: `Country` is country_code,
+    or empty for XX.
     """
-    row = connection.execute(
-        SET_LOCATION, (location_id, country_code, party_id, data or location_data(location_id))
-    ).fetchone()
+    if data is None:
+        data = location_data(location_id, "" if country_code == "XX" else country_code)
+    row = connection.execute(SET_LOCATION, (location_id, country_code, party_id, data)).fetchone()
     assert row is not None
     return row
 

@@ -26,15 +26,34 @@ def _nothing_from_the_environment(no_configured_database: None) -> None:
     """Each test names its database itself."""
 
 
+def create_own(connection: Connection, role: str, country_code: str, party_id: str, url: str) -> int:
+    """A row as apply creates it for a hosted role (no token), recorded as created by ocpi-parties."""
+    row = connection.execute(
+        "INSERT INTO ocpi_parties (role, country_code, party_id, url, token) VALUES (%s, %s, %s, %s, '')"
+        " RETURNING id",
+        (role, country_code, party_id, url),
+    ).fetchone()
+    assert row is not None
+    manage(connection, int(row[0]), "created")
+    return int(row[0])
+
+
+def manage(connection: Connection, row_id: int, how: str) -> None:
+    connection.execute(
+        "INSERT INTO reconciler_managed_parties (party_row_id, row_created_at, how)"
+        " SELECT id, created_at, %s FROM ocpi_parties WHERE id = %s",
+        (how, row_id),
+    )
+
+
 @pytest.fixture
 def seeded(migrated: Connection) -> Connection:
-    own = save_party(migrated, "CPO", "GB", "TWK", url="https://twk.example/versions", token="own-token")
+    """GB-TWK: a hosted CPO that ocpi-parties created, the default party. DE-EMO EMSP: registered,
+    unmanaged."""
+    own = create_own(migrated, "CPO", "GB", "TWK", "https://twk.example/versions")
     migrated.execute(
         "UPDATE ocpi_parties SET business_details = %s WHERE id = %s",
-        ('{"name": "The Wallbox Co", "website": "https://twk.example"}', own[0]),
-    )
-    migrated.execute(
-        "INSERT INTO reconciler_managed_parties (party_row_id, how) VALUES (%s, 'created')", (own[0],)
+        ('{"name": "The Wallbox Co", "website": "https://twk.example"}', own),
     )
     save_party(migrated, "EMSP", "DE", "EMO", url="https://emo.example/versions", token="peer-token")
     for number in range(3):
@@ -138,7 +157,7 @@ def test_parties_list_json_pages(run: Run, seeded: Connection, database_url: str
     assert party["business_details"] == {"name": "The Wallbox Co", "website": "https://twk.example"}
     assert party["managed"] == "created"
     assert "token" not in party
-    assert "own-token" not in out
+    assert "peer-token" not in out
 
 
 def test_parties_show(run: Run, seeded: Connection, database_url: str) -> None:
@@ -155,6 +174,62 @@ def test_parties_show(run: Run, seeded: Connection, database_url: str) -> None:
         False,
         ["EMSP"],
     )
+
+
+def test_parties_list_and_show_say_which_rows_ocpi_parties_created_and_which_it_adopted(
+    run: Run, seeded: Connection, database_url: str
+) -> None:
+    """Created: a hosted row ocpi-parties wrote, without credentials. Adopted: a registered row (it holds
+    credentials) whose business details ocpi-parties manages. No: a row it does not manage."""
+    vlt = save_party(seeded, "EMSP", "NL", "VLT", url="https://vlt.example/versions", token="vlt-token")
+    manage(seeded, int(str(vlt[0])), "adopted")
+    code, out, _ = run("parties", "list", "--database-url", database_url)
+    assert code == 0
+    assert [line.split()[:3] for line in out.splitlines()[1:]] == [
+        ["DE-EMO", "EMSP", "no"],
+        ["GB-TWK", "CPO", "created"],
+        ["NL-VLT", "EMSP", "adopted"],
+    ]
+    code, out, _ = run("parties", "list", "--format", "json", "--database-url", database_url)
+    document = json.loads(out)
+    assert [(p["party"], p["managed"]) for p in document["parties"]] == [
+        ("DE-EMO", None),
+        ("GB-TWK", "created"),
+        ("NL-VLT", "adopted"),
+    ]
+    assert "vlt-token" not in out and "peer-token" not in out
+    code, out, _ = run("parties", "show", "NL-VLT", "--database-url", database_url)
+    assert "    managed:  adopted" in out.splitlines()
+
+
+def test_parties_show_and_locations_find_a_registration_row_spelled_in_lower_case(
+    run: Run, seeded: Connection, database_url: str
+) -> None:
+    save_party(seeded, "CPO", "es", "cpo", url="https://es.example/versions", token="es-token")
+    for number in range(2):  # another writer gives the identity; the guard gives them to the es/cpo row
+        seeded.execute(
+            "INSERT INTO locations (id, country_code, party_id, location_data) VALUES (%s, 'ES', 'CPO', %s)",
+            (f"ES-{number}", json.dumps({"id": f"ES-{number}", "name": f"Sitio {number}", "country": "ESP"})),
+        )
+    owners = seeded.execute(
+        "SELECT DISTINCT country_code, party_id, party_role FROM locations WHERE id LIKE 'ES-%'"
+    ).fetchall()
+    assert owners == [("es", "cpo", "CPO")]
+    for asked in ("ES-CPO", "es-cpo", "Es-cPo"):
+        code, out, err = run("parties", "show", asked, "--database-url", database_url)
+        assert (code, err) == (0, ""), asked
+        lines = out.splitlines()
+        assert lines[0] == "ES-CPO"
+        assert "  CPO" in lines and "    url:      https://es.example/versions" in lines
+        assert "  locations: 2" in lines
+        code, out, _ = run("locations", asked, "--database-url", database_url)
+        assert code == 0
+        assert sorted(line.split()[0] for line in out.splitlines()[1:]) == ["ES-0", "ES-1"], asked
+    code, out, _ = run("parties", "show", "es-cpo", "--format", "json", "--database-url", database_url)
+    roles = json.loads(out)["roles"]
+    assert [(r["country_code"], r["party_id"], r["role"], r["managed"]) for r in roles] == [
+        ("es", "cpo", "CPO", None)
+    ]
 
 
 def test_parties_show_of_an_unknown_party_exits_1(run: Run, seeded: Connection, database_url: str) -> None:

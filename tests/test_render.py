@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from render_cases import OLD, TWK, creates, every_change
+from render_cases import GON, OLD, TWK, VLT, creates, every_change
 
 from reconciler.model import Identity, Source
 from reconciler.plan import (
     AdoptParty,
+    AwaitRegistration,
     CreateParty,
     DeleteParty,
     Drift,
@@ -25,7 +26,9 @@ from reconciler.plan import (
     MoveReason,
     PartyRow,
     Plan,
+    ReleaseParty,
     SetDefaultParty,
+    SetLocationRules,
     UpdateParty,
 )
 from reconciler.render import (
@@ -96,7 +99,9 @@ def test_markdown_of_a_plan_with_every_change_type_matches_golden() -> None:
 
 def test_show_locations_text_matches_golden() -> None:
     def ids(move: MoveLocations) -> list[str]:
-        return list(move.location_ids) or [f"{g.identity}-{n}" for g in move.groups for n in (1, 2)]
+        return list(move.location_ids) or [
+            f"{g.recorded or g.owner}-{n}" for g in move.groups for n in (1, 2)
+        ]
 
     assert matches_golden("plan-show-locations.txt", render_text(every_change(), locations=ids) + "\n")
 
@@ -105,10 +110,12 @@ def test_show_locations_text_matches_golden() -> None:
 
 
 def test_every_change_type_appears_in_apply_order() -> None:
-    text = render_text(every_change())
-    headings = [line[2:4] for line in text.splitlines() if re.match(r"  [-+~*>x] ", line)]
+    text = render_text(every_change()).split("Symbols used above:")[0]
+    headings = [line[2:4] for line in text.splitlines() if re.match(r"  [-+~*>x/?] ", line)]
     order = "".join(symbol[0] for symbol in headings)
-    assert order.startswith("++*~~>>>>-x")
+    # create/adopt, update, default party, location rules, moves by reason, release, deletes; then the blocked
+    # deletion and the partner awaiting registration, which apply does not touch.
+    assert order == "+*~~~>>>>>/--x?"
 
 
 def test_every_delete_shows_its_reason() -> None:
@@ -130,7 +137,7 @@ def test_summary_line_counts_with_thousands_separators() -> None:
             CreateParty(TWK, "EMSP", None, {"name": "T"}),
             AdoptParty(OLD, "CPO", ()),
             UpdateParty(OLD, "EMSP", (FieldChange("url", "a", "b"),)),
-            MoveLocations(MoveReason.ORPHANS, TWK, (LocationGroup(GB_XXX, 1_234),)),
+            MoveLocations(MoveReason.ORPHANS, TWK, (LocationGroup(None, GB_XXX, 1_234, owned=False),)),
         )
     )
     expected = "Plan: 2 to add, 1 to change, 0 to delete, 1 to adopt; 1,234 locations to move."
@@ -140,7 +147,7 @@ def test_summary_line_counts_with_thousands_separators() -> None:
 
 
 def test_one_location_is_singular() -> None:
-    plan = Plan((MoveLocations(MoveReason.ORPHANS, TWK, (LocationGroup(GB_XXX, 1),)),))
+    plan = Plan((MoveLocations(MoveReason.ORPHANS, TWK, (LocationGroup(None, GB_XXX, 1, owned=False),)),))
     assert summary(plan) == "Plan: 0 to add, 0 to change, 0 to delete, 0 to adopt; 1 location to move."
 
 
@@ -228,7 +235,7 @@ def test_default_party_from_none() -> None:
 
 
 def test_locations_are_groups_unless_listing_is_asked_for() -> None:
-    move = MoveLocations(MoveReason.ORPHANS, TWK, (LocationGroup(GB_XXX, 100_000),))
+    move = MoveLocations(MoveReason.ORPHANS, TWK, (LocationGroup(None, GB_XXX, 100_000, owned=False),))
     plan = Plan((move,))
     assert len(render_text(plan).splitlines()) < 15
     listed = render_text(plan, locations=lambda m: (f"LOC-{n}" for n in range(3)))
@@ -263,12 +270,15 @@ def hostile_plan() -> Plan:
             CreateParty(who, "CPO|x", "https://a.example", {"name": HOSTILE}),
             UpdateParty(TWK, "CPO", (FieldChange("business_details.name", "```", HOSTILE),)),
             SetDefaultParty(who, TWK),
-            MoveLocations(MoveReason.ORPHANS, TWK, (LocationGroup(who, 3),)),
+            MoveLocations(MoveReason.ORPHANS, TWK, (LocationGroup(who, who, 3), LocationGroup(None, TWK, 2))),
+            ReleaseParty(who, "EMSP", HOSTILE),
             DeleteParty(who, "``", HOSTILE, blocked=True),
         ),
         (PartyRow(who, HOSTILE, "```" * 40, None, False),),
         (Drift(who, "CPO", (FieldChange("url", HOSTILE, "````"),)),),
         (HOSTILE, "```", "</details>"),
+        awaiting=(AwaitRegistration(who, HOSTILE),),
+        warnings=(HOSTILE, "````"),
     )
 
 
@@ -313,7 +323,7 @@ def test_markdown_starts_with_the_summary_and_key_facts() -> None:
     assert lines[0] == "### ocpi-parties plan"
     assert lines[2] == f"**{summary(every_change())}**"
     assert "- **Default party:** `GB-TWK` → `ES-CPO`" in lines
-    assert "- **Locations to move:** 1,319" in lines
+    assert "- **Locations to move:** 1,644" in lines
     assert markdown.index("[!WARNING]") < markdown.index("<details>")
     assert "```diff\nocpi-parties will make these changes" in markdown
     assert markdown_problems(markdown) == []
@@ -345,7 +355,10 @@ def test_the_comment_ci_posts_for_a_huge_plan_stays_under_githubs_limit() -> Non
         MoveLocations(
             MoveReason.MOVED_FROM,
             Identity("ES", f"{m:03d}"),
-            tuple(LocationGroup(Identity(f"P{chr(65 + m % 26)}", f"{g:03d}"), 1_000 + g) for g in range(500)),
+            tuple(
+                LocationGroup(Identity(f"P{chr(65 + m % 26)}", f"{g:03d}"), TWK, 1_000 + g)
+                for g in range(500)
+            ),
         )
         for m in range(40)
     )
@@ -414,23 +427,30 @@ def test_json_round_trips_and_is_deterministic() -> None:
         "changes",
         "unmanaged",
         "drift",
+        "awaiting_registration",
+        "warnings",
         "notes",
         "locations",
     ]
     assert document["format_version"] == 1
     assert [c["action"] for c in document["changes"]] == [
         "create",
-        "create",
         "adopt",
         "update",
         "set_default_party",
+        "set_location_rules",
         "move_locations",
         "move_locations",
         "move_locations",
         "move_locations",
+        "move_locations",
+        "release",
+        "delete",
         "delete",
         "delete",
     ]
+    moves = [c for c in document["changes"] if c["action"] == "move_locations"]
+    assert [m["reason"] for m in moves] == ["claimed", "recorded", "moved_from", "orphans", "party_deleted"]
     assert "Österreich" in text, "not ASCII-escaped"
 
 
@@ -438,11 +458,13 @@ def test_json_summary_counts_match_the_plan() -> None:
     counts = plan_document(every_change())["summary"]
     assert counts.pop("text") == summary(every_change())
     assert list(counts.items()) == [
-        ("to_add", 2),
-        ("to_change", 2),
-        ("to_delete", 1),
+        ("to_add", 1),
+        ("to_change", 3),
+        ("to_delete", 2),
         ("to_adopt", 1),
-        ("locations_to_move", 1_319),
+        ("to_release", 1),
+        ("awaiting_registration", 1),
+        ("locations_to_move", 1_644),
         ("migrations_to_run", 0),
         ("deletions_blocked", 1),
     ]
@@ -533,3 +555,171 @@ def test_the_owner_lines_say_what_keeps_the_key_from_being_validated() -> None:
         "unowned_now": 12,
         "unowned_after": 3,
     }
+
+
+# ---------------------------------------------------------------------------------------------- ownership
+
+
+GON_REASON = (
+    "no longer declared in the party files; OCPI registration owns this row: its url, token and business "
+    "details stay"
+)
+
+
+def test_a_release_is_its_own_change_never_a_deletion() -> None:
+    plan = Plan((ReleaseParty(GON, "EMSP", GON_REASON),))
+    text = render_text(plan)
+    assert f"  / GB-GON EMSP will no longer be managed: {GON_REASON}" in text.splitlines()
+    assert (
+        "  / release: stop managing a row that OCPI registration owns; the row and its credentials stay"
+        in text
+    )
+    assert (
+        summary(plan)
+        == "Plan: 0 to add, 0 to change, 0 to delete, 0 to adopt, 1 to release; 0 locations to move."
+    )
+    document = plan_document(plan)
+    assert document["has_changes"] is True
+    assert document["changes"] == [
+        {"action": "release", "identity": "GB-GON", "role": "EMSP", "reason": GON_REASON}
+    ]
+    assert document["summary"]["to_release"] == 1 and document["summary"]["to_delete"] == 0
+    # GitHub's diff colouring: a release is orange (!), not red like a deletion.
+    assert f"!   GB-GON EMSP will no longer be managed: {GON_REASON}" in render_markdown(plan).splitlines()
+
+
+def test_the_release_clause_is_left_out_when_nothing_is_released() -> None:
+    plan = Plan((CreateParty(TWK, "CPO", None, {"name": "T"}),))
+    assert "release" not in summary(plan)
+    assert plan_document(plan)["summary"]["to_release"] == 0
+
+
+def test_a_partner_awaiting_registration_changes_nothing_but_is_shown_and_counted() -> None:
+    waiting = AwaitRegistration(VLT, "EMSP", Source("parties/NL-VLT.yaml", 7, 5))
+    plan = Plan((), awaiting=(waiting,))
+    assert render_text(plan).splitlines() == [
+        "Declared partners without a row (nothing to apply):",
+        "",
+        "  ? NL-VLT EMSP is awaiting OCPI registration (parties/NL-VLT.yaml:7:5)",
+        "",
+        "Symbols used above:",
+        "  ? awaiting OCPI registration: its row appears when the partner registers, and the next apply "
+        "adopts it",
+        "",
+        "No changes. The database matches the party files; 1 partner role awaiting OCPI registration.",
+    ]
+    document = plan_document(plan)
+    assert document["has_changes"] is False
+    assert document["summary"]["awaiting_registration"] == 1
+    assert document["changes"] == []
+    assert document["awaiting_registration"] == [
+        {
+            "identity": "NL-VLT",
+            "role": "EMSP",
+            "source": {"file": "parties/NL-VLT.yaml", "line": 7, "column": 5},
+        }
+    ]
+    markdown = render_markdown(plan)
+    assert (
+        "**No changes. The database matches the party files; 1 partner role awaiting OCPI registration.**"
+        in (markdown)
+    )
+    assert "#   NL-VLT EMSP is awaiting OCPI registration (parties/NL-VLT.yaml:7:5)" in markdown.splitlines()
+    assert markdown_problems(markdown) == []
+
+
+def test_awaiting_partners_are_a_clause_of_a_plan_with_changes() -> None:
+    waiting = tuple(AwaitRegistration(Identity("NL", f"V{n:02d}"), "EMSP") for n in range(2))
+    plan = Plan(
+        (
+            CreateParty(TWK, "CPO", None, {"name": "T"}),
+            ReleaseParty(GON, "EMSP", "gone"),
+            DeleteParty(OLD, "CPO", "kept", blocked=True),
+        ),
+        awaiting=waiting,
+    )
+    assert summary(plan) == (
+        "Plan: 1 to add, 0 to change, 0 to delete, 0 to adopt, 1 to release; 0 locations to move; "
+        "2 awaiting registration; 1 deletion blocked."
+    )
+    assert plan_document(plan)["summary"]["awaiting_registration"] == 2
+    text = render_text(plan)
+    # Shown after what apply changes and what deletion protection keeps: nothing applies to them.
+    assert text.index("Blocked by deletion protection") < text.index("Declared partners without a row")
+
+
+def test_warnings_have_their_own_section_in_every_format() -> None:
+    warning = (
+        "NL-VLT EMSP: OCPI registration recorded the url 'https://api.voltaro.example/ocpi/versions', "
+        "parties/NL-VLT.yaml expects 'https://ocpi.voltaro.example/versions'"
+    )
+    plan = Plan((), notes=("a note",), warnings=(warning,))
+    assert render_text(plan).split("\n") == [
+        "Warnings:",
+        f"  {warning}",
+        "",
+        "Notes:",
+        "  a note",
+        "",
+        NO_CHANGES,
+    ]
+    assert plan_document(plan)["warnings"] == [warning]
+    assert plan_document(plan)["has_changes"] is False
+    markdown = render_markdown(plan)
+    assert f"Warnings:\n  {warning}\n" in markdown
+    assert markdown_problems(markdown) == []
+
+
+def test_recording_the_location_rules_is_a_change() -> None:
+    rules = SetLocationRules(
+        {"LOC-1": Identity("ES", "CPO"), "LOC-0": Identity("ES", "CPO")},
+        {Identity("PT", "CPO"): Identity("ES", "CPO")},
+        claims_before=3,
+        moved_from_before=0,
+    )
+    plan = Plan((rules,))
+    text = render_text(plan)
+    assert (
+        "  ~ location rules for MaEVe's new writes will be recorded:\n"
+        "      2 locations claimed by id (was 3), 1 identity moved_from (was 0)\n"
+    ) in text
+    assert summary(plan) == "Plan: 0 to add, 1 to change, 0 to delete, 0 to adopt; 0 locations to move."
+    assert plan_document(plan)["changes"] == [
+        {
+            "action": "set_location_rules",
+            "claims": {"LOC-0": "ES-CPO", "LOC-1": "ES-CPO"},
+            "moved_from": {"PT-CPO": "ES-CPO"},
+        }
+    ]
+
+
+def test_move_groups_say_where_the_locations_stand_and_what_their_writer_recorded() -> None:
+    groups = (
+        LocationGroup(None, GB_XXX, 4, owned=False),
+        LocationGroup(Identity("PT", "CPO"), TWK, 3),
+        LocationGroup(TWK, Identity("gb", "twk"), 2),
+    )
+    plan = Plan((MoveLocations(MoveReason.RECORDED, Identity("ES", "CPO"), groups),))
+    text = render_text(plan)
+    assert "  > 9 locations recorded under ES-CPO's own identity will move to ES-CPO\n" in text
+    assert (
+        "      GB-XXX                    4\n"
+        "      GB-TWK (recorded PT-CPO)  3\n"
+        "      gb-twk                    2\n"  # recorded as the row is spelled, in another case: no note
+    ) in text
+    assert plan_document(plan)["changes"][0]["groups"] == [
+        {"identity": "GB-XXX", "recorded": None, "owned": False, "count": 4},
+        {"identity": "GB-TWK", "recorded": "PT-CPO", "owned": True, "count": 3},
+        {"identity": "gb-twk", "recorded": "GB-TWK", "owned": True, "count": 2},
+    ]
+    assert "  - 9 to `ES-CPO`, recorded under its own identity" in render_markdown(plan).splitlines()
+
+
+def test_a_claimed_move_lists_where_its_locations_come_from() -> None:
+    move = MoveLocations(
+        MoveReason.CLAIMED, Identity("ES", "CPO"), (LocationGroup(None, TWK, 2),), ("LOC-1", "LOC-2")
+    )
+    document = plan_document(Plan((move,)))["changes"][0]
+    assert document["count"] == 2 and document["location_ids"] == ["LOC-1", "LOC-2"]
+    assert document["groups"] == [{"identity": "GB-TWK", "recorded": None, "owned": True, "count": 2}]
+    assert "      GB-TWK  2\n      (plan --show-locations lists their ids)\n" in render_text(Plan((move,)))
