@@ -177,7 +177,10 @@ def _party_rows(scale: Scale) -> Iterator[tuple[Any, ...]]:
             details = business_details(number, role)
             if kind == "update":
                 details = {**details, "name": f"{details['name']} (old name)"}
-            yield (row_id, role, country_code, party_id, url(number), "", json.dumps(details), True)
+            # A hosted party's row, which ocpi-parties created, holds no token; a partner's rows are
+            # registration's (a token), adopted by an earlier apply.
+            token = "" if roles(number) == ("CPO",) else f"tok-{row_id}"
+            yield (row_id, role, country_code, party_id, url(number), token, json.dumps(details), True)
     for peer in range(scale.peers):  # registered over OCPI, declared by no file
         row_id += 1
         country_code, party_id = COUNTRIES[peer % len(COUNTRIES)], "Q" + _DIGITS[peer // 36 % 36]
@@ -336,7 +339,8 @@ def build(connection: psycopg.Connection[Any], scale: Scale, locations: int) -> 
         # A record matches its row by id and creation time (migration 0006).
         connection.execute(
             "INSERT INTO reconciler_managed_parties (party_row_id, row_created_at, how, apply_id)"
-            " SELECT id, created_at, 'created', 1 FROM ocpi_parties WHERE id = ANY(%s)",
+            " SELECT id, created_at, CASE WHEN token = '' THEN 'created' ELSE 'adopted' END, 1"
+            " FROM ocpi_parties WHERE id = ANY(%s)",
             (managed,),
         )
         connection.execute("SELECT setval('ocpi_parties_id_seq', (SELECT max(id) FROM ocpi_parties))")

@@ -38,7 +38,7 @@ from reconciler.plan import (
 )
 
 #: Version of the document `plan_document` returns. Raised on any incompatible change (docs/plan-format.md).
-PLAN_FORMAT_VERSION = 1
+PLAN_FORMAT_VERSION = 2
 
 #: The whole summary when there is nothing to apply and no deletion is blocked.
 NO_CHANGES = "No changes. The database matches the party files."

@@ -32,4 +32,4 @@ def test_the_blocked_deletion_line_is_what_plan_prints() -> None:
     line = re.search(r"^  x GB-OLD CPO will NOT be deleted: .*$", GUIDE, re.M)
     assert line is not None
     golden = (ROOT / "tests" / "golden" / "plan.txt").read_text(encoding="utf-8")
-    assert line.group(0).replace("GB-OLD CPO", "GB-GON EMSP") in golden.splitlines()
+    assert line.group(0).replace("GB-OLD CPO", "GB-OFF CPO") in golden.splitlines()

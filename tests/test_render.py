@@ -429,10 +429,11 @@ def test_json_round_trips_and_is_deterministic() -> None:
         "drift",
         "awaiting_registration",
         "warnings",
+        "refused",
         "notes",
         "locations",
     ]
-    assert document["format_version"] == 1
+    assert document["format_version"] == 2
     assert [c["action"] for c in document["changes"]] == [
         "create",
         "adopt",
