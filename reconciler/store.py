@@ -153,9 +153,17 @@ def _matching(
     )
 
 
+def _cpo_row(connection: Connection, identity: Identity) -> Identity | None:
+    """The identity of `identity`'s CPO row as the row spells it (the oldest, among spellings), or None."""
+    query = sql.SQL(
+        "SELECT country_code, party_id FROM ocpi_parties WHERE role = %s AND {} ORDER BY id LIMIT 1"
+    ).format(_matching(identity))
+    row = connection.execute(query, (CPO,)).fetchone()
+    return Identity(str(row[0]), str(row[1])) if row else None
+
+
 def _cpo_exists(connection: Connection, identity: Identity) -> bool:
-    query = sql.SQL("SELECT 1 FROM ocpi_parties WHERE role = %s AND {}").format(_matching(identity))
-    return connection.execute(query, (CPO,)).fetchone() is not None
+    return _cpo_row(connection, identity) is not None
 
 
 def get_default_party(connection: Connection) -> Identity | None:
@@ -234,7 +242,8 @@ def get_party(connection: Connection, identity: Identity) -> PartyDetails | None
 def set_location_party(connection: Connection, location_id: str, identity: Identity) -> None:
     """Give location `location_id` to `identity`, which must hold the CPO role."""
     with connection.transaction():
-        if not _cpo_exists(connection, identity):
+        owner = _cpo_row(connection, identity)
+        if owner is None:
             raise StoreError(
                 f"location {location_id} cannot belong to {identity}: it has no CPO role in ocpi_parties"
             )
@@ -242,7 +251,7 @@ def set_location_party(connection: Connection, location_id: str, identity: Ident
         row = connection.execute(
             "UPDATE locations SET country_code = %s, party_id = %s, party_role = %s, updated_at = NOW()"
             " WHERE id = %s RETURNING id",
-            (identity.country_code, identity.party_id, CPO, location_id),
+            (owner.country_code, owner.party_id, CPO, location_id),
         ).fetchone()
         connection.execute("SELECT set_config(%s, 'off', true)", (MOVE_SETTING,))
         if row is None:

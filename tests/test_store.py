@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 from maeve_sql import location_owner, save_location, save_party
 
@@ -304,12 +303,6 @@ def test_reads_match_an_identity_in_any_case(migrated: Connection) -> None:
     assert (status.default_party, status.default_is_cpo, status.orphans) == (ES_CPO, True, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=psycopg.errors.ForeignKeyViolation,
-    reason="store.set_location_party checks the CPO row case-insensitively but writes the identity as given: "
-    "with a CPO row spelled es/cpo, giving a location to ES-CPO fails on locations_party_fk",
-)
 def test_set_location_party_gives_the_location_to_the_cpo_row_as_it_is_spelled(migrated: Connection) -> None:
     save_party(migrated, "CPO", "es", "cpo", token="es-token")
     save_location(migrated, "L", "BE")
