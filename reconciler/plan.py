@@ -545,6 +545,10 @@ def _undeclared_changes(
             found.deleted.append(
                 DeleteParty(row.identity, row.role, marked or "marked deleted", row_id=row.row_id)
             )
+        elif row.role != CPO:
+            # Only a CPO can be hosted: a managed row of another role without credentials is one an earlier
+            # ocpi-parties created for a partner, which MaEVe would call with an empty token. No protection.
+            found.deleted.append(DeleteParty(row.identity, row.role, CREDENTIAL_LESS, row_id=row.row_id))
         elif allow_delete:
             found.deleted.append(
                 DeleteParty(

@@ -232,6 +232,15 @@ def test_a_credential_less_partner_row_of_an_earlier_version_is_deleted() -> Non
     assert plan.awaiting == (AwaitRegistration(VLT, "EMSP"),)
 
 
+def test_a_credential_less_row_of_another_role_is_deleted_when_no_file_declares_it() -> None:
+    """Only a CPO is hosted: such a row is an earlier version's partner row, a push target without a token."""
+    plan = compute_plan(
+        desired(party(TWK, "CPO")), actual(row(TWK, "CPO"), row(VLT, "EMSP", credentials=False))
+    )
+    assert plan.changes == (DeleteParty(VLT, "EMSP", CREDENTIAL_LESS),)
+    assert plan.blocked == () and plan.to_delete == 1
+
+
 def test_the_locations_of_a_credential_less_partner_cpo_go_to_the_default_party_first() -> None:
     emo = Identity("DE", "EMO")
     plan = compute_plan(
