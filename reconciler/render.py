@@ -734,6 +734,10 @@ def _facts(plan: Plan) -> list[str]:
             for m in moves
         ]
         facts.extend(f"  {line}" for line in _bullets(items, "moves (see the full plan)"))
+    if plan.awaiting:
+        facts.append(f"- **Awaiting OCPI registration (nothing to apply):** {len(plan.awaiting):,}")
+        items = [f"{_code(str(a.identity))} {_markdown_text(a.role)}" for a in plan.awaiting]
+        facts.extend(f"  {line}" for line in _bullets(items, "partner roles (see the full plan)"))
     if plan.refused:
         facts += [
             "",
