@@ -187,29 +187,25 @@ class Ownership(RuleBasedStateMachine):
     def apply(self) -> None:
         desired = self.desired()
         plan, _ = plan_against(self.connection, desired, allow_delete=True)
+
+        def run() -> None:
+            apply.apply(
+                self.connection,
+                desired,
+                label="test",
+                allow_delete=True,
+                expected=None,
+                revision=None,
+                actor="test",
+            )
+
         if plan.refused:
             # moved_from names an identity that registration gave a CPO row: apply refuses, changing nothing.
             with pytest.raises(apply.NothingApplied):
-                apply.apply(
-                    self.connection,
-                    desired,
-                    label="test",
-                    allow_delete=True,
-                    expected=None,
-                    revision=None,
-                    actor="test",
-                )
+                run()
             COUNTS["refused applies"] += 1
             return
-        apply.apply(
-            self.connection,
-            desired,
-            label="test",
-            allow_delete=True,
-            expected=None,
-            revision=None,
-            actor="test",
-        )
+        run()
         self.applied = desired
         COUNTS["applies"] += 1
         again, _ = plan_against(self.connection, desired, allow_delete=True)
