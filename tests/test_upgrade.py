@@ -9,9 +9,11 @@ them) and gave every location to the default party GB-TWK.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import pytest
 from conftest import Run
 from maeve_sql import LIST_OCPI_PARTIES_FOR_ROLE, save_location
 
@@ -83,10 +85,12 @@ PARTIES = {
 }
 
 
-def _load(url: str) -> Connection:
-    connection = psycopg.connect(url, autocommit=True)
-    connection.execute(DUMP.read_text().encode())
-    return connection
+@pytest.fixture
+def previous_release(empty_database_url: str) -> Iterator[Connection]:
+    """The database the previous release left, loaded from its dump."""
+    with psycopg.connect(empty_database_url, autocommit=True) as connection:
+        connection.execute(DUMP.read_text().encode())
+        yield connection
 
 
 def _registered(connection: Connection) -> list[tuple[object, ...]]:
@@ -97,9 +101,9 @@ def _registered(connection: Connection) -> list[tuple[object, ...]]:
 
 
 def test_the_previous_release_upgrades_in_one_plan_and_apply(
-    run: Run, empty_database_url: str, tmp_path: Path
+    run: Run, previous_release: Connection, empty_database_url: str, tmp_path: Path
 ) -> None:
-    connection = _load(empty_database_url)
+    connection = previous_release
     folder = tmp_path / "parties"
     folder.mkdir()
     for name, text in PARTIES.items():
