@@ -234,6 +234,7 @@ COMMENT ON COLUMN locations.recorded_country_code IS
 COMMENT ON COLUMN locations.recorded_party_id IS
     'ocpi-parties: party_id of the party the writer gave this location (NULL: none, e.g. MaEVe''s XXX).';
 
--- plan counts the locations per recorded identity and owner from this index alone.
+-- plan counts the locations per owner and recorded identity from this index alone (an index-only scan
+-- already in GROUP BY order), and apply's moves find a group's rows with it.
 CREATE INDEX IF NOT EXISTS locations_recorded_owner
-    ON locations (recorded_country_code, recorded_party_id, country_code, party_id) INCLUDE (party_role);
+    ON locations (country_code, party_id, recorded_country_code, recorded_party_id, party_role);
