@@ -98,6 +98,12 @@ def validate(path: Path, output_format: str, strict: bool) -> None:
 
 def _desired(path: Path) -> DesiredState:
     """The validated desired state; invalid files are reported on stderr and end the command (exit 1)."""
+    if path.is_file():
+        # One party file is no desired state: the default party and every other party are missing.
+        raise UsageError(
+            f"{path} is a file: plan and apply need the parties directory (default: parties/), which holds "
+            "every party file and default-party.yaml"
+        )
     result = validate_path(path, str(path))
     if result.problems:
         click.echo(report.render_text(result), err=True)
@@ -246,6 +252,8 @@ def plan(
     """
     from reconciler import migrations, planfile, render, state
 
+    if out is not None:
+        planfile.check_target(out)
     desired = _desired(path)
     with _reader(settings) as opened:
         migrations.refuse_newer(opened.connection, opened.target.label)

@@ -7,15 +7,19 @@ the rendered plan for people and tools. It holds no secret: party files have non
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import stat
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, UsageError
 from reconciler.model import (
     BusinessDetails,
     Declared,
@@ -30,18 +34,25 @@ from reconciler.model import (
 )
 
 #: Version of the plan file layout; apply refuses files of another version. 2: each role says its `kind`
-#: (hosted or partner), which decides whether apply may create, write or delete its row.
-PLAN_FILE_VERSION = 2
+#: (hosted or partner), which decides whether apply may create, write or delete its row. 3: a source is an
+#: object `{"file", "line", "column"}`, not its display text, which a path holding `:` made ambiguous.
+PLAN_FILE_VERSION = 3
 
 
 class PlanFileError(ReconcilerError):
     """A plan file that cannot be used: unreadable, of another version, or stale."""
 
 
-def _source(text: str) -> Source:
-    file, _, rest = text.partition(":")
-    line, _, column = rest.partition(":")
-    return Source(file, int(line or 0), int(column or 0))
+def _source_json(source: Source) -> dict[str, Any]:
+    return {"file": source.file, "line": source.line, "column": source.column}
+
+
+def _source(data: Mapping[str, Any]) -> Source:
+    """A source as `_source_json` wrote it: never parsed from text, so a file name may hold any character."""
+    file, line, column = data["file"], data["line"], data["column"]
+    if not isinstance(file, str) or type(line) is not int or type(column) is not int:
+        raise ValueError(f"{dict(data)!r} is not a source position")
+    return Source(file, line, column)
 
 
 def _identity(text: str) -> Identity:
@@ -55,28 +66,31 @@ def desired_to_json(desired: DesiredState) -> dict[str, Any]:
     """The desired state as plain JSON, with the source position of each declaration."""
     return {
         "default_party": str(desired.default_party),
-        "default_source": str(desired.default_source),
+        "default_source": _source_json(desired.default_source),
         "parties": [
             {
                 "identity": str(party.identity),
                 "url": party.url,
-                "source": str(party.source),
+                "source": _source_json(party.source),
                 "roles": [
                     {
                         "role": r.role,
                         "kind": str(r.kind),
                         "business_details": r.business_details.to_ocpi(),
-                        "source": str(r.source),
+                        "source": _source_json(r.source),
                     }
                     for r in party.roles
                 ],
-                "moved_from": [{"identity": str(m.value), "source": str(m.source)} for m in party.moved_from],
-                "locations": [{"id": c.value, "source": str(c.source)} for c in party.locations],
+                "moved_from": [
+                    {"identity": str(m.value), "source": _source_json(m.source)} for m in party.moved_from
+                ],
+                "locations": [{"id": c.value, "source": _source_json(c.source)} for c in party.locations],
             }
             for party in desired.parties
         ],
         "tombstones": [
-            {"identity": str(t.identity), "role": t.role, "source": str(t.source)} for t in desired.tombstones
+            {"identity": str(t.identity), "role": t.role, "source": _source_json(t.source)}
+            for t in desired.tombstones
         ],
     }
 
@@ -178,12 +192,56 @@ def save(
         "desired": desired_to_json(desired),
         "plan": rendered,
     }
-    temporary = path.with_name(f".{path.name}.tmp")
+    check_target(path)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     try:
-        temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        temporary.replace(path)
+        # A fresh temporary file of our own (never one that someone placed there), renamed over the target.
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(handle, 0o666 & ~umask)  # as an ordinary new file, not mkstemp's 0600
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(text)
+            check_target(path)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
     except OSError as error:
         raise PlanFileError(f"cannot write the plan file {path}: {error.strerror or error}") from None
+
+
+def check_target(path: Path) -> None:
+    """Refuse to save a plan over anything but a regular file: the rename would replace a symbolic link, a
+    device such as /dev/stdout or a named pipe with a file, where the user meant to write through it."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise PlanFileError(f"cannot write the plan file {path}: {error.strerror or error}") from None
+    if stat.S_ISREG(mode):
+        return
+    what = (
+        "a symbolic link"
+        if stat.S_ISLNK(mode)
+        else "a directory"
+        if stat.S_ISDIR(mode)
+        else "a device, pipe or socket"
+    )
+    raise UsageError(
+        f"--out {path} is {what}, not a regular file: plan writes the plan file only to a new or regular "
+        "file; give another path"
+    )
+
+
+def _not_a_plan_file(path: Path) -> PlanFileError:
+    return PlanFileError(
+        f"{path} is not a plan file written by `ocpi-parties plan --out`: apply takes such a plan file, or "
+        "the parties directory (default: parties/), never a single party file"
+    )
 
 
 def load(path: Path) -> SavedPlan:
@@ -193,9 +251,9 @@ def load(path: Path) -> SavedPlan:
     except OSError as error:
         raise PlanFileError(f"cannot read the plan file {path}: {error.strerror or error}") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise PlanFileError(f"{path} is not a plan file written by `ocpi-parties plan --out`") from None
+        raise _not_a_plan_file(path) from None
     if not isinstance(document, dict) or "plan_file_version" not in document:
-        raise PlanFileError(f"{path} is not a plan file written by `ocpi-parties plan --out`")
+        raise _not_a_plan_file(path)
     if document["plan_file_version"] != PLAN_FILE_VERSION:
         raise PlanFileError(
             f"{path} was made by ocpi-parties {document.get('tool_version', '?')} (plan file version "

@@ -627,6 +627,55 @@ def _unknown_entry(entry: Path, file: str) -> Problem:
     return Problem(Source(file), "unknown-file", message)
 
 
+def _listing(directory: Path, shown: str) -> list[tuple[str, str, bool, Problem | None]]:
+    """The entries of the parties directory, hidden ones left out: name, path, whether it is a file to read,
+    and why it is not read when it is a link named like a party file that cannot or may not be followed."""
+    with os.scandir(directory) as listing:
+        # The listing tells files apart without a stat per entry; only a symbolic link is looked into.
+        found = sorted(
+            (entry.name, entry.path, entry.is_symlink(), entry.is_file(follow_symlinks=False))
+            for entry in listing
+            if not entry.name.startswith(".")
+        )
+    repository = directory.resolve().parent if any(is_link for _, _, is_link, _ in found) else directory
+    entries: list[tuple[str, str, bool, Problem | None]] = []
+    for name, entry_path, is_link, is_file in found:
+        if not is_link:
+            entries.append((name, entry_path, is_file, None))
+            continue
+        link = _followed_link(Path(entry_path), _display(shown, name), repository)
+        if not isinstance(link, Problem):
+            entries.append((name, entry_path, link, None))
+        elif name.lower().endswith((".yaml", ".yml")):
+            entries.append((name, entry_path, False, link))
+        else:
+            entries.append((name, entry_path, False, None))
+    return entries
+
+
+def _followed_link(entry: Path, file: str, repository: Path) -> bool | Problem:
+    """Whether a symbolic link in the parties directory leads to a file that may be read.
+
+    A broken or looping link cannot be read; a link that leads out of the repository (the parties directory's
+    parent) is not read at all, so that validate never reports the keys of a file such as /proc/self/status.
+    """
+    try:
+        target = entry.resolve(strict=True)
+    except (OSError, RuntimeError) as error:  # RuntimeError: a loop, before Python 3.13
+        reason = getattr(error, "strerror", None) or "the link loops"
+        return Problem(
+            Source(file), "unreadable", f"cannot read the file: the symbolic link is broken ({reason})"
+        )
+    if not target.is_relative_to(repository):
+        return Problem(
+            Source(file),
+            "unreadable",
+            f"not read: the symbolic link leads out of the repository ({repository}): link to a file inside "
+            "it, or copy the file in",
+        )
+    return target.is_file()
+
+
 def _display(directory_text: str, name: str) -> str:
     return f"{directory_text.rstrip('/')}/{name}" if directory_text not in ("", ".") else name
 
@@ -636,6 +685,11 @@ def validate_path(path: Path, display: str | None = None) -> ValidationResult:
     shown = display if display is not None else str(path)
     if not path.exists():
         raise UsageError(f"{shown}: no such file or directory")
+    if not path.is_file() and not path.is_dir():
+        raise UsageError(
+            f"{shown} is neither a party file nor a parties directory (a device, pipe or socket): "
+            "give the parties directory"
+        )
     if path.is_file():
         if path.name == DEFAULT_FILE:
             problems, _ = check_default_file(path, shown)
@@ -653,17 +707,12 @@ def _validate_directory(directory: Path, shown: str) -> ValidationResult:
     default_file_seen = False
     tombstones: list[Tombstone] = []
     checked = 0
-    with os.scandir(directory) as listing:
-        # The listing tells files apart without a stat per entry; a symbolic link is followed as before.
-        entries = sorted(
-            (found.name, found.path, Path(found.path).is_file() if found.is_symlink() else found.is_file())
-            for found in listing
-        )
-    for name, entry_path, is_file in entries:
-        if name.startswith("."):
-            continue
+    for name, entry_path, is_file, refused in _listing(directory, shown):
         file = _display(shown, name)
         match = _PARTY_FILE.match(name)
+        if refused is not None:
+            problems.append(refused)
+            continue
         if is_file and name == DEFAULT_FILE:
             checked += 1
             default_file_seen = True

@@ -98,8 +98,19 @@ def test_a_plan_file_from_before_kinds_is_refused(tmp_path: Path) -> None:
         for role in party["roles"]:
             del role["kind"]
     path.write_text(json.dumps(document))
-    assert PLAN_FILE_VERSION == 2
-    with pytest.raises(PlanFileError, match=r"\(plan file version 1\).*\(version 2\): run plan again"):
+    with pytest.raises(PlanFileError, match=r"\(plan file version 1\).*\(version 3\): run plan again"):
+        load(path)
+
+
+def test_a_plan_file_with_sources_as_text_is_refused(tmp_path: Path) -> None:
+    """Version 2 wrote each source as its display text `file:line:col`, which a path holding `:` garbled."""
+    path = tmp_path / "plan.json"
+    _save(path)
+    document = json.loads(path.read_text())
+    document["plan_file_version"] = 2
+    document["desired"]["default_source"] = "team:a/parties/default-party.yaml:1:16"
+    path.write_text(json.dumps(document))
+    with pytest.raises(PlanFileError, match=r"\(plan file version 2\).*\(version 3\): run plan again"):
         load(path)
 
 
