@@ -6,11 +6,13 @@ Pure functions from store values to text or JSON; the command line prints what t
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.migrations import Step
 from reconciler.model import Identity
+from reconciler.plan import details_problem
+from reconciler.render import safe, value_text
 from reconciler.store import LocationRow, PartyDetails, PartyRow, Status
 
 
@@ -23,9 +25,30 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _business(row: PartyRow) -> Mapping[str, Any]:
+    """The row's business details when they are an object; any other stored value counts as none."""
+    details = row.business_details
+    return details if isinstance(details, Mapping) else {}
+
+
 def _name(row: PartyRow) -> str:
-    details = row.business_details or {}
-    return str(details.get("name", "-"))
+    if details_problem(row.business_details) is not None:
+        return "?"
+    return safe(str(_business(row).get("name", "-")))
+
+
+def _odd_rows(rows: Sequence[PartyRow]) -> list[str]:
+    """One note per row whose business_details is not an object: which row, and what it holds instead."""
+    notes = []
+    for row in rows:
+        problem = details_problem(row.business_details)
+        if problem is not None:
+            shown = value_text(row.business_details)
+            notes.append(
+                f"note: {row.identity} {safe(row.role)} (row id {row.id}): {problem}: {shown}; a party file "
+                "that declares the role replaces it on apply"
+            )
+    return notes
 
 
 def _party_json(row: PartyRow) -> dict[str, Any]:
@@ -45,8 +68,8 @@ def _party_json(row: PartyRow) -> dict[str, Any]:
 def parties_text(rows: Sequence[PartyRow]) -> str:
     if not rows:
         return "No parties."
-    body = [(str(r.identity), r.role, r.managed or "no", _name(r), r.url) for r in rows]
-    return _table(("PARTY", "ROLE", "MANAGED", "NAME", "URL"), body)
+    body = [(str(r.identity), safe(r.role), r.managed or "no", _name(r), safe(r.url)) for r in rows]
+    return "\n".join([_table(("PARTY", "ROLE", "MANAGED", "NAME", "URL"), body), *_odd_rows(rows)])
 
 
 def parties_json(rows: Sequence[PartyRow], offset: int, limit: int) -> str:
@@ -57,16 +80,16 @@ def parties_json(rows: Sequence[PartyRow], offset: int, limit: int) -> str:
 def party_text(details: PartyDetails) -> str:
     lines = [f"{details.identity}{' (default party)' if details.is_default else ''}"]
     for row in details.roles:
-        lines.append(f"  {row.role}")
+        lines.append(f"  {safe(row.role)}")
         lines.append(f"    name:     {_name(row)}")
-        business = row.business_details or {}
+        business = _business(row)
         if business.get("website"):
-            lines.append(f"    website:  {business['website']}")
-        lines.append(f"    url:      {row.url}")
+            lines.append(f"    website:  {safe(str(business['website']))}")
+        lines.append(f"    url:      {safe(row.url)}")
         lines.append(f"    managed:  {row.managed or 'no (written by MaEVe or by hand)'}")
         lines.append(f"    updated:  {row.updated_at:%Y-%m-%d %H:%M:%S}")
     lines.append(f"  locations: {details.locations}")
-    return "\n".join(lines)
+    return "\n".join([*lines, *_odd_rows(details.roles)])
 
 
 def party_json(details: PartyDetails) -> str:
@@ -83,7 +106,13 @@ def locations_text(identity: Identity, rows: Sequence[LocationRow], offset: int)
     if not rows:
         return f"No locations recorded under {identity}" + (f" from offset {offset}." if offset else ".")
     body = [
-        (r.id, r.name or "-", r.city or "-", r.country or "-", "yes" if r.owned else "no (orphan)")
+        (
+            safe(r.id),
+            safe(r.name or "-"),
+            safe(r.city or "-"),
+            safe(r.country or "-"),
+            "yes" if r.owned else "no (orphan)",
+        )
         for r in rows
     ]
     return _table(("ID", "NAME", "CITY", "COUNTRY", "OWNED"), body)

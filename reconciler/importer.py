@@ -30,6 +30,8 @@ from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
 from reconciler.load import CoreResolver
 from reconciler.model import CPO, ROLES, Identity, Kind, Severity
+from reconciler.plan import details_problem
+from reconciler.render import value_text
 from reconciler.state import party_rows_query
 from reconciler.validate import check_default_file, check_party_file, check_party_text
 
@@ -193,6 +195,17 @@ def draft_from_rows(identity: Identity, rows: Sequence[Mapping[str, Any]]) -> Dr
     return Draft(identity, tuple(roles), url, shared, shared_unknown, header)
 
 
+def _details_problem(rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why rows cannot be imported as they are: a stored business_details that is no JSON object."""
+    for row in rows:
+        problem = details_problem(row.get("business_details"))
+        if problem is not None:
+            shown = value_text(row["business_details"])
+            where = f"its {row['role']} row (id {row.get('id', '?')})"
+            return f"{where} holds {shown}: {problem}; write its party file by hand"
+    return None
+
+
 def plan_import(
     rows: Sequence[Mapping[str, Any]],
     *,
@@ -210,7 +223,9 @@ def plan_import(
     drafts: list[Draft] = []
     skipped: list[Skipped] = []
     for (country_code, party_id), group in sorted(grouped.items()):
-        problem = _identity_problem(country_code, party_id, (r["role"] for r in group))
+        problem = _identity_problem(country_code, party_id, (r["role"] for r in group)) or _details_problem(
+            group
+        )
         if problem is not None:
             skipped.append(Skipped(f"{country_code}-{party_id}", problem))
             continue

@@ -17,8 +17,25 @@ from typing import Any
 
 from reconciler.model import CPO, DesiredState, Identity, Source
 
-#: business_details as stored in the database: OCPI BusinessDetails JSON, or None when never set.
+#: business_details as stored in the database: OCPI BusinessDetails JSON, or None when never set. The column
+#: is jsonb, so a row may hold any JSON value (a string, an array): see `details_problem`.
 Details = Mapping[str, Any] | None
+
+
+def details_problem(value: object) -> str | None:
+    """What is wrong with a row's stored business_details, or None when it is an object or unset."""
+    if value is None or isinstance(value, Mapping):
+        return None
+    kind = (
+        "a string"
+        if isinstance(value, str)
+        else "an array"
+        if isinstance(value, list)
+        else "true or false"
+        if isinstance(value, bool)
+        else "a number"
+    )
+    return f"business_details is {kind}, not an object as OCPI's BusinessDetails"
 
 
 @dataclass(frozen=True)
@@ -378,7 +395,9 @@ def details_changes(before: Details, after: Details) -> tuple[FieldChange, ...]:
     Documents that are the same are answered without deepdiff: a plan compares every managed row twice
     (with its file and with the last apply), and almost all of them are unchanged.
     """
-    if before is None or after is None:
+    if not isinstance(before, Mapping) or not isinstance(after, Mapping):
+        # Unset, or a value that is no JSON object (a row's `"Voltkaart B.V."`, written by hand or by another
+        # tool): the whole document changes, shown before -> after, and apply writes the file's object.
         return () if before == after else (FieldChange("business_details", before, after),)
     before, after = _as_dict(before), _as_dict(after)
     if _same(before, after):

@@ -160,10 +160,16 @@ def _leaves(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
 
 
 def _field_changes(changes: Sequence[FieldChange]) -> list[FieldChange]:
-    """Changes of whole documents (details set for the first time) split into one change per field."""
+    """Changes of whole documents (details set for the first time) split into one change per field.
+
+    A stored value that is no document (a JSON string, say) stays one change: that value -> the new document.
+    """
     result: list[FieldChange] = []
     for change in changes:
-        if isinstance(change.before, Mapping) or isinstance(change.after, Mapping):
+        documents = all(
+            isinstance(value, Mapping) or value is None for value in (change.before, change.after)
+        )
+        if documents and (isinstance(change.before, Mapping) or isinstance(change.after, Mapping)):
             before = dict(_leaves(change.field, change.before)) if change.before else {}
             after = dict(_leaves(change.field, change.after)) if change.after else {}
             fields = list(before) + [f for f in after if f not in before]
