@@ -623,17 +623,42 @@ def db_init(settings: Settings, sample_data: bool) -> None:
     type=click.IntRange(min=0),
     help="Migrate up or down to this version; 0 removes everything ocpi-parties added. Default: latest.",
 )
-def db_migrate(settings: Settings, version: int | None) -> None:
-    """Apply ocpi-parties' schema additions (idempotent), or revert them with --to."""
+@click.option("--yes", is_flag=True, help="Revert with --to without asking (for scripts).")
+def db_migrate(settings: Settings, version: int | None, yes: bool) -> None:
+    """Apply ocpi-parties' schema additions (idempotent), or revert them with --to.
+
+    Reverting removes data (the apply history, business details, the default party): it is listed and
+    confirmed on a terminal first; without a terminal, --yes is required.
+    """
     from reconciler import db_report, migrations, store
     from reconciler.database import session
 
     with session(settings, read_only=False, notify=_notify) as opened:
+        if version is not None and not yes:
+            _confirm_revert(migrations.to_revert(opened.connection, version), version, opened.target.label)
         steps = migrations.migrate(opened.connection, to=version, label=opened.target.label)
         key_valid = None
         if version is None or version >= migrations.latest_version():
             key_valid = store.validate_location_key(opened.connection)
     click.echo(db_report.steps_text(steps, key_valid))
+
+
+def _confirm_revert(reverting: Sequence[Any], version: int, label: str) -> None:
+    """List what `db migrate --to` removes and ask; refuse without a terminal (scripts pass --yes)."""
+    from reconciler.migrations import REVERT_REMOVES
+
+    if not reverting:
+        return
+    if not sys.stdin.isatty():
+        raise ReconcilerError(
+            f"db migrate --to {version} removes data and stdin is not a terminal, so it cannot ask for "
+            "confirmation: run it with --yes to revert without asking; nothing was changed"
+        )
+    click.echo(f"db migrate --to {version} reverts on {label}, newest first:")
+    for migration in reverting:
+        click.echo(f"  {migration.label}: removes {REVERT_REMOVES.get(migration.version, 'what it added')}")
+    if not _confirmed("Revert these migrations?"):
+        raise ReconcilerError("not reverted: it was not confirmed; nothing was changed")
 
 
 @db.command("status", epilog=EXIT_CODES)

@@ -275,12 +275,48 @@ def missing_maeve_tables(connection: Connection) -> list[str]:
     return missing
 
 
+#: The columns MaEVe's own migrations give its tables (reconciler/sql/maeve_base.sql): a table of that name
+#: without them belongs to another application, whose tables ocpi-parties must never alter.
+MAEVE_COLUMNS = {
+    "ocpi_parties": ("id", "role", "country_code", "party_id", "url", "token", "created_at", "updated_at"),
+    "locations": ("id", "country_code", "party_id", "location_data", "created_at", "updated_at"),
+}
+
+
+def foreign_maeve_tables(connection: Connection) -> dict[str, list[str]]:
+    """MaEVe's table names that hold another table: each with the MaEVe columns it lacks (one query)."""
+    rows = connection.execute(
+        "SELECT t.name, a.attname FROM unnest(%s::text[]) AS t(name)"
+        " JOIN pg_catalog.pg_attribute AS a ON a.attrelid = to_regclass(t.name)"
+        " WHERE a.attnum > 0 AND NOT a.attisdropped",
+        (list(MAEVE_COLUMNS),),
+    ).fetchall()
+    found: dict[str, set[str]] = {table: set() for table in MAEVE_COLUMNS}
+    for table, column in rows:
+        found[str(table)].add(str(column))
+    return {
+        table: [c for c in columns if c not in found[table]]
+        for table, columns in MAEVE_COLUMNS.items()
+        if found[table] and not set(columns) <= found[table]
+    }
+
+
 def check_maeve_tables(connection: Connection, target: Target) -> None:
+    """MaEVe's tables are there and are MaEVe's: checked before any command reads or changes anything."""
     missing = missing_maeve_tables(connection)
     if missing:
         raise DatabaseError(
             f"{target.label} has no MaEVe table {', '.join(missing)}: {MISSING_TABLES_HINT}, or point "
             f"--database-url at MaEVe's database"
+        )
+    foreign = foreign_maeve_tables(connection)
+    if foreign:
+        lacking = "; ".join(
+            f"{table} has no column {', '.join(columns)}" for table, columns in foreign.items()
+        )
+        raise DatabaseError(
+            f"the tables of {target.label} are not MaEVe's ({lacking}): is it MaEVe's database? Nothing was "
+            "changed; point --database-url at MaEVe's database"
         )
 
 

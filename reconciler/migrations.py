@@ -323,16 +323,39 @@ def _ensure_bookkeeping(connection: Connection) -> None:
         )
 
 
-def migrate(connection: Connection, to: int | None = None, label: str = "the database") -> list[Step]:
-    """Apply (or, with a lower `to`, revert) migrations; return the steps run, none when up to date.
+#: What reverting each migration removes from the database, for the confirmation of `db migrate --to`.
+REVERT_REMOVES = {
+    1: "the default party setting",
+    2: "the business details of every party row",
+    3: "the apply history",
+    4: "the records of which party rows ocpi-parties manages",
+    5: "the location owner key and its guard (locations keep their identities)",
+    6: "the recorded identities of locations and which party rows hold OCPI credentials",
+}
 
-    Refuses a database that a newer ocpi-parties migrated: this one cannot know how to undo those steps.
-    """
+
+def _goal(to: int | None) -> int:
     versions = [m.version for m in available()]
     goal = versions[-1] if to is None else to
     if goal != 0 and goal not in versions:
         known = ", ".join(str(v) for v in versions)
         raise ReconcilerError(f"no migration {goal}: use 0 or one of {known}", exit_code=ExitCode.USAGE)
+    return goal
+
+
+def to_revert(connection: Connection, to: int | None) -> list[Migration]:
+    """The applied migrations that `migrate(to=...)` reverts, newest first (none when it only goes up)."""
+    goal = _goal(to)
+    done = applied(connection)
+    return [m for m in reversed(available()) if m.version > goal and m.version in done]
+
+
+def migrate(connection: Connection, to: int | None = None, label: str = "the database") -> list[Step]:
+    """Apply (or, with a lower `to`, revert) migrations; return the steps run, none when up to date.
+
+    Refuses a database that a newer ocpi-parties migrated: this one cannot know how to undo those steps.
+    """
+    goal = _goal(to)
     refuse_newer(connection, label)
     _ensure_bookkeeping(connection)
     steps = _restore(connection, goal)

@@ -117,7 +117,7 @@ def test_db_migrate_then_status(run: Run, database_url: str) -> None:
 
 def test_db_migrate_down_and_status_shows_pending(run: Run, database_url: str) -> None:
     run("db", "migrate", "--database-url", database_url)
-    code, out, _ = run("db", "migrate", "--to", "0", "--database-url", database_url)
+    code, out, _ = run("db", "migrate", "--to", "0", "--yes", "--database-url", database_url)
     assert code == 0
     assert out.splitlines()[0].startswith(f"reverted {migrations.available()[-1].label}")
     code, out, _ = run("db", "status", "--database-url", database_url)

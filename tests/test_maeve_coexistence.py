@@ -264,7 +264,7 @@ def test_migrate_to_zero_keeps_a_system_config_that_was_there_before(
     store.set_default_party(connection, Identity("GB", "TWK"))
     assert _system_config(connection) == [("default_party", "GB-TWK"), ("maintenance_mode", "off")]
 
-    code, _, err = run("db", "migrate", "--to", "0", "--database-url", database_url)
+    code, _, err = run("db", "migrate", "--to", "0", "--yes", "--database-url", database_url)
 
     assert (code, err) == (0, "")
     assert _system_config(connection) == [("maintenance_mode", "off")]
@@ -277,7 +277,7 @@ def test_migrate_to_zero_drops_the_system_config_that_ocpi_parties_created(
     save_party(connection, "CPO", "GB", "TWK", token="")
     store.set_default_party(connection, Identity("GB", "TWK"))
 
-    assert run("db", "migrate", "--to", "0", "--database-url", database_url)[0] == 0
+    assert run("db", "migrate", "--to", "0", "--yes", "--database-url", database_url)[0] == 0
 
     assert not exists(connection, "system_config")
 
@@ -287,7 +287,7 @@ def test_migrate_to_zero_keeps_rows_another_tool_added_to_the_system_config_ocpi
 ) -> None:
     migrated.execute("INSERT INTO system_config (key, value) VALUES ('maintenance_mode', 'on')")
 
-    assert run("db", "migrate", "--to", "0", "--database-url", database_url)[0] == 0
+    assert run("db", "migrate", "--to", "0", "--yes", "--database-url", database_url)[0] == 0
 
     assert _system_config(migrated) == [("maintenance_mode", "on")]
 
@@ -304,7 +304,7 @@ def test_migrate_to_zero_leaves_nothing_of_ocpi_parties(
     ).fetchall()
     as_applied(live)
 
-    code, _, err = run("db", "migrate", "--to", "0", "--database-url", database_url)
+    code, _, err = run("db", "migrate", "--to", "0", "--yes", "--database-url", database_url)
 
     assert (code, err) == (0, "")
     after = snapshot(live)
@@ -422,7 +422,7 @@ def test_migrate_to_zero_after_maeves_reset_removes_what_is_left_of_ocpi_parties
     live.execute(MIGRATION_000005_DOWN.encode())
     live.execute(MAEVE_000005_UP.encode())
 
-    code, _, err = run("db", "migrate", "--to", "0", "--database-url", database_url)
+    code, _, err = run("db", "migrate", "--to", "0", "--yes", "--database-url", database_url)
 
     assert (code, err) == (0, "")
     assert snapshot(live)[:4] == before[:4]
