@@ -26,7 +26,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 
 from reconciler import __version__, migrations, store
-from reconciler.database import Connection, lock_database
+from reconciler.database import IDLE_IN_TRANSACTION_TIMEOUT, Connection, lock_database
 from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.model import DesiredState, Identity
 from reconciler.plan import (
@@ -417,7 +417,8 @@ def apply(
             f"apply failed: {error.message}; nothing was changed (rolled back)", exit_code=error.exit_code
         ) from None
     except psycopg.Error as error:
-        code = ExitCode.DATABASE if isinstance(error, psycopg.OperationalError) else ExitCode.INVALID
+        lost = isinstance(error, psycopg.OperationalError | errors.IdleInTransactionSessionTimeout)
+        code = ExitCode.DATABASE if lost else ExitCode.INVALID
         if committing and connection.broken:
             raise ReconcilerError(
                 f"apply failed: the connection to the database was lost during COMMIT ({_reason(error)}), "
@@ -446,6 +447,12 @@ def _explain(error: psycopg.Error, connection: Connection) -> str:
         )
     if isinstance(error, errors.QueryCanceled):
         return f"a statement ran longer than statement_timeout ({reason}); raise it with --statement-timeout"
+    if isinstance(error, errors.IdleInTransactionSessionTimeout):
+        return (
+            f"ocpi-parties paused inside its transaction for longer than idle_in_transaction_session_timeout="
+            f"{IDLE_IN_TRANSACTION_TIMEOUT} (the process was stopped, suspended or starved), so the server "
+            f"ended its session rather than keep MaEVe's writes waiting ({reason})"
+        )
     if connection.broken:
         return f"the connection to the database was lost ({reason})"
     return reason

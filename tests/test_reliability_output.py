@@ -5,6 +5,10 @@ test has filled and nobody reads (a stalled log pipe, a pager, a FIFO nobody ope
 write blocks. Meanwhile MaEVe saves a location (its SetLocation, verbatim) from another connection, with a
 statement timeout of its own: the save completes, because the apply computed and committed before it wrote
 anything. Then the reader reads, and the apply finishes with its plan and "Apply complete".
+
+Should the process itself stall inside its transaction (stopped, suspended, starved), the server ends its
+session after `idle_in_transaction_session_timeout`, which every session of the tool sets: MaEVe waits no
+longer than that, and the apply changes nothing.
 """
 
 from __future__ import annotations
@@ -12,14 +16,24 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import psycopg
-from maeve_sql import location_owner, save_location
+import pytest
+from conftest import Run
+from maeve_sql import location_owner, save_location, snapshot
+from psycopg.pq import TransactionStatus
 from reliability import cli_environment, command, seed_live, wait_for
 
-from reconciler.database import Connection
+from reconciler import apply as apply_module
+from reconciler import database
+from reconciler.database import Connection, Settings, session
+from reconciler.errors import ExitCode
 from reconciler.migrations import migrate
+from reconciler.model import DesiredState
+from reconciler.plan import Plan
+from reconciler.state import plan_against
 
 #: MaEVe's own patience for one statement in this test.
 MAEVE_STATEMENT_TIMEOUT = "5s"
@@ -99,8 +113,35 @@ def test_a_stalled_stdout_does_not_hold_maeve_location_writes(
             # Saved during the apply, after its moves: the default party it set owns it.
             assert location_owner(observer, "MAEVE-DURING-APPLY")[2] == "CPO"
     finally:
-        if not reader.is_alive() and reader.ident is None:
+        if reader.ident is None:
             reader.start()
         process.wait(timeout=120)
         reader.join(timeout=60)
         stderr.close()
+
+
+def test_every_session_ends_itself_when_idle_inside_a_transaction(database_url: str) -> None:
+    with session(Settings(url=database_url)) as opened:
+        shown = opened.connection.execute("SELECT current_setting('idle_in_transaction_session_timeout')")
+        assert shown.fetchone() == (database.IDLE_IN_TRANSACTION_TIMEOUT,)
+
+
+def test_an_apply_stalled_inside_its_transaction_is_ended_and_changes_nothing(
+    run: Run, live: Connection, database_url: str, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "IDLE_IN_TRANSACTION_TIMEOUT", "300ms")
+    monkeypatch.setattr(apply_module, "IDLE_IN_TRANSACTION_TIMEOUT", "300ms")
+
+    def stalling(connection: Connection, desired: DesiredState, *, allow_delete: bool) -> tuple[Plan, str]:
+        planned = plan_against(connection, desired, allow_delete=allow_delete)
+        if connection.info.transaction_status == TransactionStatus.INTRANS:
+            time.sleep(1)  # the process stalls while it holds apply's locks
+        return planned
+
+    monkeypatch.setattr(apply_module, "plan_against", stalling)
+    before = snapshot(live)
+    code, _, err = run("apply", "--auto-approve", "--database-url", database_url)
+    assert code == ExitCode.DATABASE, err
+    assert "idle_in_transaction_session_timeout=300ms" in err
+    assert "nothing was changed (rolled back)" in err
+    assert snapshot(live) == before
