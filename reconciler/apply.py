@@ -8,12 +8,16 @@ the commit, so none is left without an owner) and reads the state again under th
 in an order that cannot break a constraint: ocpi-parties' pending migrations, created and adopted rows,
 updated rows, the default party, the location moves (one statement per move group), the deletions, the
 validation of the location foreign key, and the history row. Any error rolls all of it back.
+
+Nothing here writes any output: a terminal, pager or log pipe that stops reading would otherwise keep the
+transaction, and with it the lock on `locations` and every MaEVe location write, waiting. The plan comes
+back in the `Outcome` (or in the `NothingApplied` refusal), for the caller to show after COMMIT or ROLLBACK.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
@@ -22,7 +26,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 
 from reconciler import __version__, migrations, store
-from reconciler.database import Connection, lock_database
+from reconciler.database import IDLE_IN_TRANSACTION_TIMEOUT, Connection, lock_database
 from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.model import DesiredState, Identity
 from reconciler.plan import (
@@ -42,7 +46,17 @@ from reconciler.state import MOVED_GROUPS_FROM, MOVED_GROUPS_WHERE, moved_groups
 
 
 class NothingApplied(ReconcilerError):
-    """A refusal before anything was written; the message says why and that nothing was changed."""
+    """A refusal before anything was written; the message says why and that nothing was changed.
+
+    `plan` is the plan that was refused (refused or blocked changes), for the caller to show after the
+    rollback; None when the refusal came before a plan could be trusted (a stale plan, a busy lock).
+    """
+
+    plan: Plan | None = None
+
+    def __init__(self, message: str, *, plan: Plan | None = None, exit_code: int | None = None) -> None:
+        super().__init__(message, exit_code=exit_code)
+        self.plan = plan
 
 
 class StalePlan(NothingApplied):
@@ -341,12 +355,12 @@ def apply(
     expected: str | None,
     revision: str | None,
     actor: str,
-    show: Callable[[Plan], None] | None = None,
 ) -> Outcome:
     """Apply the plan for `desired` in one transaction; see the module's description.
 
     `expected` is the fingerprint of the plan the user reviewed (None with --auto-approve: the plan computed
-    under the lock is the one applied, and `show` prints it first).
+    under the lock is the one applied). Nothing is printed: the caller shows `Outcome.plan` (or the refused
+    plan of `NothingApplied`) once the transaction has ended and no lock is held.
     """
     committing = False
     try:
@@ -366,14 +380,13 @@ def apply(
                     "stale plan: the database changed since the plan was made (rows it concerns, the default "
                     "party or the location counts); nothing was changed. Run plan again"
                 )
-            if show is not None:
-                show(plan)
             if plan.refused:
-                raise NothingApplied(f"{plan.refused[0]}; nothing was changed")
+                raise NothingApplied(f"{plan.refused[0]}; nothing was changed", plan=plan)
             if plan.blocked:
                 raise NothingApplied(
                     f"{len(plan.blocked)} deletion(s) blocked by deletion protection: add a tombstone "
-                    "(deleted: true) or run with --allow-delete; nothing was changed"
+                    "(deleted: true) or run with --allow-delete; nothing was changed",
+                    plan=plan,
                 )
             if not plan.has_changes:
                 return Outcome(plan)
@@ -404,7 +417,8 @@ def apply(
             f"apply failed: {error.message}; nothing was changed (rolled back)", exit_code=error.exit_code
         ) from None
     except psycopg.Error as error:
-        code = ExitCode.DATABASE if isinstance(error, psycopg.OperationalError) else ExitCode.INVALID
+        lost = isinstance(error, psycopg.OperationalError | errors.IdleInTransactionSessionTimeout)
+        code = ExitCode.DATABASE if lost else ExitCode.INVALID
         if committing and connection.broken:
             raise ReconcilerError(
                 f"apply failed: the connection to the database was lost during COMMIT ({_reason(error)}), "
@@ -433,6 +447,12 @@ def _explain(error: psycopg.Error, connection: Connection) -> str:
         )
     if isinstance(error, errors.QueryCanceled):
         return f"a statement ran longer than statement_timeout ({reason}); raise it with --statement-timeout"
+    if isinstance(error, errors.IdleInTransactionSessionTimeout):
+        return (
+            f"ocpi-parties paused inside its transaction for longer than idle_in_transaction_session_timeout="
+            f"{IDLE_IN_TRANSACTION_TIMEOUT} (the process was stopped, suspended or starved), so the server "
+            f"ended its session rather than keep MaEVe's writes waiting ({reason})"
+        )
     if connection.broken:
         return f"the connection to the database was lost ({reason})"
     return reason

@@ -370,7 +370,9 @@ def apply(
     saved = planfile.load(target) if target.is_file() else None
     with session(settings, read_only=False, notify=_notify) as opened:
         migrations.refuse_newer(opened.connection, opened.target.label)
-        show: Callable[[Plan], None] | None = _show_plan
+        # The plan applied is shown once its transaction has ended: never while apply holds a lock, so a
+        # terminal, pager or log pipe that stops reading cannot keep MaEVe's location writes waiting.
+        show_after = True
         if saved is not None:
             desired, expected, allow = saved.desired, saved.fingerprint, saved.allow_delete
             revision = revision or saved.revision
@@ -384,20 +386,26 @@ def apply(
                 )
             made, expected = state.plan_against(opened.connection, desired, allow_delete=allow)
             _show_plan(made)
-            show = None
+            show_after = False
             if made.has_changes and made.can_apply and not _confirmed("Apply these changes?"):
                 raise ReconcilerError("not applied: the changes were not confirmed")
-        outcome = apply_module.apply(
-            opened.connection,
-            desired,
-            label=opened.target.label,
-            allow_delete=allow,
-            expected=expected,
-            revision=revision,
-            actor=_actor(actor),
-            show=show,
-        )
+        try:
+            outcome = apply_module.apply(
+                opened.connection,
+                desired,
+                label=opened.target.label,
+                allow_delete=allow,
+                expected=expected,
+                revision=revision,
+                actor=_actor(actor),
+            )
+        except apply_module.NothingApplied as refused:
+            if show_after and refused.plan is not None:
+                _show_plan(refused.plan)  # rolled back: no lock is held any more
+            raise
     made = outcome.plan
+    if show_after:
+        _show_plan(made)  # committed (or nothing to do): no lock is held any more
     if outcome.history_id is None:
         return
     click.echo(

@@ -33,6 +33,13 @@ LOCK_TIMEOUT_VARIABLE = "OCPI_PARTIES_LOCK_TIMEOUT"
 DEFAULT_STATEMENT_TIMEOUT = "60s"
 DEFAULT_LOCK_TIMEOUT = "5s"
 CONNECT_TIMEOUT_SECONDS = 10
+#: Every session also gets `idle_in_transaction_session_timeout`: how long it may sit idle inside a
+#: transaction before the server ends it (rolling it back). The tool never waits for anything outside the
+#: database inside a transaction (no output, no prompt), so this only fires when the process itself stalls
+#: (stopped, suspended, starved) while it holds its locks: MaEVe's location writes then wait at most this
+#: long for it. Its longest pause between two statements, computing a plan for 1,000,000 locations, is
+#: about a second.
+IDLE_IN_TRANSACTION_TIMEOUT = "30s"
 
 #: libpq variables that name a server; any of them set means "use libpq's environment".
 LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE", "PGSERVICEFILE")
@@ -260,8 +267,14 @@ def session(
 def _configure(connection: Connection, settings: Settings, *, read_only: bool) -> None:
     connection.execute(
         "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false),"
+        " set_config('idle_in_transaction_session_timeout', %s, false),"
         " set_config('default_transaction_read_only', %s, false)",
-        (settings.statement_timeout, settings.lock_timeout, "on" if read_only else "off"),
+        (
+            settings.statement_timeout,
+            settings.lock_timeout,
+            IDLE_IN_TRANSACTION_TIMEOUT,
+            "on" if read_only else "off",
+        ),
     )
 
 
