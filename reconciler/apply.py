@@ -27,7 +27,7 @@ from psycopg.rows import dict_row
 
 from reconciler import __version__, migrations, store
 from reconciler.database import IDLE_IN_TRANSACTION_TIMEOUT, Connection, lock_database
-from reconciler.errors import ExitCode, ReconcilerError
+from reconciler.errors import ExitCode, ReconcilerError, record_commit
 from reconciler.model import DesiredState, Identity
 from reconciler.plan import (
     AdoptParty,
@@ -429,6 +429,7 @@ def apply(
         raise ReconcilerError(
             f"apply failed: {_explain(error, connection)}; nothing was changed (rolled back)", exit_code=code
         ) from None
+    record_commit()  # for the error handler: nothing after this line undoes the apply
     return Outcome(plan, apply_id, moved, valid, needs_owner)
 
 

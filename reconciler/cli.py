@@ -14,12 +14,21 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from reconciler import __version__, report
-from reconciler.errors import ExitCode, ReconcilerError, UsageError
+from reconciler.errors import (
+    WITH_DATABASE,
+    WITHOUT_DATABASE,
+    ExitCode,
+    ReconcilerError,
+    UsageError,
+    committed,
+    exit_codes_help,
+    forget_commit,
+)
 from reconciler.model import CPO, ROLES, DesiredState, Identity, Kind
 from reconciler.validate import DEFAULT_FILE, validate_path
 
@@ -31,14 +40,13 @@ if TYPE_CHECKING:
 # The modules behind the database and the other commands are imported by the commands that use them:
 # psycopg and the rest take a third of a second to import, which `validate` never needs.
 
-EXIT_CODES = """\b
-Exit codes:
-  0   success (validate: the files are valid; warnings do not count unless --strict)
-  1   invalid input, or the command failed for the reason it prints
-  2   usage error (unknown option, missing path)
-  3   database unreachable, login refused, timed out, without MaEVe's tables or not migrated
-  70  internal error: run again with --traceback and report it
-"""
+#: The epilogs of `--help`, made from the one table of exit codes (reconciler/errors.py): each lists only the
+#: codes its command can return.
+EXIT_CODES = exit_codes_help(WITH_DATABASE)
+NO_DATABASE_EXIT_CODES = exit_codes_help(WITHOUT_DATABASE)
+VALIDATE_EXIT_CODES = exit_codes_help(
+    WITHOUT_DATABASE, OK="success: the files are valid (warnings do not count unless --strict)"
+)
 
 
 def _use_color() -> bool:
@@ -49,25 +57,33 @@ def _style(text: str, color: str) -> str:
     return click.style(text, fg=color)
 
 
-ALL_EXIT_CODES = """\b
-Exit codes:
-  0   success (validate: the files are valid; warnings do not count unless --strict)
-  1   invalid input, or the command failed for the reason it prints
-  2   usage error (unknown option, missing path); plan --detailed-exitcode: the plan has changes
-  3   database unreachable, login refused, timed out, without MaEVe's tables or not migrated
-  4   apply: another apply (or db migrate) held the lock longer than --lock-timeout; nothing was changed
-  70  internal error: run again with --traceback and report it
-"""
+ALL_EXIT_CODES = exit_codes_help(
+    OK="success (validate: the files are valid; warnings do not count unless --strict)",
+    INTERRUPTED="interrupted (Ctrl-C); apply: nothing was changed (rolled back)",
+)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=ALL_EXIT_CODES)
+class _OutputLost(Exception):
+    """Standard output was closed (`| head`). Raised instead of BrokenPipeError, which click's main turns
+    into exit 1 by itself, before `_main` can say what happened to the database."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as error:
+            raise _OutputLost from error
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=ALL_EXIT_CODES)
 @click.version_option(__version__, prog_name="ocpi-parties")
 @click.option("--traceback", is_flag=True, help="Show the full traceback of an unexpected error.")
 def cli(traceback: bool) -> None:
     """Manage the OCPI parties of a MaEVe CSMS from YAML files in git."""
 
 
-@cli.command(epilog=EXIT_CODES)
+@cli.command(epilog=VALIDATE_EXIT_CODES)
 @click.argument("path", default="parties", type=click.Path(path_type=Path))
 @click.option(
     "--format",
@@ -192,14 +208,15 @@ _FORMAT = click.option(
 _OFFSET = click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
 
 
-PLAN_EXIT_CODES = """\b
-Exit codes:
-  0   the plan was made (with --detailed-exitcode: and there is nothing to change)
-  1   invalid party files, blocked deletions, or the command failed for the reason it prints
-  2   with --detailed-exitcode: the plan has changes; otherwise a usage error
-  3   database unreachable, login refused, timed out or without MaEVe's tables
-  70  internal error: run again with --traceback and report it
-"""
+PLAN_EXIT_CODES = exit_codes_help(
+    (*WITH_DATABASE, "CHANGES"),
+    OK="the plan was made (with --detailed-exitcode: and there is nothing to change)",
+    INVALID="invalid party files, blocked deletions, a usage error with --detailed-exitcode, or the command "
+    "failed for the reason it prints",
+    USAGE="usage error (without --detailed-exitcode)",
+    CHANGES="with --detailed-exitcode: the plan has changes",
+    DATABASE="database unreachable, login refused, timed out or without MaEVe's tables",
+)
 
 
 @cli.command(epilog=PLAN_EXIT_CODES)
@@ -294,16 +311,15 @@ def plan(
     sys.exit(ExitCode.OK)
 
 
-APPLY_EXIT_CODES = """\b
-Exit codes:
-  0   applied, or nothing to change
-  1   invalid files, blocked deletions, a stale or foreign plan file, no confirmation, or the apply
-      failed (everything rolled back: nothing was changed)
-  2   usage error
-  3   database unreachable, login refused, timed out or without MaEVe's tables
-  4   another apply (or db migrate) held the lock longer than --lock-timeout; nothing was changed
-  70  internal error: run again with --traceback and report it
-"""
+APPLY_EXIT_CODES = exit_codes_help(
+    (*WITH_DATABASE, "BUSY"),
+    OK="applied, or nothing to change; also when the output after COMMIT was lost (a closed pipe)",
+    INVALID="invalid files, blocked deletions, a stale or foreign plan file, no confirmation, or the apply "
+    "failed (everything rolled back: nothing was changed)",
+    DATABASE="database unreachable, login refused, timed out or without MaEVe's tables",
+    BUSY="another apply (or db migrate) held the lock longer than --lock-timeout; nothing was changed",
+    INTERRUPTED="interrupted (Ctrl-C) before COMMIT: nothing was changed (rolled back)",
+)
 
 
 def _actor(actor: str | None) -> str:
@@ -539,7 +555,9 @@ def import_command(
         )
 
 
-@cli.command("init", epilog=EXIT_CODES, short_help="Write the own party's file and the default party file.")
+@cli.command(
+    "init", epilog=NO_DATABASE_EXIT_CODES, short_help="Write the own party's file and the default party file."
+)
 @click.option(
     "--from-maeve-config",
     "config",
@@ -783,23 +801,27 @@ def main(args: Sequence[str] | None = None, prog_name: str | None = None) -> Non
 def _main(args: Sequence[str] | None, prog_name: str | None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     show_traceback = "--traceback" in argv
+    detailed = _detailed_exitcode(argv)
+    forget_commit()
     try:
         cli.main(args=argv, prog_name=prog_name or "ocpi-parties", standalone_mode=False)
     except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
+        sys.exit(_error_code(done.exit_code, detailed))
     except click.ClickException as error:
         error.show()
-        sys.exit(ExitCode.USAGE if isinstance(error, click.UsageError) else error.exit_code)
-    except click.Abort:
+        sys.exit(
+            _error_code(ExitCode.USAGE if isinstance(error, click.UsageError) else error.exit_code, detailed)
+        )
+    except click.Abort as aborted:
+        if isinstance(aborted.__cause__, KeyboardInterrupt):
+            _interrupted(_command(argv))
         click.echo("Aborted.", err=True)
         sys.exit(ExitCode.INVALID)
     except ReconcilerError as error:
         click.echo(f"error: {error.message}", err=True)
-        sys.exit(error.exit_code)
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, without a second error while flushing.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(ExitCode.INVALID)
+        sys.exit(_error_code(error.exit_code, detailed))
+    except _OutputLost:
+        _output_lost(_command(argv))
     except Exception as error:
         if show_traceback:
             raise
@@ -810,3 +832,63 @@ def _main(args: Sequence[str] | None, prog_name: str | None) -> None:
         )
         sys.exit(ExitCode.INTERNAL)
     sys.exit(ExitCode.OK)
+
+
+def _detailed_exitcode(argv: Sequence[str]) -> bool:
+    """--detailed-exitcode is on the command line (before any `--`), even if the rest cannot be parsed."""
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    return any(token.split("=", 1)[0] == "--detailed-exitcode" for token in options)
+
+
+def _error_code(code: int, detailed: bool) -> int:
+    """The exit code of an error. With --detailed-exitcode, 2 means "the plan has changes" and nothing else,
+    as in Terraform: a usage error then exits 1, so that a pipeline cannot take a failed plan for changes."""
+    return ExitCode.INVALID if detailed and code == ExitCode.USAGE else code
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command's name: the first word on the command line that is not an option (the group's options
+    are flags)."""
+    return next((token for token in argv if not token.startswith("-")), None)
+
+
+def _interrupted(command: str | None) -> NoReturn:
+    """Ctrl-C (click turns KeyboardInterrupt into Abort). An apply before its COMMIT has rolled back.
+
+    Each line goes to stderr where it still can: stderr may be a closed pipe too.
+    """
+    with contextlib.suppress(OSError):
+        if committed():
+            click.echo(
+                "warning: interrupted after the apply was committed: the changes are in the database, only "
+                "its output is incomplete; `ocpi-parties history` shows what it changed",
+                err=True,
+            )
+            sys.exit(ExitCode.OK)
+        if command == "apply":
+            click.echo("error: interrupted: nothing was changed (rolled back)", err=True)
+        else:
+            click.echo("error: interrupted", err=True)
+    sys.exit(ExitCode.INTERRUPTED)
+
+
+def _output_lost(command: str | None) -> NoReturn:
+    """Standard output was closed (`| head`): say what happened to the database, which alone decides the
+    exit code; no second error while Python flushes stdout at exit."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    with contextlib.suppress(OSError):
+        if committed():
+            click.echo(
+                "warning: the apply was committed, but standard output was closed (a pipe whose reader has "
+                "exited), so part of its output was lost; `ocpi-parties history` shows what it changed",
+                err=True,
+            )
+            sys.exit(ExitCode.OK)
+        if command == "apply":
+            click.echo(
+                "error: standard output was closed before the apply committed: nothing was changed "
+                "(rolled back)",
+                err=True,
+            )
+    sys.exit(ExitCode.INVALID)

@@ -6,16 +6,18 @@ Every failure the tool expects is a `ReconcilerError` (or a subclass) carrying t
 
 from __future__ import annotations
 
+import textwrap
 from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Exit codes of `ocpi-parties`, documented in `--help` and the README."""
+    """Exit codes of `ocpi-parties`, documented in `--help` (generated from `MEANINGS`) and the README."""
 
     OK = 0
     #: The input is invalid (validate found problems), or the command failed for a reason it explains.
     INVALID = 1
-    #: The command line itself is wrong: unknown option, missing argument, bad path.
+    #: The command line itself is wrong: unknown option, missing argument, bad path. With
+    #: `plan --detailed-exitcode` a usage error exits INVALID instead, so that 2 means CHANGES only.
     USAGE = 2
     #: `plan --detailed-exitcode` only: the plan has changes. Same number as USAGE, as in Terraform.
     CHANGES = 2
@@ -26,6 +28,43 @@ class ExitCode(IntEnum):
     BUSY = 4
     #: A bug in ocpi-parties: the message points to `--traceback`.
     INTERNAL = 70
+    #: Ctrl-C (SIGINT): 128 + 2, as a shell reports a process that SIGINT ended.
+    INTERRUPTED = 130
+
+
+#: What each exit code means, in the order `--help` lists them: the one table every epilog is made from (a
+#: command's help may word a code for what that command does). CHANGES shares its number with USAGE, so it has
+#: its own entry (iterating `ExitCode` skips it).
+MEANINGS: dict[str, str] = {
+    "OK": "success",
+    "INVALID": "invalid input, or the command failed for the reason it prints",
+    "USAGE": "usage error (unknown option, missing path)",
+    "CHANGES": "plan --detailed-exitcode: the plan has changes (a usage error then exits 1)",
+    "DATABASE": "database unreachable, login refused, timed out, without MaEVe's tables or not migrated",
+    "BUSY": "apply: another apply (or db migrate) held the lock longer than --lock-timeout; nothing was "
+    "changed",
+    "INTERNAL": "internal error: run again with --traceback and report it",
+    "INTERRUPTED": "interrupted (Ctrl-C)",
+}
+
+#: The exit codes of the commands that open no database.
+WITHOUT_DATABASE = ("OK", "INVALID", "USAGE", "INTERNAL", "INTERRUPTED")
+#: The exit codes of the commands that read or write the database, except apply's lock.
+WITH_DATABASE = ("OK", "INVALID", "USAGE", "DATABASE", "INTERNAL", "INTERRUPTED")
+
+#: Help text lines are wrapped at this width (click does not wrap an epilog marked \\b).
+_HELP_WIDTH = 100
+
+
+def exit_codes_help(names: tuple[str, ...] = tuple(MEANINGS), **meanings: str) -> str:
+    """The `Exit codes:` epilog of a command's `--help`: the codes `names` from `MEANINGS`, in its order,
+    each in the command's own words where `meanings` gives them."""
+    lines = ["\b", "Exit codes:"]
+    for name, meaning in MEANINGS.items():
+        if name in names:
+            text = f"{int(ExitCode[name]):<4}{meanings.get(name, meaning)}"
+            lines += textwrap.wrap(text, _HELP_WIDTH, initial_indent="  ", subsequent_indent="      ")
+    return "\n".join(lines) + "\n"
 
 
 class ReconcilerError(Exception):
@@ -47,3 +86,26 @@ class UsageError(ReconcilerError):
     """The command line asks for something that cannot be done (a missing directory, say)."""
 
     exit_code = ExitCode.USAGE
+
+
+class _Applied:
+    """Whether an apply has committed in this run of the command line.
+
+    `apply` records its COMMIT here; the command line's error handler reads it, so that a failure after the
+    commit (a closed standard output, Ctrl-C while the summary is printed) does not report as failed an apply
+    the database holds.
+    """
+
+    committed = False
+
+
+def record_commit() -> None:
+    _Applied.committed = True
+
+
+def committed() -> bool:
+    return _Applied.committed
+
+
+def forget_commit() -> None:
+    _Applied.committed = False

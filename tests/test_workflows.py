@@ -296,6 +296,32 @@ def test_a_failed_plan_is_recorded_for_the_last_step_to_fail_the_job(
 
 
 @PLAN_STEPS
+@pytest.mark.parametrize("failure", ["no parties directory", "malformed database URL"])
+def test_a_plan_that_fails_on_its_command_line_never_reports_changes(
+    script: str,
+    env: dict[str, str],
+    failure: str,
+    *,
+    runner: dict[str, str],
+    database_url: str,
+    workdir: Path,
+) -> None:
+    """Exit 2 means changes under --detailed-exitcode: a usage error exits 1, which the step records."""
+    url = database_url
+    if failure == "no parties directory":
+        shutil.rmtree(workdir / "parties")
+    else:
+        url = "postgresql://u@db/maeve?nosuch=1"
+    code, outputs, log = run_step(script, runner | env | {_url_variable(script): url}, workdir)
+    assert code == 0, log
+    assert outputs["exitcode"] == "1", log
+    assert outputs.get("has-changes", "false") == "false"
+    assert (
+        "no such file or directory" if failure == "no parties directory" else "invalid database URL"
+    ) in log
+
+
+@PLAN_STEPS
 def test_a_missing_database_secret_fails_the_step(
     script: str, env: dict[str, str], runner: dict[str, str], workdir: Path
 ) -> None:
@@ -394,6 +420,14 @@ def test_a_failed_plan_replaces_the_comment_instead_of_leaving_an_old_plan(tmp_p
     calls = comment_calls(tmp_path, comments, None, CODE="3")
     assert calls[1][:2] == ["update", 2]
     assert "**The plan failed (exit code 3).**" in calls[1][2] and "old plan" not in calls[1][2]
+
+
+def test_a_plan_that_failed_after_printing_says_so_by_its_exit_code(tmp_path: Path) -> None:
+    markdown = "### ocpi-parties plan\n\n**Plan: 0 to add, 0 to change, 1 to delete** (1 blocked)\n"
+    calls = comment_calls(tmp_path, [], markdown, CODE="1")
+    assert "**Plan: 0 to add" in calls[1][2] and "**The plan failed (exit code 1).**" in calls[1][2]
+    for code in ("0", "2"):
+        assert "failed" not in comment_calls(tmp_path, [], markdown, CODE=code)[1][2]
 
 
 def test_a_tag_keeps_the_comments_of_two_plans_apart(tmp_path: Path) -> None:

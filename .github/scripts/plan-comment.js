@@ -19,8 +19,12 @@ module.exports = async ({ github, context, core }, { markdownFile, exitCode, tag
   } catch (error) {
     core.info(`no plan to post: ${error.message}`);
   }
+  // Only the exit code tells a plan from a failure (plan --detailed-exitcode: 0 no changes, 2 changes).
+  const failed = `**The plan failed (exit code ${exitCode}).** The [workflow run](${runUrl}) says why.`;
   if (!plan) {
-    plan = `### ocpi-parties plan\n\n**The plan failed (exit code ${exitCode}).** The [workflow run](${runUrl}) says why.`;
+    plan = `### ocpi-parties plan\n\n${failed}`;
+  } else if (!['0', '2'].includes(String(exitCode))) {
+    plan = `${plan}\n\n${failed}`;
   }
   const body = `${marker}\n${plan}\n\n<sub>Plan of ${head.slice(0, 12)} made by [this run](${runUrl}); `
     + 'this comment is updated on every push.</sub>\n';
