@@ -63,16 +63,19 @@ def _hide_parameters(component: str) -> str:
     )
 
 
-def hide_url_secrets(text: str) -> str:
+def hide_url_secrets(text: str, *, user: bool = True) -> str:
     """`https://user:secret@host/x?token=t` -> `https://user:***@host/x?token=***`; other text unchanged.
 
-    The user name stays (it says which account); the password and every secret parameter's value go.
+    The user name stays (it says which account) unless `user` is False, when the whole user info goes; the
+    password and every secret parameter's value go.
     """
     parts = _split(text)
     if parts is None:
         return text
     hidden = parts._replace(query=_hide_parameters(parts.query), fragment=_hide_parameters(parts.fragment))
-    if parts.password:
-        user = parts.netloc.rpartition("@")[0].partition(":")[0]
-        hidden = hidden._replace(netloc=f"{user}:{MASK}@{parts.netloc.rpartition('@')[2]}")
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if at and not user:
+        hidden = hidden._replace(netloc=f"{MASK}@{host}")
+    elif parts.password:
+        hidden = hidden._replace(netloc=f"{userinfo.partition(':')[0]}:{MASK}@{host}")
     return text if hidden == parts else urlunsplit(hidden)
