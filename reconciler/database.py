@@ -8,7 +8,9 @@ Where the database is, first match wins:
 3. otherwise the embedded PostgreSQL under `.ocpi-parties/` in the working directory (`embedded.py`).
 
 Every session gets `statement_timeout` and `lock_timeout`. Every failure of the database leaves this
-module as a `ReconcilerError` with a one-line message in which any password is masked.
+module as a `ReconcilerError` with a one-line message that shows no password: the database is named by
+`mask_conninfo`, from libpq's own reading of the setting, and libpq's or the server's words go through
+`scrub`.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 from psycopg import errors, sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from reconciler import __version__
 from reconciler.errors import ExitCode, ReconcilerError
+from reconciler.secret import MASK
 
 URL_VARIABLE = "OCPI_PARTIES_DATABASE_URL"
+URL_OPTION = "--database-url"
 STATEMENT_TIMEOUT_VARIABLE = "OCPI_PARTIES_STATEMENT_TIMEOUT"
 LOCK_TIMEOUT_VARIABLE = "OCPI_PARTIES_LOCK_TIMEOUT"
 DEFAULT_STATEMENT_TIMEOUT = "60s"
@@ -74,11 +79,8 @@ class Target:
     secrets: tuple[str, ...] = ()
 
     def scrub(self, text: str) -> str:
-        """`text` with every known password replaced by `***`."""
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return mask_conninfo(text)
+        """`text` (words of libpq or the server) with every known password, standing alone, as `***`."""
+        return scrub(text, self.secrets)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class Settings:
     lock_timeout: str = DEFAULT_LOCK_TIMEOUT
     #: Working directory of the embedded database (its data lives in `<workdir>/.ocpi-parties/`).
     workdir: Path = Path()
+    #: Where `url` came from, for messages that may show nothing of it: the option or the variable.
+    url_source: str = URL_OPTION
 
     @classmethod
     def from_options(
@@ -101,17 +105,32 @@ class Settings:
         workdir: Path | None = None,
     ) -> Settings:
         env = os.environ if environ is None else environ
+        url, url_source = _setting(url, URL_OPTION, URL_VARIABLE, env)
+        statement, _ = _setting(statement_timeout, "--statement-timeout", STATEMENT_TIMEOUT_VARIABLE, env)
+        lock, _ = _setting(lock_timeout, "--lock-timeout", LOCK_TIMEOUT_VARIABLE, env)
         return cls(
-            url=url or env.get(URL_VARIABLE) or None,
-            statement_timeout=parse_timeout(
-                statement_timeout or env.get(STATEMENT_TIMEOUT_VARIABLE) or DEFAULT_STATEMENT_TIMEOUT,
-                "statement timeout",
-            ),
-            lock_timeout=parse_timeout(
-                lock_timeout or env.get(LOCK_TIMEOUT_VARIABLE) or DEFAULT_LOCK_TIMEOUT, "lock timeout"
-            ),
+            url=url,
+            statement_timeout=parse_timeout(statement or DEFAULT_STATEMENT_TIMEOUT, "statement timeout"),
+            lock_timeout=parse_timeout(lock or DEFAULT_LOCK_TIMEOUT, "lock timeout"),
             workdir=workdir or Path.cwd(),
+            url_source=url_source,
         )
+
+
+def _setting(option: str | None, name: str, variable: str, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """The option, else the variable, with where it came from; None when neither is given.
+
+    A setting given but empty (`OCPI_PARTIES_DATABASE_URL=` from a CI secret that was never set) is an
+    error: taken as "not set", it would silently fall back to another database or the default.
+    """
+    value, source = (option, name) if option is not None else (env.get(variable), variable)
+    if value is not None and not value.strip():
+        raise ReconcilerError(
+            f"{source} is set but empty: give it a value or unset it (an empty CI secret is not a "
+            "missing one)",
+            exit_code=ExitCode.USAGE,
+        )
+    return value, source
 
 
 def parse_timeout(text: str, what: str) -> str:
@@ -125,33 +144,71 @@ def parse_timeout(text: str, what: str) -> str:
     return f"{match.group(1)}{match.group(2) or 'ms'}"
 
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)(?P<password>[^@\s]*)(?=@)", re.I)
-_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<password>[^&#\s]*)", re.I)
-_KEY_PASSWORD = re.compile(r"(?P<head>(?<![?&])\bpassword\s*=\s*)(?P<password>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+#: Settings of libpq that hold a secret.
+SECRET_SETTINGS = ("password", "sslpassword")
+#: The settings that name the server, shown first.
+_FIRST_SETTINGS = ("host", "hostaddr", "port", "dbname", "user")
+_QUOTED = re.compile(r'"[^"]*"')
+_PORT = re.compile(r"^\s*\d*\s*$")
 
 
-def mask_conninfo(text: str) -> str:
-    """Replace the password of every URL (`user:secret@`) and `password=` setting in `text` by `***`."""
-    text = _URL_PASSWORD.sub(lambda m: m["head"] + ("***" if m["password"] else ""), text)
-    text = _QUERY_PASSWORD.sub(lambda m: m["head"] + "***", text)
-    return _KEY_PASSWORD.sub(lambda m: m["head"] + "***", text)
+def parse_conninfo(conninfo: str, source: str) -> dict[str, str]:
+    """A URL or key=value string -> libpq's settings, as libpq itself reads them.
+
+    A string libpq cannot read, or whose port is not a number (`postgresql://u:p@ss:w/rd@host/db`: an
+    unescaped `@` in a password moves the rest of it into host, port and database name), is a usage error
+    that shows no part of the string, only `source` (`--database-url` or the variable) and libpq's reason
+    with every quoted piece of the string left out.
+    """
+    try:
+        params = {key: str(value) for key, value in conninfo_to_dict(conninfo).items() if value is not None}
+    except psycopg.ProgrammingError as error:
+        reason = _QUOTED.sub('"..."', _first_line(str(error)))
+        raise _invalid(source, reason) from None
+    if not all(_PORT.match(port) for port in params.get("port", "").split(",")):
+        raise _invalid(source, "its port is not a number")
+    return params
+
+
+def _invalid(source: str, reason: str) -> ReconcilerError:
+    return ReconcilerError(
+        f"{source} is not a valid connection string: {reason} (in a URL, write @ : / % and spaces in a "
+        "password as %40 %3A %2F %25 %20, or keep the password out of it)",
+        exit_code=ExitCode.USAGE,
+    )
+
+
+def mask_conninfo(params: Mapping[str, str]) -> str:
+    """libpq's settings as a key=value string that names the database and shows every secret as `***`.
+
+    The one way this tool shows a database it was given: built from libpq's own reading of the string
+    (`parse_conninfo`), never by searching the text, so no part of a password can be left over.
+    """
+    ordered = sorted(params, key=lambda key: (*_FIRST_SETTINGS, key).index(key))
+    shown = {key: MASK if key in SECRET_SETTINGS else params[key] for key in ordered}
+    return make_conninfo(**shown) if shown else "libpq's defaults"
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with each known secret that stands alone (not inside a longer word) replaced by `***`.
+
+    For words of libpq and the server, which do not quote a password but might: a secret inside an ordinary
+    word is a coincidence of letters, not the secret, and is left alone.
+    """
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, text)
+    return text
 
 
 def resolve(settings: Settings, environ: Mapping[str, str] | None = None) -> Target | None:
     """The configured database, or None when none is: then the embedded database is used."""
     env = os.environ if environ is None else environ
     password = env.get("PGPASSWORD", "")
-    if settings.url:
-        try:
-            params = conninfo_to_dict(settings.url)
-        except psycopg.ProgrammingError as error:
-            masked = mask_conninfo(settings.url)
-            reason = mask_conninfo(_first_line(str(error)))
-            raise ReconcilerError(
-                f"invalid database URL {masked}: {reason}", exit_code=ExitCode.USAGE
-            ) from None
-        secrets = (str(params.get("password") or ""), password)
-        return Target(settings.url, mask_conninfo(settings.url), secrets=secrets)
+    if settings.url is not None:
+        params = parse_conninfo(settings.url, settings.url_source)
+        given = [params[key] for key in SECRET_SETTINGS if params.get(key)]
+        secrets = (*given, *(quote(secret, safe="") for secret in given), password)
+        return Target(settings.url, mask_conninfo(params), secrets=secrets)
     named = [name for name in LIBPQ_VARIABLES if env.get(name)]
     if named:
         shown = " ".join(f"{name}={env[name]}" for name in named)
@@ -185,7 +242,7 @@ _LOGIN_REFUSED = re.compile(r"authentication|password|pg_hba\.conf|role \".*\" d
 
 def map_error(error: psycopg.Error, target: Target, settings: Settings) -> ReconcilerError:
     """A psycopg error -> a ReconcilerError with one masked line and the documented exit code."""
-    reason = _reason(error)
+    reason = target.scrub(_reason(error))
     sqlstate = error.sqlstate or ""
     where = target.label
     if isinstance(error, errors.QueryCanceled):
@@ -206,8 +263,8 @@ def map_error(error: psycopg.Error, target: Target, settings: Settings) -> Recon
         message = f"cannot connect to {where}: {reason}"
     else:
         code = f" [{sqlstate}]" if sqlstate else ""
-        return ReconcilerError(target.scrub(f"database error on {where}{code}: {reason}"))
-    return DatabaseError(target.scrub(message))
+        return ReconcilerError(f"database error on {where}{code}: {reason}")
+    return DatabaseError(message)
 
 
 MISSING_TABLES_HINT = "is it MaEVe's database? For a development database run `ocpi-parties db init` first"

@@ -218,7 +218,7 @@ PROBLEM_CODES: dict[str, str] = {
     "duplicate-key": "the same key twice in one mapping",
     "key-not-text": "a key that is a number, true/false, null or a collection",
     "merge-key": "a YAML merge key (<<)",
-    "secret-in-git": "a token, password or secret key: these never belong in git",
+    "secret-in-git": "a token, password or secret key, or a URL with a credential: these never belong in git",
     "schema": "the value breaks the JSON Schema (type, limit, enum, unknown or missing key)",
     "unquoted": "warning: a code written as a bare number (party_id: 007); it is read as the text written",
     "case": "warning: a case-insensitive code written in the wrong case; it is read in canonical case",

@@ -14,7 +14,6 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, assert_never
-from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.model import Identity, Source
 from reconciler.plan import (
@@ -36,6 +35,7 @@ from reconciler.plan import (
     SetLocationRules,
     UpdateParty,
 )
+from reconciler.secret import hide_url_secrets
 
 #: Version of the document `plan_document` returns. Raised on any incompatible change (docs/plan-format.md).
 PLAN_FORMAT_VERSION = 2
@@ -114,26 +114,10 @@ def safe(text: str) -> str:
     return "".join(_escape_char(c) if _is_unsafe(c) else c for c in text)
 
 
-def _hide_password(text: str) -> str:
-    """`https://user:secret@host/x` -> `https://user:***@host/x`; any other text unchanged."""
-    if "@" not in text or "://" not in text:
-        return text
-    try:
-        parts = urlsplit(text)
-        password = parts.password
-    except ValueError:
-        return text
-    if not password:
-        return text
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def _public(value: Any) -> Any:
     """`value` as JSON data (mappings to dicts, sequences to lists) with URL passwords hidden."""
     if isinstance(value, str):
-        return _hide_password(value)
+        return hide_url_secrets(value)
     if isinstance(value, Mapping):
         return {str(key): _public(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -382,7 +366,7 @@ def _owner_lines(owners: LocationOwners) -> list[_Line]:
 
 def _unmanaged_lines(plan: Plan) -> list[_Line]:
     rows = [
-        (safe(str(r.identity)), safe(r.role), safe(_hide_password(r.url)) or "(no url)")
+        (safe(str(r.identity)), safe(r.role), safe(hide_url_secrets(r.url)) or "(no url)")
         for r in plan.unmanaged
     ]
     widths = [max((len(row[i]) for row in rows), default=0) for i in range(2)]

@@ -37,6 +37,7 @@ from reconciler.model import (
     Source,
     Tombstone,
 )
+from reconciler.secret import hide_url_secrets, url_secrets
 
 if TYPE_CHECKING:
     import jsonschema
@@ -200,6 +201,48 @@ def _remove_secrets(check: _FileCheck) -> None:
         for part in path[:-1]:
             parent = parent[part]
         del parent[path[-1]]
+
+
+def _strings(data: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, str]]:
+    """Every string value in `data` with its path, in document order."""
+    if isinstance(data, str):
+        yield path, data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _strings(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _strings(value, (*path, index))
+
+
+def _refuse_url_secrets(check: _FileCheck) -> None:
+    """Report URLs that carry a credential (user info, `?token=...`) and hide it in the data.
+
+    The same family as a `token:` key: a secret in a URL is a secret in git. What counts is one definition
+    (`reconciler.secret`), shared with the plan's rendering; the message names where the secret is, never
+    the secret, and the value is hidden before any later check could quote it.
+    """
+    for path, value in list(_strings(check.data)):
+        if _PLAIN_URL.fullmatch(value) is not None:
+            continue  # no user info, no query: nothing to look at
+        found = url_secrets(value)
+        if not found:
+            continue
+        check.add(
+            path,
+            "secret-in-git",
+            f"this URL carries a credential ({', '.join(found)}): OCPI tokens and other secrets never belong "
+            "in git; write the URL without it (the CSMS exchanges tokens through OCPI credentials "
+            "registration and keeps them in its database)",
+        )
+        hidden = hide_url_secrets(value, user=False)
+        if not path:
+            check.data = hidden
+            continue
+        parent = check.data
+        for part in path[:-1]:
+            parent = parent[part]
+        parent[path[-1]] = hidden
 
 
 def _normalise(check: _FileCheck, field: _CaseField) -> None:
@@ -567,6 +610,7 @@ def _check_file(
         return loaded
     check = _FileCheck(loaded, data=loaded.data)
     _remove_secrets(check)
+    _refuse_url_secrets(check)
     if isinstance(check.data, dict):
         for case_field in case_fields(check.data):
             _normalise(check, case_field)

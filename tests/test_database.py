@@ -17,7 +17,16 @@ from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from reconciler import embedded
-from reconciler.database import DatabaseError, Settings, mask_conninfo, parse_timeout, resolve, session
+from reconciler.database import (
+    DatabaseError,
+    Settings,
+    mask_conninfo,
+    parse_conninfo,
+    parse_timeout,
+    resolve,
+    scrub,
+    session,
+)
 from reconciler.errors import ExitCode, ReconcilerError
 
 SECRET = "s3cret-Pw"
@@ -37,18 +46,19 @@ def as_url(conninfo: str, *, user: str | None = None, password: str = SECRET) ->
 @pytest.mark.parametrize(
     ("text", "masked"),
     [
-        ("postgresql://app:hunter2@db:5432/maeve", "postgresql://app:***@db:5432/maeve"),
-        ("postgres://app@db/maeve", "postgres://app@db/maeve"),
-        ("postgresql://app:@/maeve?host=/tmp", "postgresql://app:@/maeve?host=/tmp"),
+        ("postgresql://app:hunter2@db:5432/maeve", "host=db port=5432 dbname=maeve user=app password=***"),
+        ("postgres://app@db/maeve", "host=db dbname=maeve user=app"),
+        ("postgresql://app:@/maeve?host=/tmp", "host=/tmp dbname=maeve user=app"),
         ("postgresql://db/maeve?user=app&password=hunter2&sslmode=require",
-         "postgresql://db/maeve?user=app&password=***&sslmode=require"),
-        ("host=db password=hunter2 dbname=maeve", "host=db password=*** dbname=maeve"),
-        ("host=db password = 'a b\\' c' dbname=maeve", "host=db password = *** dbname=maeve"),
-        ("error at postgresql://u:p%40ss@h/d: refused", "error at postgresql://u:***@h/d: refused"),
+         "host=db dbname=maeve user=app password=*** sslmode=require"),
+        ("host=db password=hunter2 dbname=maeve", "host=db dbname=maeve password=***"),
+        ("host=db password = 'a b\\' c' dbname=maeve", "host=db dbname=maeve password=***"),
+        ("postgresql://u:p%40ss@h/d?sslpassword=k", "host=h dbname=d user=u password=*** sslpassword=***"),
+        ("", "libpq's defaults"),
     ],
 )  # fmt: skip
 def test_passwords_are_masked(text: str, masked: str) -> None:
-    assert mask_conninfo(text) == masked
+    assert mask_conninfo(parse_conninfo(text, "--database-url")) == masked
 
 
 # libpq strings cannot hold NUL.
@@ -58,14 +68,28 @@ passwords = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min
 @given(passwords)
 def test_no_password_survives_masking_in_a_url(password: str) -> None:
     url = f"postgresql://app:{quote(password, safe='')}@db.internal:5432/maeve?sslmode=require"
-    assert mask_conninfo(url) == "postgresql://app:***@db.internal:5432/maeve?sslmode=require"
+    masked = mask_conninfo(parse_conninfo(url, "--database-url"))
+    assert masked == "host=db.internal port=5432 dbname=maeve user=app password=*** sslmode=require"
 
 
 @given(passwords)
 def test_no_password_survives_masking_in_a_conninfo_string(password: str) -> None:
     conninfo = make_conninfo("host=db dbname=maeve", password=password, user="app")
-    masked = conninfo_to_dict(mask_conninfo(conninfo))
+    masked = conninfo_to_dict(mask_conninfo(parse_conninfo(conninfo, "--database-url")))
     assert masked == {"host": "db", "dbname": "maeve", "user": "app", "password": "***"}
+
+
+@pytest.mark.parametrize(
+    ("text", "scrubbed"),
+    [
+        ("failed for p", "failed for ***"),
+        ('user "p" failed', 'user "***" failed'),
+        ("Servname not supported for ai_socktype", "Servname not supported for ai_socktype"),
+        ("p_x and xp and p1", "p_x and xp and p1"),
+    ],
+)
+def test_scrub_replaces_a_secret_only_where_it_stands_alone(text: str, scrubbed: str) -> None:
+    assert scrub(text, ("p", "")) == scrubbed
 
 
 @pytest.mark.parametrize(
@@ -94,7 +118,10 @@ def test_the_url_variable_wins_over_libpq_variables() -> None:
     env = {"OCPI_PARTIES_DATABASE_URL": "postgresql://u:pw@env/db", "PGHOST": "pghost"}
     target = resolve(Settings.from_options(None, None, None, environ=env), env)
     assert target is not None
-    assert (target.conninfo, target.label) == ("postgresql://u:pw@env/db", "postgresql://u:***@env/db")
+    assert (target.conninfo, target.label) == (
+        "postgresql://u:pw@env/db",
+        "host=env dbname=db user=u password=***",
+    )
 
 
 def test_libpq_variables_are_used_when_set() -> None:
@@ -122,12 +149,38 @@ def test_timeouts_come_from_options_then_environment_then_defaults() -> None:
 @pytest.mark.parametrize(
     "url", [f"postgresql://app:{SECRET}@db/maeve?nosuch=1", f"postgresql://app:{SECRET}@[db/m"]
 )
-def test_an_invalid_url_is_a_usage_error_with_the_password_masked(url: str) -> None:
+def test_an_invalid_url_is_a_usage_error_that_shows_none_of_it(url: str) -> None:
     with pytest.raises(ReconcilerError) as raised:
-        resolve(Settings(url=url), {})
+        resolve(Settings(url=url, url_source="OCPI_PARTIES_DATABASE_URL"), {})
     assert raised.value.exit_code == ExitCode.USAGE
     assert SECRET not in raised.value.message
-    assert raised.value.message.startswith("invalid database URL postgresql://app:***@")
+    assert "app" not in raised.value.message
+    assert raised.value.message.startswith("OCPI_PARTIES_DATABASE_URL is not a valid connection string: ")
+
+
+@pytest.mark.parametrize(
+    ("option", "env", "source"),
+    [
+        ("", {}, "--database-url"),
+        (None, {"OCPI_PARTIES_DATABASE_URL": ""}, "OCPI_PARTIES_DATABASE_URL"),
+        (None, {"OCPI_PARTIES_DATABASE_URL": " \n"}, "OCPI_PARTIES_DATABASE_URL"),
+        (None, {"OCPI_PARTIES_STATEMENT_TIMEOUT": ""}, "OCPI_PARTIES_STATEMENT_TIMEOUT"),
+        (None, {"OCPI_PARTIES_LOCK_TIMEOUT": ""}, "OCPI_PARTIES_LOCK_TIMEOUT"),
+    ],
+)
+def test_a_setting_given_but_empty_is_a_usage_error(
+    option: str | None, env: dict[str, str], source: str
+) -> None:
+    with pytest.raises(ReconcilerError) as raised:
+        Settings.from_options(option, None, None, environ={"PGHOST": "elsewhere", **env})
+    assert raised.value.exit_code == ExitCode.USAGE
+    assert raised.value.message.startswith(f"{source} is set but empty")
+
+
+def test_an_option_wins_over_an_empty_variable() -> None:
+    env = {"OCPI_PARTIES_DATABASE_URL": "", "OCPI_PARTIES_LOCK_TIMEOUT": ""}
+    settings = Settings.from_options("postgresql://option/db", None, "1s", environ=env)
+    assert (settings.url, settings.lock_timeout) == ("postgresql://option/db", "1s")
 
 
 def test_every_session_sets_the_timeouts(database_url: str) -> None:
@@ -196,7 +249,7 @@ def test_an_unreachable_server_gives_exit_code_3_and_a_masked_url() -> None:
         pass
     message = raised.value.message
     assert raised.value.exit_code == ExitCode.DATABASE
-    assert message.startswith("cannot connect to postgresql://app:***@127.0.0.1:1/maeve: ")
+    assert message.startswith("cannot connect to host=127.0.0.1 port=1 dbname=maeve user=app password=***: ")
     assert SECRET not in message
     assert "\n" not in message
 
@@ -314,7 +367,8 @@ def test_a_wrong_password_gives_exit_code_3_and_is_never_shown(database_url: str
         pass
     message = raised.value.message
     assert raised.value.exit_code == ExitCode.DATABASE
-    assert message.startswith(f"the database refused the login at postgresql://{password_role}:***@/")
+    assert message.startswith("the database refused the login at host=")
+    assert f"user={password_role} password=***:" in message
     assert message.endswith(f'password authentication failed for user "{password_role}"')
     assert SECRET not in message
 

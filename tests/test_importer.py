@@ -203,6 +203,27 @@ def test_a_url_party_files_refuse_is_left_to_the_row() -> None:
 
 
 @pytest.mark.parametrize(
+    "url", ["https://ocpi:S3cr3t@own.example/versions", "https://own.example/versions?token=S3cr3t"]
+)
+def test_a_url_with_a_credential_is_never_written_to_a_file(url: str) -> None:
+    draft = only([created("CPO", "GB", "ABC", url, name="X")])
+    text = importer.render(draft)
+    assert draft.url is None
+    assert "refused here (this URL carries a credential" in text
+    assert "S3cr3t" not in text
+
+
+def test_details_with_a_credential_skip_the_party_without_showing_it() -> None:
+    result = importer.plan_import(
+        [created("CPO", "GB", "ABC", name="X", website="https://x.example/?apikey=S3cr3t")]
+    )
+    assert result.drafts == ()
+    (skipped,) = result.skipped
+    assert "this URL carries a credential (query parameter apikey)" in str(skipped)
+    assert "S3cr3t" not in str(skipped)
+
+
+@pytest.mark.parametrize(
     ("rows", "reason"),
     [
         ([row("CPO", "gb", "abc", name="X")], "country_code 'gb' is not two upper-case letters"),

@@ -34,7 +34,7 @@ from reliability import (
     waiting_for_table,
 )
 
-from reconciler.database import Connection
+from reconciler.database import Connection, mask_conninfo, parse_conninfo
 from reconciler.migrations import create_maeve_base, migrate
 
 ROOT = Path(__file__).parent.parent
@@ -159,7 +159,8 @@ def test_server_down(own_server: OwnServer, own_database: str, workdir: Path) ->
         own_server.start()
     assert result.returncode == 3
     line = _one_line_error(result.stderr)
-    assert line.startswith(f"error: cannot connect to {own_database}: ")
+    shown = mask_conninfo(parse_conninfo(own_database, "--database-url"))
+    assert line.startswith(f"error: cannot connect to {shown}: ")
     with psycopg.connect(own_database) as connection:
         assert snapshot(connection) == before
     _the_next_apply_completes(own_database, workdir)

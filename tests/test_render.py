@@ -309,6 +309,13 @@ def test_passwords_in_urls_are_never_shown() -> None:
         assert "https://user:***@ocpi.example/versions" in output
 
 
+def test_secret_query_parameters_in_urls_are_never_shown() -> None:
+    plan = Plan((), (PartyRow(OLD, "CPO", "https://peer.example/v?format=json&token=tok-91f3", None, False),))
+    for output in (render_text(plan), render_json(plan), render_markdown(plan)):
+        assert "tok-91f3" not in output
+        assert "https://peer.example/v?format=json&token=***" in output
+
+
 def test_safe_leaves_printable_text_alone() -> None:
     assert safe("Carga Ibérica 充電") == "Carga Ibérica 充電"
     assert safe("a\nb\u200bc") == "a\\u000ab\\u200bc"

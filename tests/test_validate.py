@@ -12,6 +12,7 @@ from reconciler import validate
 from reconciler.errors import UsageError
 from reconciler.load import load_file
 from reconciler.model import BusinessDetails, DesiredState, Identity, Image, Kind, Problem, Severity
+from reconciler.secret import hide_url_secrets, url_secrets
 from reconciler.validate import format_path, validate_path
 
 REPOSITORY = Path(__file__).parent.parent / "parties"
@@ -308,6 +309,62 @@ def test_the_fast_schema_check_agrees_with_jsonschema_on_any_default_document(
 @given(st.from_regex(validate._PLAIN_URL, fullmatch=True))
 def test_every_url_the_quick_url_check_accepts_passes_the_full_check(url: str) -> None:
     assert validate._is_split_url(url), url
+
+
+@given(st.from_regex(validate._PLAIN_URL, fullmatch=True))
+def test_a_url_the_quick_check_accepts_carries_no_credential(url: str) -> None:
+    """The secret check skips plain URLs; the full check must agree that they carry none."""
+    assert url_secrets(url) == [], url
+
+
+@pytest.mark.parametrize(
+    ("url", "found"),
+    [
+        ("https://ocpi:S3cr3t@api.example/versions", ["user info"]),
+        ("https://tok3n@api.example/versions", ["user info"]),
+        ("https://api.example/versions?token=abcdef", ["query parameter token"]),
+        ("https://api.example/v?a=1&Access_Token=x&API-KEY=y",
+         ["query parameter Access_Token", "query parameter API-KEY"]),
+        ("https://api.example/v?password=x&client_secret=y&sig=z",
+         ["query parameter password", "query parameter client_secret", "query parameter sig"]),
+        ("https://api.example/cb#access_token=x", ["fragment parameter access_token"]),
+        ("https://api.example/v?token=", []),  # no value: nothing secret
+        ("https://api.example/v?monkey=1&keyword=x&page=2", []),
+        ("https://api.example/login@v1/x", []),  # @ in the path is no user info
+        ("https://api.example/versions", []),
+        ("not a url ?token=x", []),
+    ],
+)  # fmt: skip
+def test_credentials_in_urls(url: str, found: list[str]) -> None:
+    assert url_secrets(url) == found
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "without_user"),
+    [
+        ("https://u:pw@h.example/x", "https://u:***@h.example/x", "https://***@h.example/x"),
+        ("https://u@h.example/x?token=t&a=1", "https://u@h.example/x?token=***&a=1", "https://***@h.example/x?token=***&a=1"),
+        ("https://h.example/x?a=1", "https://h.example/x?a=1", "https://h.example/x?a=1"),
+        ("plain text", "plain text", "plain text"),
+    ],
+)  # fmt: skip
+def test_hiding_the_credentials_of_a_url(url: str, shown: str, without_user: str) -> None:
+    assert hide_url_secrets(url) == shown
+    assert hide_url_secrets(url, user=False) == without_user
+
+
+def test_a_credential_in_a_url_is_refused_without_being_shown() -> None:
+    text = (
+        "country_code: GB\nparty_id: ABC\nkind: hosted\nurl: https://ocpi:S3cr3t@api.example/"
+        + "v" * 300
+        + "\nbusiness_details:\n  name: ABC\n  website: https://abc.example/?token=abcdef\n"
+        + "roles:\n  - role: CPO\n"
+    )
+    problems, party, _ = validate.check_party_text(text, "GB-ABC.yaml")
+    assert party is None
+    assert [p.code for p in problems][:2] == ["secret-in-git", "secret-in-git"]
+    shown = " ".join(p.message for p in problems)
+    assert "S3cr3t" not in shown and "abcdef" not in shown
 
 
 @pytest.mark.parametrize(
