@@ -31,7 +31,7 @@ from reconciler.errors import MEANINGS, ExitCode
     [
         (["nowhere"], {}, "nowhere: no such file or directory"),
         (["--bogus"], {}, "No such option '--bogus'"),
-        (["--database-url", "postgresql://u@db/maeve?nosuch=1"], {}, "invalid database URL"),
+        (["--database-url", "postgresql://u@db/maeve?nosuch=1"], {}, "is not a valid connection string"),
         ([], {"OCPI_PARTIES_LOCK_TIMEOUT": "soon"}, "invalid lock timeout 'soon'"),
     ],
     ids=["wrong path", "unknown option", "malformed database URL", "bad lock timeout"],

@@ -317,7 +317,9 @@ def test_a_plan_that_fails_on_its_command_line_never_reports_changes(
     assert outputs["exitcode"] == "1", log
     assert outputs.get("has-changes", "false") == "false"
     assert (
-        "no such file or directory" if failure == "no parties directory" else "invalid database URL"
+        "no such file or directory"
+        if failure == "no parties directory"
+        else "is not a valid connection string"
     ) in log
 
 
