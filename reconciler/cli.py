@@ -211,11 +211,13 @@ _OFFSET = click.option("--offset", type=click.IntRange(min=0), default=0, show_d
 PLAN_EXIT_CODES = exit_codes_help(
     (*WITH_DATABASE, "CHANGES"),
     OK="the plan was made (with --detailed-exitcode: and there is nothing to change)",
-    INVALID="invalid party files, blocked deletions, a usage error with --detailed-exitcode, or the command "
-    "failed for the reason it prints",
+    INVALID="invalid party files, blocked deletions, or the command failed for the reason it prints; with "
+    "--detailed-exitcode, every error",
     USAGE="usage error (without --detailed-exitcode)",
     CHANGES="with --detailed-exitcode: the plan has changes",
-    DATABASE="database unreachable, login refused, timed out or without MaEVe's tables",
+    DATABASE="database unreachable, login refused, timed out or without MaEVe's tables (without "
+    "--detailed-exitcode)",
+    INTERNAL="internal error: run again with --traceback and report it (without --detailed-exitcode)",
 )
 
 
@@ -841,9 +843,9 @@ def _detailed_exitcode(argv: Sequence[str]) -> bool:
 
 
 def _error_code(code: int, detailed: bool) -> int:
-    """The exit code of an error. With --detailed-exitcode, 2 means "the plan has changes" and nothing else,
-    as in Terraform: a usage error then exits 1, so that a pipeline cannot take a failed plan for changes."""
-    return ExitCode.INVALID if detailed and code == ExitCode.USAGE else code
+    """The exit code of an error. With --detailed-exitcode, as in Terraform, every error exits 1 and only "the
+    plan has changes" exits 2: a pipeline tells changes from failure by the code alone."""
+    return ExitCode.INVALID if detailed and code != ExitCode.OK else code
 
 
 def _command(argv: Sequence[str]) -> str | None:

@@ -17,7 +17,7 @@ class ExitCode(IntEnum):
     #: The input is invalid (validate found problems), or the command failed for a reason it explains.
     INVALID = 1
     #: The command line itself is wrong: unknown option, missing argument, bad path. With
-    #: `plan --detailed-exitcode` a usage error exits INVALID instead, so that 2 means CHANGES only.
+    #: `plan --detailed-exitcode` every error exits INVALID instead, so that 2 means CHANGES only.
     USAGE = 2
     #: `plan --detailed-exitcode` only: the plan has changes. Same number as USAGE, as in Terraform.
     CHANGES = 2
@@ -39,7 +39,7 @@ MEANINGS: dict[str, str] = {
     "OK": "success",
     "INVALID": "invalid input, or the command failed for the reason it prints",
     "USAGE": "usage error (unknown option, missing path)",
-    "CHANGES": "plan --detailed-exitcode: the plan has changes (a usage error then exits 1)",
+    "CHANGES": "plan --detailed-exitcode: the plan has changes (every error then exits 1)",
     "DATABASE": "database unreachable, login refused, timed out, without MaEVe's tables or not migrated",
     "BUSY": "apply: another apply (or db migrate) held the lock longer than --lock-timeout; nothing was "
     "changed",

@@ -55,6 +55,15 @@ def test_with_detailed_exitcode_an_error_never_exits_2(
     assert message in err and out == ""
 
 
+def test_with_detailed_exitcode_a_database_error_exits_1_too(run: Run, workdir: Path) -> None:
+    """As in Terraform, every error is 1 under --detailed-exitcode: an unreachable database too."""
+    unreachable = ("--database-url", "postgresql://u@127.0.0.1:1/db", "--lock-timeout", "1s")
+    code, _, err = run("plan", *unreachable)
+    assert code == ExitCode.DATABASE and "cannot connect" in err, err
+    code, _, err = run("plan", "--detailed-exitcode", *unreachable)
+    assert code == ExitCode.INVALID and "cannot connect" in err, err
+
+
 def test_with_detailed_exitcode_only_changes_exit_2(
     run: Run, live: Connection, database_url: str, workdir: Path
 ) -> None:
