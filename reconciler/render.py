@@ -625,15 +625,37 @@ def _code(text: str) -> str:
 #: What can start Markdown (emphasis, code, links, tables, strike-through) in the middle of a line.
 _MARKDOWN_PUNCTUATION = set("\\`*_[]|~!#")
 
+#: An address GitHub's autolinker would link. It reads the Markdown source, not the text the escapes give:
+#: `x\_y` would be linked to `x%5C_y` and shown with its backslash, `&amp;` shown as `&amp;`.
+_ADDRESS = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://|www\.)[^\s'\"<>]*")
+
+#: What starts a list item or a thematic break at the start of a line (`*`, `#` and `>` are escaped anyway).
+_BLOCK_START = re.compile(r"[-+]|[0-9]+(?=[.)])")
+
+
+def _plain_text(text: str) -> str:
+    escaped = "".join(f"\\{c}" if c in _MARKDOWN_PUNCTUATION else c for c in text)
+    return _html(escaped).replace("@", "@\u2060")
+
 
 def _markdown_text(text: str) -> str:
-    """Plain text in the middle of a Markdown line: HTML and inline markup escaped.
+    """Plain text in a Markdown line: HTML and inline markup escaped, addresses as code, never a link.
 
     GitHub decodes entities before it looks for @mentions, so `&#64;` would still notify: an invisible word
-    joiner after each `@` is what stops `@team` from pinging a team.
+    joiner after each `@` is what stops `@team` from pinging a team. The text may start a line (a list item):
+    a leading `-`, `+` or `1.` would start a list or a thematic break there, leading spaces a code block.
     """
-    escaped = "".join(f"\\{c}" if c in _MARKDOWN_PUNCTUATION else c for c in safe(text))
-    return _html(escaped).replace("@", "@\u2060")
+    text = safe(text).lstrip(" ")
+    parts: list[str] = []
+    end = 0
+    for address in _ADDRESS.finditer(text):
+        parts += [_plain_text(text[end : address.start()]), _code(address.group())]
+        end = address.end()
+    markdown = "".join([*parts, _plain_text(text[end:])])
+    start = _BLOCK_START.match(markdown)
+    if start is None:
+        return markdown
+    return f"{start.group()}\\{markdown[start.end() :]}" if start.group()[0].isdigit() else f"\\{markdown}"
 
 
 def _fence(lines: Sequence[str]) -> str:
