@@ -717,3 +717,27 @@ def test_a_failed_drift_plan_is_recorded_for_the_last_step_and_leaves_the_issue(
 def test_the_drift_step_needs_its_secret(runner: dict[str, str], workdir: Path) -> None:
     code, _, log = runs(DRIFT_STEP, runner | {"OCPI_PARTIES_DATABASE_URL": ""}, workdir)
     assert code == 1 and "::error::the secret OCPI_PARTIES_PLAN_DATABASE_URL is not set" in log
+
+
+# ---------------------------------------------------------------------------------------------- the docs
+
+
+def test_the_deployment_guide_names_what_the_workflows_and_scripts_use() -> None:
+    guide = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    (cron,) = workflow("drift.yml")["on"]["schedule"]
+    minute, hour = cron["cron"].split()[:2]
+    assert f"every day at {int(hour):02d}:{int(minute):02d} UTC" in guide
+    scripts = {
+        name: (SCRIPTS / name).read_text(encoding="utf-8") for name in ("apply-comment.js", "drift-issue.js")
+    }
+    for marker, script in (
+        ("<!-- ocpi-parties-apply -->", "apply-comment.js"),
+        ("<!-- ocpi-parties-drift -->", "drift-issue.js"),
+    ):
+        assert f"`{marker}`" in guide and f"'{marker}'" in scripts[script]
+    assert "label `ocpi-parties-drift`" in guide and "'ocpi-parties-drift'" in scripts["drift-issue.js"]
+    assert "`actions: read`" in guide and "`contents: read` and `issues: write`" in guide
+    table = guide.split("\n## The workflows\n", 1)[1].split("\n\n", 2)[1]
+    assert {row.split("`")[1] for row in table.splitlines()[2:]} == {
+        f".github/workflows/{p.name}" for p in (ROOT / ".github" / "workflows").glob("*.yml")
+    }
