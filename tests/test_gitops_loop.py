@@ -328,7 +328,7 @@ def test_a_different_plan_shows_the_difference_and_that_nothing_was_applied(tmp_
         "**Nothing was applied:** the current plan differs from the reviewed one. Nothing was changed."
         in body
     )
-    assert "Reviewed: Plan: 1 to add\nNow: Plan: 1 to add, 1 to change" in body
+    assert "\n\n- reviewed: Plan: 1 to add\n- now: Plan: 1 to add, 1 to change\n" in body
     assert REPORTS["different"]["difference_markdown"] in body
     assert "run the workflow `apply.yml` by hand" in body and "Applied as" not in body
 

@@ -54,8 +54,8 @@ const body = (report, exitCode, runUrl, sha) => {
     const moved = moves(report);
     if (moved.length && report.outcome.startsWith('applied')) lines.push('', ...moved);
     if (report.outcome === 'different') {
-      lines.push('', `Reviewed: ${text(report.reviewed_summary || '')}`);
-      if (report.current_summary) lines.push(`Now: ${text(report.current_summary)}`);
+      lines.push('', `- reviewed: ${text(report.reviewed_summary || '')}`);
+      if (report.current_summary) lines.push(`- now: ${text(report.current_summary)}`);
       if (report.difference_markdown) lines.push('', report.difference_markdown.trim());
       lines.push('', 'Look at the difference, then run the workflow `apply.yml` by hand (Run workflow) to '
         + 'apply the current plan, or open a pull request that changes the files.');
