@@ -103,8 +103,8 @@ def test_the_files_match_githubs_json_schemas(schema: str, paths: list[Path]) ->
     assert_clean(tool("check-jsonschema"), "--builtin-schema", schema, *map(str, paths))
 
 
-def test_the_workflows_are_the_three_documented() -> None:
-    assert {p.name for p in WORKFLOWS.glob("*")} == {"ci.yml", "plan.yml", "apply.yml"}
+def test_the_workflows_are_the_four_documented() -> None:
+    assert {p.name for p in WORKFLOWS.glob("*")} == {"ci.yml", "plan.yml", "apply.yml", "drift.yml"}
 
 
 # ---------------------------------------------------------------------------------------------- semantics
