@@ -28,6 +28,7 @@ from reconciler.plan import (
     LocationOwners,
     MoveLocations,
     MoveReason,
+    PartyRow,
     Plan,
     ReleaseParty,
     RunMigrations,
@@ -517,6 +518,8 @@ def _change_document(change: Change) -> dict[str, Any]:
                 "action": "set_location_rules",
                 "claims": {key: str(value) for key, value in sorted(change.claims.items())},
                 "moved_from": {str(k): str(v) for k, v in sorted(change.moved_from.items())},
+                "claims_before": change.claims_before,
+                "moved_from_before": change.moved_from_before,
             }
         case RunMigrations():
             return {"action": "run_migrations", "migrations": list(change.migrations)}
@@ -595,6 +598,137 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 
 def render_json(plan: Plan) -> str:
     return json.dumps(plan_document(plan), indent=2, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+class PlanDocumentError(ValueError):
+    """A plan document that `plan_from_document` cannot read."""
+
+
+def _identity_of(text: Any) -> Identity:
+    """An identity as `plan_document` wrote it, spelled as it was (a row's identity may be in lower case)."""
+    if not isinstance(text, str) or "-" not in text:
+        raise PlanDocumentError(f"{text!r} is not a party identity")
+    country_code, _, party_id = text.partition("-")
+    return Identity(country_code, party_id)
+
+
+def _source_of(data: Any) -> Source:
+    if data is None:
+        return _NOWHERE
+    return Source(str(data["file"]), int(data.get("line") or 0), int(data.get("column") or 0))
+
+
+def _field_changes_of(items: Any) -> tuple[FieldChange, ...]:
+    return tuple(FieldChange(str(c["field"]), c["before"], c["after"]) for c in items)
+
+
+def _change_of(data: Mapping[str, Any]) -> Change:
+    """The inverse of `_change_document`, for rendering: row ids are not in the document and stay unknown."""
+    action = data["action"]
+    match action:
+        case "create":
+            return CreateParty(
+                _identity_of(data["identity"]),
+                str(data["role"]),
+                data["url"],
+                data["business_details"],
+                _source_of(data["source"]),
+            )
+        case "adopt" | "update":
+            kind = AdoptParty if action == "adopt" else UpdateParty
+            return kind(
+                _identity_of(data["identity"]),
+                str(data["role"]),
+                _field_changes_of(data["changes"]),
+                _source_of(data["source"]),
+            )
+        case "delete":
+            return DeleteParty(
+                _identity_of(data["identity"]), str(data["role"]), str(data["reason"]), bool(data["blocked"])
+            )
+        case "release":
+            return ReleaseParty(_identity_of(data["identity"]), str(data["role"]), str(data["reason"]))
+        case "set_location_rules":
+            return SetLocationRules(
+                {str(k): _identity_of(v) for k, v in data["claims"].items()},
+                {_identity_of(k): _identity_of(v) for k, v in data["moved_from"].items()},
+                int(data.get("claims_before", 0)),
+                int(data.get("moved_from_before", 0)),
+            )
+        case "run_migrations":
+            return RunMigrations(tuple(str(name) for name in data["migrations"]))
+        case "set_default_party":
+            before = data["before"]
+            return SetDefaultParty(
+                _identity_of(before) if before is not None else None, _identity_of(data["after"])
+            )
+        case "move_locations":
+            return MoveLocations(
+                str(data["reason"]),
+                _identity_of(data["to"]),
+                tuple(
+                    LocationGroup(
+                        _identity_of(g["recorded"]) if g["recorded"] is not None else None,
+                        _identity_of(g["identity"]),
+                        int(g["count"]),
+                        bool(g["owned"]),
+                    )
+                    for g in data["groups"]
+                ),
+                tuple(str(i) for i in data["location_ids"]),
+                _source_of(data["source"]),
+            )
+    raise PlanDocumentError(f"unknown action {action!r}")
+
+
+def plan_from_document(document: Mapping[str, Any]) -> Plan:
+    """The plan a `plan_document` describes: the inverse of `plan_document` as far as rendering goes.
+
+    Row ids and what the database held besides are not in the document, so the plan read back renders as the
+    original did in every format, and can be compared and shown, but never applied. A document of only
+    `changes` (as the apply history records them) reads as a plan with nothing else to say.
+    Raises PlanDocumentError when the document is not one `plan_document` could have written.
+    """
+    try:
+        version = document.get("format_version", PLAN_FORMAT_VERSION)
+        if version != PLAN_FORMAT_VERSION:
+            raise PlanDocumentError(f"plan format version {version!r}; this is {PLAN_FORMAT_VERSION}")
+        locations = document.get("locations") or {}
+        return Plan(
+            changes=tuple(_change_of(c) for c in document.get("changes", [])),
+            unmanaged=tuple(
+                PartyRow(_identity_of(r["identity"]), str(r["role"]), r["url"], None, False)
+                for r in document.get("unmanaged", [])
+            ),
+            drift=tuple(
+                Drift(
+                    _identity_of(d["identity"]),
+                    str(d["role"]),
+                    _field_changes_of(d["changes"]),
+                    bool(d["missing"]),
+                )
+                for d in document.get("drift", [])
+            ),
+            notes=tuple(str(n) for n in document.get("notes", [])),
+            owners=LocationOwners(
+                int(locations.get("recorded", 0)),
+                int(locations.get("unowned_now", 0)),
+                int(locations.get("unowned_after", 0)),
+            ),
+            awaiting=tuple(
+                AwaitRegistration(_identity_of(a["identity"]), str(a["role"]), _source_of(a["source"]))
+                for a in document.get("awaiting_registration", [])
+            ),
+            warnings=tuple(str(w) for w in document.get("warnings", [])),
+            refused=tuple(str(r) for r in document.get("refused", [])),
+        )
+    except PlanDocumentError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise PlanDocumentError(f"the plan document is malformed ({type(error).__name__}: {error})") from None
 
 
 # ---------------------------------------------------------------------------------------------- Markdown
