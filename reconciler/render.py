@@ -923,3 +923,54 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         title = f"Drift since the last apply: {_number(len(plan.drift), 'row')} changed outside git"
         blocks.append(_Block(title, "text", [line.render(plain) for line in sections.drift]))
     return "\n\n".join([head, *_fit(blocks, limit - _size(head) - 2)]) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- comparing
+
+
+def _comparable(change: Mapping[str, Any]) -> dict[str, Any]:
+    """A change of a plan document without where the files declare it: moving a line changes no change."""
+    return {key: value for key, value in change.items() if key != "source"}
+
+
+def same_changes(reviewed: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Two plan documents make the same changes: the same change list in the same order, with the same
+    values and move counts; the source positions, and what the plans say besides their changes, aside."""
+    return [_comparable(c) for c in reviewed.get("changes", [])] == [
+        _comparable(c) for c in current.get("changes", [])
+    ]
+
+
+def _only_in(plan: Plan, other: Plan) -> list[Change]:
+    others = [_comparable(_change_document(c)) for c in other.changes]
+    return [c for c in plan.changes if _comparable(_change_document(c)) not in others]
+
+
+def difference_markdown(reviewed: Plan, current: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+    """What differs between the plan reviewed and the current plan, for the merged pull request's comment:
+    both summaries, then the changes only one of them makes, each in a collapsible section."""
+    only_reviewed, only_current = _only_in(reviewed, current), _only_in(current, reviewed)
+    head = [
+        "**The current plan differs from the reviewed one: nothing was applied.**",
+        "",
+        f"- **Reviewed:** {_markdown_text(summary(reviewed))}",
+        f"- **Current:** {_markdown_text(summary(current))}",
+        f"- **Only in the reviewed plan:** {_number(len(only_reviewed), 'change')}",
+        f"- **Only in the current plan:** {_number(len(only_current), 'change')}",
+    ]
+    if not only_reviewed and not only_current:
+        head += ["", "Both plans make the same changes, in another order or number."]
+    blocks = [
+        _Block(
+            title,
+            "diff",
+            [line.diff() for change in changes for line in [*_change_lines(change, None), _BLANK]],
+        )
+        for title, changes in (
+            ("Only in the reviewed plan", only_reviewed),
+            ("Only in the current plan", only_current),
+        )
+        if changes
+    ]
+    text = "\n".join(head)
+    return "\n\n".join([text, *_fit(blocks, limit - _size(text) - 2)]) + "\n"

@@ -95,7 +95,7 @@ WITH_DATABASE = WITHOUT_DATABASE | {3}
         (["validate"], WITHOUT_DATABASE),
         (["init"], WITHOUT_DATABASE),
         (["plan"], WITH_DATABASE),
-        (["apply"], WITH_DATABASE | {4}),
+        (["apply"], WITH_DATABASE | {4, 5}),
         (["history"], WITH_DATABASE),
         (["import"], WITH_DATABASE),
         (["db"], WITH_DATABASE),
