@@ -218,3 +218,27 @@ def test_a_report_that_cannot_be_written_fails_only_an_apply_not_yet_committed(
         in err
     )
     assert out.splitlines()[-1].endswith("Recorded as apply #1.")
+
+
+def test_a_fresh_plan_that_goes_stale_while_apply_waits_for_its_lock_is_refused(
+    run: Run, live: Connection, database_url: str, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler import apply as apply_module
+
+    _review(run, database_url)
+    real = apply_module.plan_against
+
+    def registration_first(*args: Any, **kwargs: Any) -> Any:
+        """A peer registers between the decision (fresh) and the apply's own read under the lock."""
+        save_party(live, "CPO", "FR", "NEW", url="https://new.example/versions", token=PEER_TOKEN)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(apply_module, "plan_against", registration_first)
+    before = snapshot(live)
+    code, _, err = _deploy(run, database_url)
+    assert code == ExitCode.INVALID
+    assert "error: stale plan: the database changed since the plan was made" in err
+    report = _report(workdir)
+    assert report["outcome"] == "failed" and report["error"].startswith("stale plan: ")
+    assert len(snapshot(live)) == len(before)
+    assert live.execute("SELECT to_regclass('reconciler_apply_history')").fetchone() == (None,)
