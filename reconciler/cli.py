@@ -33,7 +33,7 @@ from reconciler.model import CPO, ROLES, DesiredState, Identity, Kind
 from reconciler.validate import DEFAULT_FILE, validate_path
 
 if TYPE_CHECKING:
-    from reconciler.apply import Outcome
+    from reconciler.apply import HistoryEntry, Outcome
     from reconciler.database import Session, Settings
     from reconciler.importer import Draft
     from reconciler.plan import Plan
@@ -689,16 +689,53 @@ def _decide_and_apply(
     raise ReconcilerError(report.error, exit_code=ExitCode.DIFFERS)
 
 
-@cli.command(epilog=EXIT_CODES)
+@cli.command("show", epilog=NO_DATABASE_EXIT_CODES, short_help="Show a saved plan file again.")
+@click.argument("planfile", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="As plan prints it: text for a terminal, json for programs, markdown for a pull-request comment.",
+)
+def show_command(planfile: Path, output_format: str) -> None:
+    """Print the plan saved in PLANFILE by `plan --out` again, without a database (as `terraform show`)."""
+    from reconciler import planfile as planfile_module
+    from reconciler import render
+
+    made = planfile_module.reviewed_plan(planfile_module.load(planfile), planfile)
+    if output_format == "json":
+        click.echo(render.render_json(made))
+    elif output_format == "markdown":
+        click.echo(render.render_markdown(made))
+    else:
+        _show_plan(made)
+
+
+class _HistoryGroup(click.Group):
+    """`history` lists the applies; `history show N` shows one."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[OPTIONS] | show N [OPTIONS]")
+
+
+@cli.group(cls=_HistoryGroup, invoke_without_command=True, epilog=EXIT_CODES)
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many applies to list."
 )
 @_FORMAT
 @database_options
-def history(settings: Settings, limit: int, output_format: str) -> None:
-    """List the latest applies, newest first: when, which revision, who, and what changed."""
+@click.pass_context
+def history(ctx: click.Context, settings: Settings, limit: int, output_format: str) -> None:
+    """List the latest applies, newest first: when, which revision and pull request, who, and what changed.
+
+    `history show N` shows one apply and its changes.
+    """
     from reconciler import apply as apply_module
 
+    if ctx.invoked_subcommand is not None:
+        return
     with _reader(settings) as opened:
         _current(opened)
         entries = apply_module.history(opened.connection, limit)
@@ -709,8 +746,55 @@ def history(settings: Settings, limit: int, output_format: str) -> None:
         click.echo("No apply has been recorded.")
         return
     for entry in entries:
-        click.echo(f"#{entry.id}  {entry.applied_at}  {entry.revision or '(no revision)'}  {entry.actor}")
+        pull = f"  {_pull_request(entry)}" if entry.pull_request_number or entry.pull_request_url else ""
+        click.echo(
+            f"#{entry.id}  {entry.applied_at}  {entry.revision or '(no revision)'}{pull}  {entry.actor}"
+        )
         click.echo(f"    {entry.summary}")
+
+
+def _pull_request(entry: HistoryEntry) -> str:
+    """`pull request #17 (https://...)`, or what of it was recorded."""
+    from reconciler import render
+
+    number = f"#{entry.pull_request_number}" if entry.pull_request_number else ""
+    url = f"({render.safe(entry.pull_request_url)})" if entry.pull_request_url else ""
+    return " ".join(["pull request", *(part for part in (number, url) if part)])
+
+
+@history.command("show", epilog=EXIT_CODES)
+@click.argument("number", metavar="N", type=click.IntRange(min=1))
+@_FORMAT
+@database_options
+def history_show(settings: Settings, number: int, output_format: str) -> None:
+    """Show apply #N: when, which revision and pull request, who, and its changes as the plan showed them."""
+    from reconciler import apply as apply_module
+    from reconciler import render
+
+    with _reader(settings) as opened:
+        _current(opened)
+        entry = apply_module.history_entry(opened.connection, number)
+    if entry is None:
+        raise ReconcilerError(f"no apply #{number} in the history of {opened.target.label}")
+    if output_format == "json":
+        click.echo(json.dumps(dataclasses.asdict(entry), indent=2, ensure_ascii=False))
+        return
+    try:
+        made = render.recorded_plan(entry.changes)
+    except render.PlanDocumentError as error:
+        raise ReconcilerError(
+            f"apply #{number} recorded changes this ocpi-parties cannot read ({error}): "
+            "`history show --format json` shows them as recorded"
+        ) from None
+    pull = _pull_request(entry) if entry.pull_request_number or entry.pull_request_url else "(none)"
+    click.echo(f"Apply #{entry.id}")
+    click.echo(f"  applied at:   {entry.applied_at}")
+    click.echo(f"  revision:     {render.safe(entry.revision or '(none)')}")
+    click.echo(f"  pull request: {pull.removeprefix('pull request ')}")
+    click.echo(f"  actor:        {render.safe(entry.actor)}")
+    click.echo(f"  tool version: {render.safe(entry.tool_version)}")
+    click.echo("")
+    _show_plan(made)
 
 
 def _written(written: Sequence[str], drafts: Sequence[Draft]) -> None:

@@ -925,6 +925,40 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     return "\n\n".join([head, *_fit(blocks, limit - _size(head) - 2)]) + "\n"
 
 
+#: The order of OCPI BusinessDetails' fields, as the files' values are written (`BusinessDetails.to_ocpi`).
+_OCPI_ORDER = {key: index for index, key in enumerate(("name", "website", "logo", "url", "thumbnail"))}
+_OCPI_ORDER.update(category=5, type=6, width=7, height=8)
+
+
+def _ocpi_ordered(value: Any) -> Any:
+    """Business details with their fields in OCPI's order again (unknown keys after them, as they come)."""
+    if not isinstance(value, Mapping):
+        return value
+    keys = sorted(value, key=lambda key: _OCPI_ORDER.get(key, len(_OCPI_ORDER)))
+    return {key: _ocpi_ordered(value[key]) for key in keys}
+
+
+def recorded_plan(changes: Sequence[Mapping[str, Any]]) -> Plan:
+    """The plan of the changes an apply recorded in its history (`plan_document(plan)["changes"]`).
+
+    PostgreSQL's jsonb keeps an object's keys in an order of its own, so the values the files gave (a
+    created row's business details, what an update sets) get their fields back in OCPI's order, the order
+    the plan showed them in; the values read from the database were in jsonb's order already.
+    """
+    ordered = []
+    for recorded in changes:
+        change = dict(recorded)
+        if change.get("action") == "create":
+            change["business_details"] = _ocpi_ordered(change.get("business_details"))
+        if change.get("action") in ("adopt", "update") and isinstance(change.get("changes"), list):
+            change["changes"] = [
+                {**item, "after": _ocpi_ordered(item.get("after"))} if isinstance(item, Mapping) else item
+                for item in change["changes"]
+            ]
+        ordered.append(change)
+    return plan_from_document({"changes": ordered})
+
+
 # ---------------------------------------------------------------------------------------------- comparing
 
 

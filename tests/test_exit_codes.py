@@ -97,6 +97,8 @@ WITH_DATABASE = WITHOUT_DATABASE | {3}
         (["plan"], WITH_DATABASE),
         (["apply"], WITH_DATABASE | {4, 5}),
         (["history"], WITH_DATABASE),
+        (["history", "show"], WITH_DATABASE),
+        (["show"], WITHOUT_DATABASE),
         (["import"], WITH_DATABASE),
         (["db"], WITH_DATABASE),
         (["db", "init"], WITH_DATABASE),
