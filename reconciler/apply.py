@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 import psycopg
-from psycopg import errors
+from psycopg import errors, sql
 from psycopg.rows import dict_row
 
 from reconciler import __version__, migrations, store
@@ -355,6 +355,8 @@ def apply(
     expected: str | None,
     revision: str | None,
     actor: str,
+    pull_request: int | None = None,
+    pull_request_url: str | None = None,
 ) -> Outcome:
     """Apply the plan for `desired` in one transaction; see the module's description.
 
@@ -393,9 +395,10 @@ def apply(
             if any(isinstance(c, RunMigrations) for c in plan.applicable):
                 migrations.migrate(connection, label=label)
             history = connection.execute(
-                "INSERT INTO reconciler_apply_history (revision, actor, tool_version, summary)"
-                " VALUES (%s, %s, %s, %s) RETURNING id",
-                (revision, actor, __version__, summary(plan)),
+                "INSERT INTO reconciler_apply_history"
+                " (revision, actor, tool_version, summary, pull_request_number, pull_request_url)"
+                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                (revision, actor, __version__, summary(plan), pull_request, pull_request_url),
             ).fetchone()
             assert history is not None
             apply_id = int(str(history[0]))
@@ -468,24 +471,41 @@ class HistoryEntry:
     tool_version: str
     summary: str
     changes: list[Mapping[str, Any]]
+    #: The pull request the applied files were merged from (migration 0007), when the apply was told.
+    pull_request_number: int | None = None
+    pull_request_url: str | None = None
+
+
+_HISTORY = sql.SQL(
+    "SELECT id, applied_at, revision, actor, tool_version, summary, changes, pull_request_number,"
+    " pull_request_url FROM reconciler_apply_history {}"
+)
+
+
+def _entry(row: Mapping[str, Any]) -> HistoryEntry:
+    return HistoryEntry(
+        row["id"],
+        row["applied_at"].isoformat(timespec="seconds"),
+        row["revision"],
+        row["actor"],
+        row["tool_version"],
+        row["summary"],
+        row["changes"] or [],
+        row["pull_request_number"],
+        row["pull_request_url"],
+    )
 
 
 def history(connection: Connection, limit: int) -> list[HistoryEntry]:
     """The latest applies, newest first."""
     with connection.cursor(row_factory=dict_row) as cursor:
         return [
-            HistoryEntry(
-                r["id"],
-                r["applied_at"].isoformat(timespec="seconds"),
-                r["revision"],
-                r["actor"],
-                r["tool_version"],
-                r["summary"],
-                r["changes"] or [],
-            )
-            for r in cursor.execute(
-                "SELECT id, applied_at, revision, actor, tool_version, summary, changes"
-                " FROM reconciler_apply_history ORDER BY id DESC LIMIT %s",
-                (limit,),
-            )
+            _entry(r) for r in cursor.execute(_HISTORY.format(sql.SQL("ORDER BY id DESC LIMIT %s")), (limit,))
         ]
+
+
+def history_entry(connection: Connection, apply_id: int) -> HistoryEntry | None:
+    """One apply of the history, or None when no apply has that number."""
+    with connection.cursor(row_factory=dict_row) as cursor:
+        row = cursor.execute(_HISTORY.format(sql.SQL("WHERE id = %s")), (apply_id,)).fetchone()
+    return None if row is None else _entry(row)

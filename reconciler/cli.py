@@ -33,6 +33,7 @@ from reconciler.model import CPO, ROLES, DesiredState, Identity, Kind
 from reconciler.validate import DEFAULT_FILE, validate_path
 
 if TYPE_CHECKING:
+    from reconciler.apply import HistoryEntry, Outcome
     from reconciler.database import Session, Settings
     from reconciler.importer import Draft
     from reconciler.plan import Plan
@@ -314,12 +315,14 @@ def plan(
 
 
 APPLY_EXIT_CODES = exit_codes_help(
-    (*WITH_DATABASE, "BUSY"),
+    (*WITH_DATABASE, "BUSY", "DIFFERS"),
     OK="applied, or nothing to change; also when the output after COMMIT was lost (a closed pipe)",
     INVALID="invalid files, blocked deletions, a stale or foreign plan file, no confirmation, or the apply "
     "failed (everything rolled back: nothing was changed)",
     DATABASE="database unreachable, login refused, timed out or without MaEVe's tables",
     BUSY="another apply (or db migrate) held the lock longer than --lock-timeout; nothing was changed",
+    DIFFERS="--if-same-as: the reviewed plan is stale and the current plan's changes differ from it; nothing "
+    "was applied",
     INTERRUPTED="interrupted (Ctrl-C) before COMMIT: nothing was changed (rolled back)",
 )
 
@@ -358,13 +361,43 @@ def _show_plan(made: Plan) -> None:
     help="Delete managed rows that the files no longer declare, without a tombstone.",
 )
 @click.option(
+    "--if-same-as",
+    "reviewed_file",
+    metavar="REVIEWED_PLAN",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Apply the plan file reviewed (plan --out) while it holds; when it is stale, the current plan of "
+    "TARGET only if it makes the same changes; else nothing (exit 5). Asks nothing.",
+)
+@click.option(
+    "--report",
+    "report_file",
+    metavar="FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With --if-same-as: write what happened to FILE as JSON, also when it fails.",
+)
+@click.option(
     "--revision",
     envvar="GITHUB_SHA",
     metavar="REV",
-    help="The revision of the party files, recorded in the history [env GITHUB_SHA].",
+    help="The revision of the party files, recorded in the history [env GITHUB_SHA; else git rev-parse "
+    "HEAD of TARGET, -dirty when it has uncommitted changes].",
 )
 @click.option(
     "--actor", metavar="NAME", help="Who applies, recorded in the history [env GITHUB_ACTOR; else user@host]."
+)
+@click.option(
+    "--pull-request",
+    type=click.IntRange(min=1),
+    envvar="OCPI_PARTIES_PULL_REQUEST",
+    metavar="N",
+    help="The pull request the files were merged from, recorded in the history [env "
+    "OCPI_PARTIES_PULL_REQUEST].",
+)
+@click.option(
+    "--pull-request-url",
+    envvar="OCPI_PARTIES_PULL_REQUEST_URL",
+    metavar="URL",
+    help="Its address, recorded in the history [env OCPI_PARTIES_PULL_REQUEST_URL].",
 )
 @database_options
 def apply(
@@ -373,18 +406,41 @@ def apply(
     target: Path,
     auto_approve: bool,
     allow_delete: bool,
+    reviewed_file: Path | None,
+    report_file: Path | None,
     revision: str | None,
     actor: str | None,
+    pull_request: int | None,
+    pull_request_url: str | None,
 ) -> None:
     """Make the database match the party files, in one transaction.
 
     TARGET is the parties directory (default: parties/), whose plan is shown and confirmed first, or a plan
-    file saved by `plan --out`, which is applied exactly as it was reviewed or not at all.
+    file saved by `plan --out`, which is applied exactly as it was reviewed or not at all. With --if-same-as,
+    TARGET is the parties directory and the plan file reviewed decides what is applied (README: apply).
     """
     from reconciler import apply as apply_module
     from reconciler import migrations, planfile, state
     from reconciler.database import session
 
+    context = _ApplyContext(_actor(actor), pull_request, pull_request_url or None)
+    if reviewed_file is not None:
+        if allow_delete or auto_approve:
+            raise UsageError(
+                "--if-same-as applies without asking and with the reviewed plan's --allow-delete: give "
+                "neither --auto-approve nor --allow-delete with it"
+            )
+        _apply_if_same_as(
+            settings=settings,
+            target=target,
+            reviewed_file=reviewed_file,
+            report_file=report_file,
+            revision=revision,
+            context=context,
+        )
+        return
+    if report_file is not None:
+        raise UsageError("--report is written by `apply --if-same-as REVIEWED_PLAN` only")
     saved = planfile.load(target) if target.is_file() else None
     with session(settings, read_only=False, notify=_notify) as opened:
         migrations.refuse_newer(opened.connection, opened.target.label)
@@ -396,6 +452,7 @@ def apply(
             revision = revision or saved.revision
         else:
             desired, expected, allow = _desired(target), None, allow_delete
+            revision = _revision(revision, target)
         if saved is None and not auto_approve:
             if not sys.stdin.isatty():
                 raise ReconcilerError(
@@ -415,24 +472,53 @@ def apply(
                 allow_delete=allow,
                 expected=expected,
                 revision=revision,
-                actor=_actor(actor),
+                actor=context.actor,
+                pull_request=context.pull_request,
+                pull_request_url=context.pull_request_url,
             )
         except apply_module.NothingApplied as refused:
             if show_after and refused.plan is not None:
                 _show_plan(refused.plan)  # rolled back: no lock is held any more
             raise
-    made = outcome.plan
     if show_after:
-        _show_plan(made)  # committed (or nothing to do): no lock is held any more
-    if outcome.history_id is None:
-        return
-    click.echo(
-        f"\nApply complete: {made.to_add:,} added, {made.to_change:,} changed, {made.to_delete:,} deleted, "
+        _show_plan(outcome.plan)  # committed (or nothing to do): no lock is held any more
+    _show_outcome(outcome)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ApplyContext:
+    """Who applies, and the pull request the files come from: recorded in the history row."""
+
+    actor: str
+    pull_request: int | None
+    pull_request_url: str | None
+
+
+def _revision(revision: str | None, path: Path) -> str | None:
+    """--revision (or GITHUB_SHA), else the git revision of the parties directory if it is in a work tree."""
+    from reconciler import git
+
+    if revision:
+        return revision
+    return git.revision(path) if path.is_dir() else None
+
+
+def _complete_line(outcome: Outcome) -> str:
+    made = outcome.plan
+    return (
+        f"Apply complete: {made.to_add:,} added, {made.to_change:,} changed, {made.to_delete:,} deleted, "
         f"{made.to_adopt:,} adopted"
         + (f", {made.to_release:,} released" if made.to_release else "")
         + f"; {outcome.locations_moved:,} locations moved. "
         f"Recorded as apply #{outcome.history_id}."
     )
+
+
+def _show_outcome(outcome: Outcome) -> None:
+    """The line that says what an apply changed, and what keeps the location owner key NOT VALID."""
+    if outcome.history_id is None:
+        return
+    click.echo("\n" + _complete_line(outcome))
     if outcome.key_needs_owner:
         click.echo(
             "Note: the location owner key stays NOT VALID: only the owner of the locations table may "
@@ -447,16 +533,209 @@ def apply(
         )
 
 
-@cli.command(epilog=EXIT_CODES)
+#: The outcomes `apply --if-same-as` reports (README: apply).
+APPLIED_REVIEWED, APPLIED_CURRENT, NOTHING_TO_APPLY, DIFFERENT, FAILED = (
+    "applied-reviewed",
+    "applied-current",
+    "nothing-to-apply",
+    "different",
+    "failed",
+)
+
+
+@dataclasses.dataclass
+class _Report:
+    """What `apply --if-same-as` did, written as JSON to its --report file (README: apply)."""
+
+    outcome: str = FAILED
+    history_id: int | None = None
+    summary: str | None = None
+    reviewed_summary: str | None = None
+    current_summary: str | None = None
+    moves: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    difference_markdown: str | None = None
+    error: str | None = None
+
+    def write(self, path: Path | None) -> None:
+        if path is None:
+            return
+        text = json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False) + "\n"
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            message = f"cannot write the report {path}: {error.strerror or error}"
+            if not committed():
+                raise ReconcilerError(message) from None
+            click.echo(f"warning: {message}; the apply was committed", err=True)
+
+
+def _moves(made: Plan) -> list[dict[str, Any]]:
+    from reconciler.plan import MoveLocations
+
+    return [
+        {"reason": c.reason, "to": str(c.to), "count": c.count}
+        for c in made.applicable
+        if isinstance(c, MoveLocations)
+    ]
+
+
+def _failure(error: BaseException) -> str:
+    if isinstance(error, ReconcilerError):
+        return error.message
+    if isinstance(error, KeyboardInterrupt | click.Abort):
+        return "interrupted" + ("" if committed() else ": nothing was changed (rolled back)")
+    if isinstance(error, click.ClickException):
+        return error.format_message()
+    return f"internal error: {type(error).__name__}: {error}"
+
+
+def _apply_if_same_as(
+    *,
+    settings: Settings,
+    target: Path,
+    reviewed_file: Path,
+    report_file: Path | None,
+    revision: str | None,
+    context: _ApplyContext,
+) -> None:
+    """`apply --if-same-as`: the decision table of the README's apply section. The report is written before
+    anything is printed, and on every failure before the command exits."""
+    report = _Report()
+    try:
+        _decide_and_apply(
+            settings=settings,
+            target=target,
+            reviewed_file=reviewed_file,
+            report=report,
+            report_file=report_file,
+            revision=revision,
+            context=context,
+        )
+    except BaseException as error:
+        if report.outcome == FAILED:
+            report.error = _failure(error)
+            try:
+                report.write(report_file)
+            except ReconcilerError as unwritten:
+                click.echo(f"warning: {unwritten.message}", err=True)  # the first error is the one to see
+        raise
+
+
+def _decide_and_apply(
+    *,
+    settings: Settings,
+    target: Path,
+    reviewed_file: Path,
+    report: _Report,
+    report_file: Path | None,
+    revision: str | None,
+    context: _ApplyContext,
+) -> None:
+    from reconciler import apply as apply_module
+    from reconciler import migrations, planfile, render, state
+    from reconciler.database import session
+
+    reviewed = planfile.load(reviewed_file)
+    shown = planfile.reviewed_plan(reviewed, reviewed_file)
+    report.reviewed_summary = str(reviewed.rendered.get("summary", {}).get("text") or render.summary(shown))
+    desired = _desired(target)
+    revision = _revision(revision, target)
+    outcome: Outcome | None = None
+    with session(settings, read_only=False, notify=_notify) as opened:
+        migrations.refuse_newer(opened.connection, opened.target.label)
+        current, facts = state.plan_against(opened.connection, desired, allow_delete=reviewed.allow_delete)
+        report.current_summary = render.summary(current)
+        fresh = planfile.desired_digest(desired) == reviewed.desired_digest and facts == reviewed.fingerprint
+        same = render.same_changes(reviewed.rendered, render.plan_document(current))
+        if fresh or (same and current.has_changes):
+            try:
+                outcome = apply_module.apply(
+                    opened.connection,
+                    reviewed.desired if fresh else desired,
+                    label=opened.target.label,
+                    allow_delete=reviewed.allow_delete,
+                    expected=reviewed.fingerprint if fresh else facts,
+                    revision=revision or (reviewed.revision if fresh else None),
+                    actor=context.actor,
+                    pull_request=context.pull_request,
+                    pull_request_url=context.pull_request_url,
+                )
+            except apply_module.NothingApplied as refused:
+                if refused.plan is not None:
+                    _show_plan(refused.plan)  # rolled back: no lock is held any more
+                raise
+    if outcome is not None and outcome.history_id is not None:
+        report.outcome = APPLIED_REVIEWED if fresh else APPLIED_CURRENT
+        report.history_id = outcome.history_id
+        report.summary = _complete_line(outcome)
+        report.moves = _moves(outcome.plan)
+        report.write(report_file)
+        _show_plan(outcome.plan)
+        _show_outcome(outcome)
+        return
+    if outcome is not None or (not current.has_changes and current.can_apply):
+        report.outcome = NOTHING_TO_APPLY
+        report.write(report_file)
+        _show_plan(outcome.plan if outcome is not None else current)
+        return
+    report.outcome = DIFFERENT
+    report.difference_markdown = render.difference_markdown(shown, current)
+    report.error = (
+        "the plan differs from the reviewed one: nothing was applied; review the current plan "
+        f"(`ocpi-parties plan {target}`) in a new pull request"
+    )
+    report.write(report_file)
+    _show_plan(current)
+    raise ReconcilerError(report.error, exit_code=ExitCode.DIFFERS)
+
+
+@cli.command("show", epilog=NO_DATABASE_EXIT_CODES, short_help="Show a saved plan file again.")
+@click.argument("planfile", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="As plan prints it: text for a terminal, json for programs, markdown for a pull-request comment.",
+)
+def show_command(planfile: Path, output_format: str) -> None:
+    """Print the plan saved in PLANFILE by `plan --out` again, without a database (as `terraform show`)."""
+    from reconciler import planfile as planfile_module
+    from reconciler import render
+
+    made = planfile_module.reviewed_plan(planfile_module.load(planfile), planfile)
+    if output_format == "json":
+        click.echo(render.render_json(made))
+    elif output_format == "markdown":
+        click.echo(render.render_markdown(made))
+    else:
+        _show_plan(made)
+
+
+class _HistoryGroup(click.Group):
+    """`history` lists the applies; `history show N` shows one."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[OPTIONS] | show N [OPTIONS]")
+
+
+@cli.group(cls=_HistoryGroup, invoke_without_command=True, epilog=EXIT_CODES)
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many applies to list."
 )
 @_FORMAT
 @database_options
-def history(settings: Settings, limit: int, output_format: str) -> None:
-    """List the latest applies, newest first: when, which revision, who, and what changed."""
+@click.pass_context
+def history(ctx: click.Context, settings: Settings, limit: int, output_format: str) -> None:
+    """List the latest applies, newest first: when, which revision and pull request, who, and what changed.
+
+    `history show N` shows one apply and its changes.
+    """
     from reconciler import apply as apply_module
 
+    if ctx.invoked_subcommand is not None:
+        return
     with _reader(settings) as opened:
         _current(opened)
         entries = apply_module.history(opened.connection, limit)
@@ -467,8 +746,55 @@ def history(settings: Settings, limit: int, output_format: str) -> None:
         click.echo("No apply has been recorded.")
         return
     for entry in entries:
-        click.echo(f"#{entry.id}  {entry.applied_at}  {entry.revision or '(no revision)'}  {entry.actor}")
+        pull = f"  {_pull_request(entry)}" if entry.pull_request_number or entry.pull_request_url else ""
+        click.echo(
+            f"#{entry.id}  {entry.applied_at}  {entry.revision or '(no revision)'}{pull}  {entry.actor}"
+        )
         click.echo(f"    {entry.summary}")
+
+
+def _pull_request(entry: HistoryEntry) -> str:
+    """`pull request #17 (https://...)`, or what of it was recorded."""
+    from reconciler import render
+
+    number = f"#{entry.pull_request_number}" if entry.pull_request_number else ""
+    url = f"({render.safe(entry.pull_request_url)})" if entry.pull_request_url else ""
+    return " ".join(["pull request", *(part for part in (number, url) if part)])
+
+
+@history.command("show", epilog=EXIT_CODES)
+@click.argument("number", metavar="N", type=click.IntRange(min=1))
+@_FORMAT
+@database_options
+def history_show(settings: Settings, number: int, output_format: str) -> None:
+    """Show apply #N: when, which revision and pull request, who, and its changes as the plan showed them."""
+    from reconciler import apply as apply_module
+    from reconciler import render
+
+    with _reader(settings) as opened:
+        _current(opened)
+        entry = apply_module.history_entry(opened.connection, number)
+    if entry is None:
+        raise ReconcilerError(f"no apply #{number} in the history of {opened.target.label}")
+    if output_format == "json":
+        click.echo(json.dumps(dataclasses.asdict(entry), indent=2, ensure_ascii=False))
+        return
+    try:
+        made = render.recorded_plan(entry.changes)
+    except render.PlanDocumentError as error:
+        raise ReconcilerError(
+            f"apply #{number} recorded changes this ocpi-parties cannot read ({error}): "
+            "`history show --format json` shows them as recorded"
+        ) from None
+    pull = _pull_request(entry) if entry.pull_request_number or entry.pull_request_url else "(none)"
+    click.echo(f"Apply #{entry.id}")
+    click.echo(f"  applied at:   {entry.applied_at}")
+    click.echo(f"  revision:     {render.safe(entry.revision or '(none)')}")
+    click.echo(f"  pull request: {pull.removeprefix('pull request ')}")
+    click.echo(f"  actor:        {render.safe(entry.actor)}")
+    click.echo(f"  tool version: {render.safe(entry.tool_version)}")
+    click.echo("")
+    _show_plan(made)
 
 
 def _written(written: Sequence[str], drafts: Sequence[Draft]) -> None:

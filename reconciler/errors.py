@@ -26,6 +26,9 @@ class ExitCode(IntEnum):
     DATABASE = 3
     #: apply: another apply (or `db migrate`) held the lock for longer than --lock-timeout.
     BUSY = 4
+    #: apply --if-same-as: the reviewed plan is stale and the current plan's changes differ from it; nothing
+    #: was applied.
+    DIFFERS = 5
     #: A bug in ocpi-parties: the message points to `--traceback`.
     INTERNAL = 70
     #: Ctrl-C (SIGINT): 128 + 2, as a shell reports a process that SIGINT ended.
@@ -43,6 +46,7 @@ MEANINGS: dict[str, str] = {
     "DATABASE": "database unreachable, login refused, timed out, without MaEVe's tables or not migrated",
     "BUSY": "apply: another apply (or db migrate) held the lock longer than --lock-timeout; nothing was "
     "changed",
+    "DIFFERS": "apply --if-same-as: the plan differs from the reviewed one: nothing was applied",
     "INTERNAL": "internal error: run again with --traceback and report it",
     "INTERRUPTED": "interrupted (Ctrl-C)",
 }

@@ -111,6 +111,10 @@ PROVIDES: dict[int, tuple[DatabaseObject, ...]] = {
         "table reconciler_moved_from",
         "function reconciler_location_owner",
     ),
+    7: _objects(
+        "column reconciler_apply_history.pull_request_number",
+        "column reconciler_apply_history.pull_request_url",
+    ),
 }
 
 
@@ -331,6 +335,7 @@ REVERT_REMOVES = {
     4: "the records of which party rows ocpi-parties manages",
     5: "the location owner key and its guard (locations keep their identities)",
     6: "the recorded identities of locations and which party rows hold OCPI credentials",
+    7: "the pull requests recorded in the apply history",
 }
 
 

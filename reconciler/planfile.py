@@ -14,9 +14,9 @@ import os
 import stat
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError, UsageError
@@ -32,6 +32,9 @@ from reconciler.model import (
     Source,
     Tombstone,
 )
+
+if TYPE_CHECKING:
+    from reconciler.plan import Plan
 
 #: Version of the plan file layout; apply refuses files of another version. 2: each role says its `kind`
 #: (hosted or partner), which decides whether apply may create, write or delete its row. 3: a source is an
@@ -168,6 +171,8 @@ class SavedPlan:
     revision: str | None
     tool_version: str
     created_at: str
+    #: The plan as `render.plan_document` made it when it was saved: what the reviewers saw.
+    rendered: Mapping[str, Any] = field(default_factory=dict)
 
 
 def save(
@@ -244,6 +249,18 @@ def _not_a_plan_file(path: Path) -> PlanFileError:
     )
 
 
+def reviewed_plan(saved: SavedPlan, path: Path) -> Plan:
+    """The plan the file shows its reviewers, read back from the document saved in it."""
+    from reconciler import render
+
+    if not saved.rendered:
+        raise PlanFileError(f"{path} holds no plan to show: run plan again")
+    try:
+        return render.plan_from_document(saved.rendered)
+    except render.PlanDocumentError as error:
+        raise PlanFileError(f"{path} holds a plan that cannot be read ({error}): run plan again") from None
+
+
 def load(path: Path) -> SavedPlan:
     """Read a plan file; refuse one from another file version or whose content was altered."""
     try:
@@ -271,4 +288,5 @@ def load(path: Path) -> SavedPlan:
         document.get("revision"),
         str(document.get("tool_version", "")),
         str(document.get("created_at", "")),
+        document["plan"] if isinstance(document.get("plan"), dict) else {},
     )

@@ -28,6 +28,7 @@ from reconciler.plan import (
     LocationOwners,
     MoveLocations,
     MoveReason,
+    PartyRow,
     Plan,
     ReleaseParty,
     RunMigrations,
@@ -517,6 +518,8 @@ def _change_document(change: Change) -> dict[str, Any]:
                 "action": "set_location_rules",
                 "claims": {key: str(value) for key, value in sorted(change.claims.items())},
                 "moved_from": {str(k): str(v) for k, v in sorted(change.moved_from.items())},
+                "claims_before": change.claims_before,
+                "moved_from_before": change.moved_from_before,
             }
         case RunMigrations():
             return {"action": "run_migrations", "migrations": list(change.migrations)}
@@ -595,6 +598,137 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 
 def render_json(plan: Plan) -> str:
     return json.dumps(plan_document(plan), indent=2, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+class PlanDocumentError(ValueError):
+    """A plan document that `plan_from_document` cannot read."""
+
+
+def _identity_of(text: Any) -> Identity:
+    """An identity as `plan_document` wrote it, spelled as it was (a row's identity may be in lower case)."""
+    if not isinstance(text, str) or "-" not in text:
+        raise PlanDocumentError(f"{text!r} is not a party identity")
+    country_code, _, party_id = text.partition("-")
+    return Identity(country_code, party_id)
+
+
+def _source_of(data: Any) -> Source:
+    if data is None:
+        return _NOWHERE
+    return Source(str(data["file"]), int(data.get("line") or 0), int(data.get("column") or 0))
+
+
+def _field_changes_of(items: Any) -> tuple[FieldChange, ...]:
+    return tuple(FieldChange(str(c["field"]), c["before"], c["after"]) for c in items)
+
+
+def _change_of(data: Mapping[str, Any]) -> Change:
+    """The inverse of `_change_document`, for rendering: row ids are not in the document and stay unknown."""
+    action = data["action"]
+    match action:
+        case "create":
+            return CreateParty(
+                _identity_of(data["identity"]),
+                str(data["role"]),
+                data["url"],
+                data["business_details"],
+                _source_of(data["source"]),
+            )
+        case "adopt" | "update":
+            kind = AdoptParty if action == "adopt" else UpdateParty
+            return kind(
+                _identity_of(data["identity"]),
+                str(data["role"]),
+                _field_changes_of(data["changes"]),
+                _source_of(data["source"]),
+            )
+        case "delete":
+            return DeleteParty(
+                _identity_of(data["identity"]), str(data["role"]), str(data["reason"]), bool(data["blocked"])
+            )
+        case "release":
+            return ReleaseParty(_identity_of(data["identity"]), str(data["role"]), str(data["reason"]))
+        case "set_location_rules":
+            return SetLocationRules(
+                {str(k): _identity_of(v) for k, v in data["claims"].items()},
+                {_identity_of(k): _identity_of(v) for k, v in data["moved_from"].items()},
+                int(data.get("claims_before", 0)),
+                int(data.get("moved_from_before", 0)),
+            )
+        case "run_migrations":
+            return RunMigrations(tuple(str(name) for name in data["migrations"]))
+        case "set_default_party":
+            before = data["before"]
+            return SetDefaultParty(
+                _identity_of(before) if before is not None else None, _identity_of(data["after"])
+            )
+        case "move_locations":
+            return MoveLocations(
+                str(data["reason"]),
+                _identity_of(data["to"]),
+                tuple(
+                    LocationGroup(
+                        _identity_of(g["recorded"]) if g["recorded"] is not None else None,
+                        _identity_of(g["identity"]),
+                        int(g["count"]),
+                        bool(g["owned"]),
+                    )
+                    for g in data["groups"]
+                ),
+                tuple(str(i) for i in data["location_ids"]),
+                _source_of(data["source"]),
+            )
+    raise PlanDocumentError(f"unknown action {action!r}")
+
+
+def plan_from_document(document: Mapping[str, Any]) -> Plan:
+    """The plan a `plan_document` describes: the inverse of `plan_document` as far as rendering goes.
+
+    Row ids and what the database held besides are not in the document, so the plan read back renders as the
+    original did in every format, and can be compared and shown, but never applied. A document of only
+    `changes` (as the apply history records them) reads as a plan with nothing else to say.
+    Raises PlanDocumentError when the document is not one `plan_document` could have written.
+    """
+    try:
+        version = document.get("format_version", PLAN_FORMAT_VERSION)
+        if version != PLAN_FORMAT_VERSION:
+            raise PlanDocumentError(f"plan format version {version!r}; this is {PLAN_FORMAT_VERSION}")
+        locations = document.get("locations") or {}
+        return Plan(
+            changes=tuple(_change_of(c) for c in document.get("changes", [])),
+            unmanaged=tuple(
+                PartyRow(_identity_of(r["identity"]), str(r["role"]), r["url"], None, False)
+                for r in document.get("unmanaged", [])
+            ),
+            drift=tuple(
+                Drift(
+                    _identity_of(d["identity"]),
+                    str(d["role"]),
+                    _field_changes_of(d["changes"]),
+                    bool(d["missing"]),
+                )
+                for d in document.get("drift", [])
+            ),
+            notes=tuple(str(n) for n in document.get("notes", [])),
+            owners=LocationOwners(
+                int(locations.get("recorded", 0)),
+                int(locations.get("unowned_now", 0)),
+                int(locations.get("unowned_after", 0)),
+            ),
+            awaiting=tuple(
+                AwaitRegistration(_identity_of(a["identity"]), str(a["role"]), _source_of(a["source"]))
+                for a in document.get("awaiting_registration", [])
+            ),
+            warnings=tuple(str(w) for w in document.get("warnings", [])),
+            refused=tuple(str(r) for r in document.get("refused", [])),
+        )
+    except PlanDocumentError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise PlanDocumentError(f"the plan document is malformed ({type(error).__name__}: {error})") from None
 
 
 # ---------------------------------------------------------------------------------------------- Markdown
@@ -811,3 +945,88 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         title = f"Drift since the last apply: {_number(len(plan.drift), 'row')} changed outside git"
         blocks.append(_Block(title, "text", [line.render(plain) for line in sections.drift]))
     return "\n\n".join([head, *_fit(blocks, limit - _size(head) - 2)]) + "\n"
+
+
+#: The order of OCPI BusinessDetails' fields, as the files' values are written (`BusinessDetails.to_ocpi`).
+_OCPI_ORDER = {key: index for index, key in enumerate(("name", "website", "logo", "url", "thumbnail"))}
+_OCPI_ORDER.update(category=5, type=6, width=7, height=8)
+
+
+def _ocpi_ordered(value: Any) -> Any:
+    """Business details with their fields in OCPI's order again (unknown keys after them, as they come)."""
+    if not isinstance(value, Mapping):
+        return value
+    keys = sorted(value, key=lambda key: _OCPI_ORDER.get(key, len(_OCPI_ORDER)))
+    return {key: _ocpi_ordered(value[key]) for key in keys}
+
+
+def recorded_plan(changes: Sequence[Mapping[str, Any]]) -> Plan:
+    """The plan of the changes an apply recorded in its history (`plan_document(plan)["changes"]`).
+
+    PostgreSQL's jsonb keeps an object's keys in an order of its own, so the values the files gave (a
+    created row's business details, what an update sets) get their fields back in OCPI's order, the order
+    the plan showed them in; the values read from the database were in jsonb's order already.
+    """
+    ordered = []
+    for recorded in changes:
+        change = dict(recorded)
+        if change.get("action") == "create":
+            change["business_details"] = _ocpi_ordered(change.get("business_details"))
+        if change.get("action") in ("adopt", "update") and isinstance(change.get("changes"), list):
+            change["changes"] = [
+                {**item, "after": _ocpi_ordered(item.get("after"))} if isinstance(item, Mapping) else item
+                for item in change["changes"]
+            ]
+        ordered.append(change)
+    return plan_from_document({"changes": ordered})
+
+
+# ---------------------------------------------------------------------------------------------- comparing
+
+
+def _comparable(change: Mapping[str, Any]) -> dict[str, Any]:
+    """A change of a plan document without where the files declare it: moving a line changes no change."""
+    return {key: value for key, value in change.items() if key != "source"}
+
+
+def same_changes(reviewed: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Two plan documents make the same changes: the same change list in the same order, with the same
+    values and move counts; the source positions, and what the plans say besides their changes, aside."""
+    return [_comparable(c) for c in reviewed.get("changes", [])] == [
+        _comparable(c) for c in current.get("changes", [])
+    ]
+
+
+def _only_in(plan: Plan, other: Plan) -> list[Change]:
+    others = [_comparable(_change_document(c)) for c in other.changes]
+    return [c for c in plan.changes if _comparable(_change_document(c)) not in others]
+
+
+def difference_markdown(reviewed: Plan, current: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+    """What differs between the plan reviewed and the current plan, for the merged pull request's comment:
+    both summaries, then the changes only one of them makes, each in a collapsible section."""
+    only_reviewed, only_current = _only_in(reviewed, current), _only_in(current, reviewed)
+    head = [
+        "**The current plan differs from the reviewed one: nothing was applied.**",
+        "",
+        f"- **Reviewed:** {_markdown_text(summary(reviewed))}",
+        f"- **Current:** {_markdown_text(summary(current))}",
+        f"- **Only in the reviewed plan:** {_number(len(only_reviewed), 'change')}",
+        f"- **Only in the current plan:** {_number(len(only_current), 'change')}",
+    ]
+    if not only_reviewed and not only_current:
+        head += ["", "Both plans make the same changes, in another order or number."]
+    blocks = [
+        _Block(
+            title,
+            "diff",
+            [line.diff() for change in changes for line in [*_change_lines(change, None), _BLANK]],
+        )
+        for title, changes in (
+            ("Only in the reviewed plan", only_reviewed),
+            ("Only in the current plan", only_current),
+        )
+        if changes
+    ]
+    text = "\n".join(head)
+    return "\n\n".join([text, *_fit(blocks, limit - _size(text) - 2)]) + "\n"

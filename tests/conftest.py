@@ -144,6 +144,8 @@ def no_configured_database(monkeypatch: pytest.MonkeyPatch) -> None:
         "OCPI_PARTIES_LOCK_TIMEOUT",
         "OCPI_PARTIES_STATEMENT_TIMEOUT",
         "GITHUB_SHA",
+        "OCPI_PARTIES_PULL_REQUEST",
+        "OCPI_PARTIES_PULL_REQUEST_URL",
         *LIBPQ_VARIABLES,
     ):
         monkeypatch.delenv(variable, raising=False)

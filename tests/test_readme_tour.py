@@ -39,6 +39,8 @@ ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SHOWN_FOLDER = "/home/me/ocpi-parties"
 SHOWN_ACTOR = "me@laptop"
+#: The commit of the checkout, as the README shows it (apply records it as the revision of the party files).
+SHOWN_COMMIT = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 NOTICE = "ocpi-parties: using the embedded PostgreSQL database in "
 _TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[+-]\d\d:\d\d)?")
 
@@ -101,6 +103,11 @@ def checkout() -> Iterator[Path]:
         launcher.parent.mkdir(parents=True)
         launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m reconciler "$@"\n', encoding="utf-8")
         launcher.chmod(0o755)
+        # A checkout is a git work tree: apply records its commit as the revision of the party files.
+        git = ["git", "-C", str(folder), "-c", "user.name=me", "-c", "user.email=me@example.com"]
+        subprocess.run([*git, "init", "--quiet"], check=True)
+        subprocess.run([*git, "add", "parties", "schema"], check=True)
+        subprocess.run([*git, "commit", "--quiet", "-m", "the example"], check=True)
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -151,7 +158,14 @@ def test_every_command_of_the_tour_prints_what_the_readme_shows(checkout: Path) 
             check=False,
         )
         assert done.returncode == 0, f"{step.command}\n{done.stdout}"
-        actual = done.stdout.replace(str(checkout), SHOWN_FOLDER).replace(actor, SHOWN_ACTOR)
+        commit = subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        actual = (
+            done.stdout.replace(str(checkout), SHOWN_FOLDER)
+            .replace(actor, SHOWN_ACTOR)
+            .replace(commit, SHOWN_COMMIT)
+        )
         lines = actual.split("\n")
         uses_database = step.command.startswith(".venv/bin/") and not step.command.endswith(" validate")
         assert any(line.startswith(NOTICE) for line in lines) == uses_database, step.command

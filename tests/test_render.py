@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -33,8 +34,10 @@ from reconciler.plan import (
 )
 from reconciler.render import (
     NO_CHANGES,
+    PlanDocumentError,
     plain,
     plan_document,
+    plan_from_document,
     render_json,
     render_markdown,
     render_text,
@@ -697,6 +700,8 @@ def test_recording_the_location_rules_is_a_change() -> None:
             "action": "set_location_rules",
             "claims": {"LOC-0": "ES-CPO", "LOC-1": "ES-CPO"},
             "moved_from": {"PT-CPO": "ES-CPO"},
+            "claims_before": 3,
+            "moved_from_before": 0,
         }
     ]
 
@@ -731,3 +736,43 @@ def test_a_claimed_move_lists_where_its_locations_come_from() -> None:
     assert document["count"] == 2 and document["location_ids"] == ["LOC-1", "LOC-2"]
     assert document["groups"] == [{"identity": "GB-TWK", "recorded": None, "owned": True, "count": 2}]
     assert "      GB-TWK  2\n      (plan --show-locations lists their ids)\n" in render_text(Plan((move,)))
+
+
+# ---------------------------------------------------------------------------------------------- reading back
+
+
+def test_a_plan_read_back_from_its_document_renders_the_same_in_every_format() -> None:
+    """`ocpi-parties show` and `history show` render a plan read from its JSON document: the golden plan read
+    back gives the golden text, JSON and Markdown."""
+    plan = every_change()
+    again = plan_from_document(json.loads(render_json(plan)))
+    assert render_text(again) == render_text(plan)
+    assert render_json(again) == render_json(plan)
+    assert render_markdown(again) == render_markdown(plan)
+    hostile = hostile_plan()
+    assert render_markdown(plan_from_document(plan_document(hostile))) == render_markdown(hostile)
+
+
+def test_a_document_of_changes_only_reads_as_a_plan_of_those_changes() -> None:
+    """The apply history records only the `changes` of the plan it applied."""
+    plan = every_change()
+    changes_only = plan_from_document({"changes": plan_document(plan)["changes"]})
+    assert changes_only.changes == tuple(
+        dataclasses.replace(c, row_id="") if hasattr(c, "row_id") else c for c in plan.changes
+    )
+    assert plan_document(changes_only)["changes"] == plan_document(plan)["changes"]
+    assert summary(changes_only) == summary(dataclasses.replace(plan, awaiting=()))
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"format_version": 1, "changes": []},
+        {"changes": [{"action": "explode"}]},
+        {"changes": [{"action": "create"}]},
+        {"changes": "not a list of changes"},
+    ],
+)
+def test_a_document_plan_document_could_not_have_written_is_refused(document: dict[str, object]) -> None:
+    with pytest.raises(PlanDocumentError):
+        plan_from_document(document)

@@ -118,13 +118,13 @@ def test_the_previous_release_upgrades_in_one_plan_and_apply(
     started = time.perf_counter()
     code, out, err = run("plan", str(folder), "--database-url", empty_database_url)
     assert code == 0, err
-    assert "0006_ownership" in out
+    assert "0006_ownership" in out and "0007_apply_context" in out
     assert out.count("will be deleted: a partner's row without credentials") == 2
     assert "? DE-EMO CPO is awaiting OCPI registration" in out
     assert "? DE-EMO EMSP is awaiting OCPI registration" in out
     assert out.splitlines()[-1] == (
         "Plan: 0 to add, 0 to change, 2 to delete, 0 to adopt; 0 locations to move; "
-        "2 awaiting registration; 1 migration to run."
+        "2 awaiting registration; 2 migrations to run."
     )
     code, out, err = run("apply", str(folder), "--auto-approve", "--database-url", empty_database_url)
     assert code == 0, err
