@@ -876,6 +876,7 @@ def import_command(
         files[DEFAULT_FILE] = importer.render_default(default)
     written = importer.write_files(directory, str(directory), files, force=force)
     _written(written, result.drafts)
+    _editor_files(directory)
     if DEFAULT_FILE not in files and not (directory / DEFAULT_FILE).exists():
         click.echo(
             f"No {directory}/{DEFAULT_FILE} yet: write it with "
@@ -930,7 +931,53 @@ def init_command(
     else:
         files[DEFAULT_FILE] = importer.render_default(draft.identity)
     _written(importer.write_files(directory, str(directory), files, force=force), [draft])
+    _editor_files(directory, gitignore=True)
     click.echo(f"Next: `ocpi-parties validate {directory}`, then `ocpi-parties plan {directory}`.")
+
+
+def _schemas_written(directory: Path, *, say_unchanged: bool) -> None:
+    from reconciler import editor
+
+    for written in editor.write_schemas(directory):
+        if written.status == "updated":
+            click.echo(f"updated {written.path}: it differed from the schema of ocpi-parties {__version__}")
+        elif written.status == "wrote":
+            click.echo(f"wrote {written.path}")
+        elif say_unchanged:
+            click.echo(f"{written.path} is up to date")
+
+
+def _editor_files(parties: Path, *, gitignore: bool = False) -> None:
+    """The schemas that the party files' modelines name, and (init) the repository's .gitignore."""
+    from reconciler import editor
+
+    _schemas_written(editor.beside(parties, "schema"), say_unchanged=False)
+    if gitignore:
+        ignore = editor.beside(parties, ".gitignore")
+        added = editor.extend_gitignore(ignore)
+        if added:
+            click.echo(f"added {', '.join(added)} to {ignore}")
+
+
+@cli.command(
+    "schema", epilog=NO_DATABASE_EXIT_CODES, short_help="Write the party files' JSON Schemas, for editors."
+)
+@click.option(
+    "--out",
+    "directory",
+    default="schema",
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The folder to write into: `schema` beside the parties directory, where party files point.",
+)
+def schema_command(directory: Path) -> None:
+    """Write party.schema.json and default-party.schema.json, the schemas of this version, into --out.
+
+    Each party file's first line, `# yaml-language-server: $schema=../schema/party.schema.json`, gives an
+    editor running the YAML language server completion and inline errors from them. They belong to the tool:
+    one that differs (an older version's) is replaced, and said so. `init` and `import` write them too.
+    """
+    _schemas_written(directory, say_unchanged=True)
 
 
 @cli.group(epilog=EXIT_CODES, short_help="Prepare the database: MaEVe's tables, migrations, status.")
