@@ -94,6 +94,7 @@ WITH_DATABASE = WITHOUT_DATABASE | {3}
         ([], {int(code) for code in ExitCode}),
         (["validate"], WITHOUT_DATABASE),
         (["init"], WITHOUT_DATABASE),
+        (["schema"], WITHOUT_DATABASE),
         (["plan"], WITH_DATABASE),
         (["apply"], WITH_DATABASE | {4, 5}),
         (["history"], WITH_DATABASE),
