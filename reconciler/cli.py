@@ -295,7 +295,7 @@ def plan(
         raise ReconcilerError(made.refused[0] + ("; no plan file was written" if out else ""))
     if made.blocked:
         raise ReconcilerError(
-            f"{len(made.blocked)} deletion(s) blocked by deletion protection: add a tombstone "
+            f"{render.number(len(made.blocked), 'deletion')} blocked by deletion protection: add a tombstone "
             "(deleted: true) or run with --allow-delete" + ("; no plan file was written" if out else "")
         )
     if out is not None:
@@ -504,12 +504,14 @@ def _revision(revision: str | None, path: Path) -> str | None:
 
 
 def _complete_line(outcome: Outcome) -> str:
+    from reconciler.render import number
+
     made = outcome.plan
     return (
         f"Apply complete: {made.to_add:,} added, {made.to_change:,} changed, {made.to_delete:,} deleted, "
         f"{made.to_adopt:,} adopted"
         + (f", {made.to_release:,} released" if made.to_release else "")
-        + f"; {outcome.locations_moved:,} locations moved. "
+        + f"; {number(outcome.locations_moved, 'location')} moved. "
         f"Recorded as apply #{outcome.history_id}."
     )
 
@@ -798,7 +800,7 @@ def history_show(settings: Settings, number: int, output_format: str) -> None:
 
 
 def _written(written: Sequence[str], drafts: Sequence[Draft]) -> None:
-    from reconciler import importer
+    from reconciler import importer, render
 
     roles = {f"{d.identity}.yaml": ", ".join(r.role for r in d.roles) for d in drafts}
     for path in written:
@@ -807,7 +809,7 @@ def _written(written: Sequence[str], drafts: Sequence[Draft]) -> None:
     unknown = sum(d.shared_name_unknown + sum(r.name_unknown for r in d.roles) for d in drafts)
     if unknown:
         click.echo(
-            f"{unknown} business name(s) not known: the identity stands in; "
+            f"{render.number(unknown, 'business name')} not known: the identity stands in; "
             f"look for '{importer.NAME_UNKNOWN}' in the files."
         )
 
