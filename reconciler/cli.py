@@ -79,7 +79,11 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=ALL_EXIT_CODES)
 @click.version_option(__version__, prog_name="ocpi-parties")
-@click.option("--traceback", is_flag=True, help="Show the full traceback of an unexpected error.")
+@click.option(
+    "--traceback",
+    is_flag=True,
+    help="Show the full traceback of an unexpected error (also accepted after the command).",
+)
 def cli(traceback: bool) -> None:
     """Manage the OCPI parties of a MaEVe CSMS from YAML files in git."""
 
@@ -1129,8 +1133,7 @@ def main(args: Sequence[str] | None = None, prog_name: str | None = None) -> Non
 
 
 def _main(args: Sequence[str] | None, prog_name: str | None) -> None:
-    argv = list(sys.argv[1:] if args is None else args)
-    show_traceback = "--traceback" in argv
+    argv, show_traceback = _without_traceback(list(sys.argv[1:] if args is None else args))
     detailed = _detailed_exitcode(argv)
     forget_commit()
     try:
@@ -1162,6 +1165,14 @@ def _main(args: Sequence[str] | None, prog_name: str | None) -> None:
         )
         sys.exit(ExitCode.INTERNAL)
     sys.exit(ExitCode.OK)
+
+
+def _without_traceback(argv: list[str]) -> tuple[list[str], bool]:
+    """The command line without --traceback, and whether it was there: before the command (the group's
+    option) or after it (`ocpi-parties plan --traceback`), where no command declares it."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    kept = [token for token in argv[:end] if token != "--traceback"] + argv[end:]
+    return kept, len(kept) < len(argv)
 
 
 def _detailed_exitcode(argv: Sequence[str]) -> bool:
