@@ -29,7 +29,7 @@ from reconciler.errors import (
     exit_codes_help,
     forget_commit,
 )
-from reconciler.model import CPO, ROLES, DesiredState, Identity, Kind
+from reconciler.model import CPO, NAME_NEEDED, ROLES, DesiredState, Identity, Kind
 from reconciler.validate import DEFAULT_FILE, validate_path
 
 if TYPE_CHECKING:
@@ -816,6 +816,13 @@ def _written(written: Sequence[str], drafts: Sequence[Draft]) -> None:
             f"{render.number(unknown, 'business name')} not known: the identity stands in; "
             f"look for '{importer.NAME_UNKNOWN}' in the files."
         )
+    for draft in drafts:
+        if draft.name_needed:
+            shown = next((p for p in written if Path(p).name == draft.file_name), draft.file_name)
+            click.echo(
+                f"{draft.identity} needs its business name, which OCPI peers see: write it in place of "
+                f"'{NAME_NEEDED}' in {shown} (validate warns until then)."
+            )
 
 
 _OUT_DIRECTORY = click.option(
@@ -935,7 +942,9 @@ def init_command(
         click.echo(f"kept {directory}/{DEFAULT_FILE}, which names {draft.identity}")
     else:
         files[DEFAULT_FILE] = importer.render_default(draft.identity)
-    _written(importer.write_files(directory, str(directory), files, force=force), [draft])
+    # A kept own party file is the user's: a name missing there is not this command's to report.
+    written = importer.write_files(directory, str(directory), files, force=force)
+    _written(written, [draft] if draft.file_name in files else [])
     click.echo(f"Next: `ocpi-parties validate {directory}`, then `ocpi-parties plan {directory}`.")
 
 
