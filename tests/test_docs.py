@@ -84,3 +84,21 @@ def test_license_file_is_the_apache_license_pyproject_declares() -> None:
     assert "Apache License\n" in text and "Version 2.0, January 2004" in text
     assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
     assert text.rstrip().endswith("END OF TERMS AND CONDITIONS")
+
+
+def test_the_documented_completion_command_prints_a_completion_script() -> None:
+    """The README's `_OCPI_PARTIES_COMPLETE=bash_source ocpi-parties` prints a bash script that completes."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent
+    assert 'eval "$(_OCPI_PARTIES_COMPLETE=bash_source ocpi-parties)"' in (root / "README.md").read_text()
+    program = "from reconciler.cli import main; main()"  # the console script's entry point
+    environment = {**os.environ, "_OCPI_PARTIES_COMPLETE": "bash_source", "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=environment, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0
+    assert "_ocpi_parties_completion()" in done.stdout
+    assert "complete -o nosort -F _ocpi_parties_completion ocpi-parties" in done.stdout
