@@ -948,6 +948,46 @@ def init_command(
     click.echo(f"Next: `ocpi-parties validate {directory}`, then `ocpi-parties plan {directory}`.")
 
 
+def credentials_roles_of(desired: DesiredState) -> list[dict[str, Any]]:
+    """OCPI 2.2.1 CredentialsRole objects of the hosted roles (CPO): what the CSMS presents in `roles`."""
+    return [
+        {
+            "role": role.role,
+            "business_details": role.business_details.to_ocpi(),
+            "party_id": party.identity.party_id,
+            "country_code": party.identity.country_code,
+        }
+        for party in sorted(desired.parties, key=lambda p: p.identity)
+        for role in party.roles
+        if role.hosted
+    ]
+
+
+@cli.command(
+    "credentials-roles",
+    epilog=NO_DATABASE_EXIT_CODES,
+    short_help="Print the OCPI CredentialsRole list of the hosted parties.",
+)
+@click.argument("path", default="parties", type=click.Path(path_type=Path))
+@_FORMAT
+def credentials_roles(path: Path, output_format: str) -> None:
+    """Print the CredentialsRole list (OCPI 2.2.1) of the hosted parties in PATH: what this CSMS's
+    credentials endpoint should return in `roles`, each with its business details. Needs no database."""
+    roles = credentials_roles_of(_desired(path))
+    if output_format == "json":
+        click.echo(json.dumps(roles, indent=2, ensure_ascii=False))
+        return
+    if not roles:
+        click.echo("No hosted party: this CSMS presents no role of its own.")
+    for entry in roles:
+        details = entry["business_details"]
+        click.echo(f"{entry['country_code']}-{entry['party_id']} {entry['role']}: {details['name']}")
+        if "website" in details:
+            click.echo(f"    website: {details['website']}")
+        if "logo" in details:
+            click.echo(f"    logo:    {details['logo']['url']}")
+
+
 @cli.group(epilog=EXIT_CODES, short_help="Prepare the database: MaEVe's tables, migrations, status.")
 def db() -> None:
     """Prepare the database: MaEVe's base tables and ocpi-parties' own migrations."""
