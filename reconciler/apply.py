@@ -41,7 +41,7 @@ from reconciler.plan import (
     SetLocationRules,
     UpdateParty,
 )
-from reconciler.render import plan_document, summary
+from reconciler.render import number, plan_document, summary
 from reconciler.state import MOVED_GROUPS_FROM, MOVED_GROUPS_WHERE, moved_groups_parameters, plan_against
 
 
@@ -386,8 +386,8 @@ def apply(
                 raise NothingApplied(f"{plan.refused[0]}; nothing was changed", plan=plan)
             if plan.blocked:
                 raise NothingApplied(
-                    f"{len(plan.blocked)} deletion(s) blocked by deletion protection: add a tombstone "
-                    "(deleted: true) or run with --allow-delete; nothing was changed",
+                    f"{number(len(plan.blocked), 'deletion')} blocked by deletion protection: add a "
+                    "tombstone (deleted: true) or run with --allow-delete; nothing was changed",
                     plan=plan,
                 )
             if not plan.has_changes:

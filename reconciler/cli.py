@@ -29,7 +29,7 @@ from reconciler.errors import (
     exit_codes_help,
     forget_commit,
 )
-from reconciler.model import CPO, ROLES, DesiredState, Identity, Kind
+from reconciler.model import CPO, NAME_NEEDED, ROLES, DesiredState, Identity, Kind
 from reconciler.validate import DEFAULT_FILE, validate_path
 
 if TYPE_CHECKING:
@@ -79,7 +79,11 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=ALL_EXIT_CODES)
 @click.version_option(__version__, prog_name="ocpi-parties")
-@click.option("--traceback", is_flag=True, help="Show the full traceback of an unexpected error.")
+@click.option(
+    "--traceback",
+    is_flag=True,
+    help="Show the full traceback of an unexpected error (also accepted after the command).",
+)
 def cli(traceback: bool) -> None:
     """Manage the OCPI parties of a MaEVe CSMS from YAML files in git."""
 
@@ -295,7 +299,7 @@ def plan(
         raise ReconcilerError(made.refused[0] + ("; no plan file was written" if out else ""))
     if made.blocked:
         raise ReconcilerError(
-            f"{len(made.blocked)} deletion(s) blocked by deletion protection: add a tombstone "
+            f"{render.number(len(made.blocked), 'deletion')} blocked by deletion protection: add a tombstone "
             "(deleted: true) or run with --allow-delete" + ("; no plan file was written" if out else "")
         )
     if out is not None:
@@ -504,12 +508,14 @@ def _revision(revision: str | None, path: Path) -> str | None:
 
 
 def _complete_line(outcome: Outcome) -> str:
+    from reconciler.render import number
+
     made = outcome.plan
     return (
         f"Apply complete: {made.to_add:,} added, {made.to_change:,} changed, {made.to_delete:,} deleted, "
         f"{made.to_adopt:,} adopted"
         + (f", {made.to_release:,} released" if made.to_release else "")
-        + f"; {outcome.locations_moved:,} locations moved. "
+        + f"; {number(outcome.locations_moved, 'location')} moved. "
         f"Recorded as apply #{outcome.history_id}."
     )
 
@@ -798,7 +804,7 @@ def history_show(settings: Settings, number: int, output_format: str) -> None:
 
 
 def _written(written: Sequence[str], drafts: Sequence[Draft]) -> None:
-    from reconciler import importer
+    from reconciler import importer, render
 
     roles = {f"{d.identity}.yaml": ", ".join(r.role for r in d.roles) for d in drafts}
     for path in written:
@@ -807,9 +813,16 @@ def _written(written: Sequence[str], drafts: Sequence[Draft]) -> None:
     unknown = sum(d.shared_name_unknown + sum(r.name_unknown for r in d.roles) for d in drafts)
     if unknown:
         click.echo(
-            f"{unknown} business name(s) not known: the identity stands in; "
+            f"{render.number(unknown, 'business name')} not known: the identity stands in; "
             f"look for '{importer.NAME_UNKNOWN}' in the files."
         )
+    for draft in drafts:
+        if draft.name_needed:
+            shown = next((p for p in written if Path(p).name == draft.file_name), draft.file_name)
+            click.echo(
+                f"{draft.identity} needs its business name, which OCPI peers see: write it in place of "
+                f"'{NAME_NEEDED}' in {shown} (validate warns until then)."
+            )
 
 
 _OUT_DIRECTORY = click.option(
@@ -930,7 +943,9 @@ def init_command(
         click.echo(f"kept {directory}/{DEFAULT_FILE}, which names {draft.identity}")
     else:
         files[DEFAULT_FILE] = importer.render_default(draft.identity)
-    _written(importer.write_files(directory, str(directory), files, force=force), [draft])
+    # A kept own party file is the user's: a name missing there is not this command's to report.
+    written = importer.write_files(directory, str(directory), files, force=force)
+    _written(written, [draft] if draft.file_name in files else [])
     _editor_files(directory, gitignore=True)
     click.echo(f"Next: `ocpi-parties validate {directory}`, then `ocpi-parties plan {directory}`.")
 
@@ -978,6 +993,46 @@ def schema_command(directory: Path) -> None:
     one that differs (an older version's) is replaced, and said so. `init` and `import` write them too.
     """
     _schemas_written(directory, say_unchanged=True)
+
+
+def credentials_roles_of(desired: DesiredState) -> list[dict[str, Any]]:
+    """OCPI 2.2.1 CredentialsRole objects of the hosted roles (CPO): what the CSMS presents in `roles`."""
+    return [
+        {
+            "role": role.role,
+            "business_details": role.business_details.to_ocpi(),
+            "party_id": party.identity.party_id,
+            "country_code": party.identity.country_code,
+        }
+        for party in sorted(desired.parties, key=lambda p: p.identity)
+        for role in party.roles
+        if role.hosted
+    ]
+
+
+@cli.command(
+    "credentials-roles",
+    epilog=NO_DATABASE_EXIT_CODES,
+    short_help="Print the OCPI CredentialsRole list of the hosted parties.",
+)
+@click.argument("path", default="parties", type=click.Path(path_type=Path))
+@_FORMAT
+def credentials_roles(path: Path, output_format: str) -> None:
+    """Print the CredentialsRole list (OCPI 2.2.1) of the hosted parties in PATH: what this CSMS's
+    credentials endpoint should return in `roles`, each with its business details. Needs no database."""
+    roles = credentials_roles_of(_desired(path))
+    if output_format == "json":
+        click.echo(json.dumps(roles, indent=2, ensure_ascii=False))
+        return
+    if not roles:
+        click.echo("No hosted party: this CSMS presents no role of its own.")
+    for entry in roles:
+        details = entry["business_details"]
+        click.echo(f"{entry['country_code']}-{entry['party_id']} {entry['role']}: {details['name']}")
+        if "website" in details:
+            click.echo(f"    website: {details['website']}")
+        if "logo" in details:
+            click.echo(f"    logo:    {details['logo']['url']}")
 
 
 @cli.group(epilog=EXIT_CODES, short_help="Prepare the database: MaEVe's tables, migrations, status.")
@@ -1174,8 +1229,7 @@ def main(args: Sequence[str] | None = None, prog_name: str | None = None) -> Non
 
 
 def _main(args: Sequence[str] | None, prog_name: str | None) -> None:
-    argv = list(sys.argv[1:] if args is None else args)
-    show_traceback = "--traceback" in argv
+    argv, show_traceback = _without_traceback(list(sys.argv[1:] if args is None else args))
     detailed = _detailed_exitcode(argv)
     forget_commit()
     try:
@@ -1207,6 +1261,14 @@ def _main(args: Sequence[str] | None, prog_name: str | None) -> None:
         )
         sys.exit(ExitCode.INTERNAL)
     sys.exit(ExitCode.OK)
+
+
+def _without_traceback(argv: list[str]) -> tuple[list[str], bool]:
+    """The command line without --traceback, and whether it was there: before the command (the group's
+    option) or after it (`ocpi-parties plan --traceback`), where no command declares it."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    kept = [token for token in argv[:end] if token != "--traceback"] + argv[end:]
+    return kept, len(kept) < len(argv)
 
 
 def _detailed_exitcode(argv: Sequence[str]) -> bool:

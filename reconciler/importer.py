@@ -29,7 +29,7 @@ from reconciler import store
 from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
 from reconciler.load import CoreResolver
-from reconciler.model import CPO, ROLES, Identity, Kind, Severity
+from reconciler.model import CPO, NAME_NEEDED, ROLES, Identity, Kind, Severity
 from reconciler.plan import details_problem
 from reconciler.render import value_text
 from reconciler.state import party_rows_query
@@ -42,6 +42,7 @@ _PLAIN = re.compile(r"^[^\W_][\w .,'&()/:+@%~=?!*-]*$")
 _DETAIL_KEYS = ("name", "website", "logo")
 _LOGO_KEYS = ("url", "thumbnail", "category", "type", "width", "height")
 NAME_UNKNOWN = "not recorded in the database: write the party's business name"
+NAME_NEEDED_NOTE = "a placeholder: write the party's business name, which OCPI peers see"
 HOSTED_NOTE = "this CSMS operates it: ocpi-parties creates its row and owns it"
 PARTNER_NOTE = "a roaming peer: OCPI registration creates its rows, with their url and token"
 AWAITING_NOTE = (
@@ -81,6 +82,8 @@ class Draft:
     shared: Mapping[str, Any] = field(default_factory=dict)
     shared_name_unknown: bool = False
     header: tuple[str, ...] = ()
+    #: The shared name is the placeholder NAME_NEEDED: `init` was given no name.
+    name_needed: bool = False
 
     @property
     def file_name(self) -> str:
@@ -280,14 +283,15 @@ def draft_from_maeve_config(path: Path, shown: str, *, name: str | None = None) 
 
 
 def own_party_draft(identity: Identity, name: str | None, header: tuple[str, ...] = ()) -> Draft:
-    """The CSMS's own party: the CPO role, named `name` or, until someone writes it, the identity."""
+    """The CSMS's own party: the CPO role, named `name` or, until someone writes it, a placeholder that
+    validate warns about."""
     return Draft(
         identity,
         (Role(CPO, kind=Kind.HOSTED),),
         None,
-        {"name": name or str(identity)},
-        shared_name_unknown=not name,
+        {"name": name or NAME_NEEDED},
         header=header or ("This CSMS's own charge point operator.",),
+        name_needed=not name,
     )
 
 
@@ -352,6 +356,8 @@ def _details_lines(details: Mapping[str, Any], indent: str, name_unknown: bool) 
             lines.extend(f"{indent}  {k}: {_scalar(value[k])}" for k in _LOGO_KEYS if k in value)
         elif key == "name" and name_unknown:
             lines.append(f"{indent}name: {_scalar(value)}  # {NAME_UNKNOWN}")
+        elif key == "name" and value == NAME_NEEDED:
+            lines.append(f"{indent}name: {_scalar(value)}  # {NAME_NEEDED_NOTE}")
         else:
             lines.append(f"{indent}{key}: {_scalar(value)}")
     return lines
@@ -392,6 +398,7 @@ def render_default(identity: Identity) -> str:
 def check(draft: Draft, text: str) -> str | None:
     """None when `text` validates and declares exactly the draft; else the first reason it does not."""
     problems, party, _ = check_party_text(text, draft.file_name)
+    problems = [p for p in problems if p.code != "placeholder-name"]  # init's, until someone writes a name
     if problems:
         first = problems[0]
         return f"{first.path}: {first.message}" if first.path else first.message

@@ -203,6 +203,9 @@ class DesiredState:
         return self._by_identity.get(identity)
 
 
+#: The business name `init --party` writes without --name: validate warns while a file still holds it.
+NAME_NEEDED = "business name needed"
+
 #: Every problem code `validate` can report, with what it means. The README's table lists the same codes.
 PROBLEM_CODES: dict[str, str] = {
     "unreadable": "the file cannot be read (permissions, a broken link)",
@@ -222,6 +225,7 @@ PROBLEM_CODES: dict[str, str] = {
     "schema": "the value breaks the JSON Schema (type, limit, enum, unknown or missing key)",
     "unquoted": "warning: a code written as a bare number (party_id: 007); it is read as the text written",
     "case": "warning: a case-insensitive code written in the wrong case; it is read in canonical case",
+    "placeholder-name": "warning: a business name still the placeholder `init` writes without --name",
     "duplicate-role": "the same role twice in one party file",
     "missing-name": "a role ends up with no business_details.name, shared or its own",
     "file-name": "the file name is not <country_code>-<party_id>.yaml of the party it declares",

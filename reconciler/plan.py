@@ -700,6 +700,14 @@ def _location_moves(
 
     #: Each moved identity with its declaration, in file order.
     declarations = [m for p in desired.parties for m in p.moved_from]
+    recorded_identities = {group.recorded for group in actual.location_groups}
+    for party in desired.parties:
+        for moved in party.moved_from:
+            if moved.value not in recorded_identities:
+                notes.append(
+                    f"moved_from {moved.value} of {party.identity} at {moved.source} matches no location: "
+                    "none is recorded under that identity"
+                )
     grouped: dict[tuple[str, Identity], list[LocationGroup]] = defaultdict(list)
     for group in sorted(actual.location_groups, key=lambda g: g.key):
         count = group.count - claimed_in.get(group.key, 0)

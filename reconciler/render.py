@@ -172,7 +172,8 @@ def _from(source: Source) -> str:
     return f" ({safe(str(source))})" if source.file else ""
 
 
-def _number(count: int, noun: str, plural: str | None = None) -> str:
+def number(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 location`, `2 locations`, `1,500 identities` (with `plural` where adding an s is wrong)."""
     return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
@@ -220,7 +221,7 @@ def _move_lines(move: MoveLocations, locations: LocationLister | None) -> list[_
     heading = _MOVE_HEADINGS.get(move.reason, "{n} will move to {to} (" + safe(move.reason) + ")")
     lines = [
         _Line(
-            heading.format(n=_number(move.count, "location"), to=safe(str(move.to))) + _from(move.source),
+            heading.format(n=number(move.count, "location"), to=safe(str(move.to))) + _from(move.source),
             MOVE,
             _ACTION,
         )
@@ -279,7 +280,7 @@ def _change_lines(change: Change, locations: LocationLister | None) -> list[_Lin
         case RunMigrations(migrations=names):
             return [
                 _action(
-                    UPDATE, f"database: {_number(len(names), 'migration')} of ocpi-parties will run first"
+                    UPDATE, f"database: {number(len(names), 'migration')} of ocpi-parties will run first"
                 ),
                 *(_Line(safe(name), indent=_DETAIL) for name in names),
             ]
@@ -289,8 +290,8 @@ def _change_lines(change: Change, locations: LocationLister | None) -> list[_Lin
             return [
                 _action(UPDATE, "location rules for MaEVe's new writes will be recorded:"),
                 _Line(
-                    f"{_number(len(claims), 'location')} claimed by id (was {change.claims_before:,}), "
-                    f"{_number(len(moved), 'identity', 'identities')} moved_from (was "
+                    f"{number(len(claims), 'location')} claimed by id (was {change.claims_before:,}), "
+                    f"{number(len(moved), 'identity', 'identities')} moved_from (was "
                     f"{change.moved_from_before:,})",
                     indent=_DETAIL,
                 ),
@@ -353,11 +354,11 @@ def _owner_lines(owners: LocationOwners) -> list[_Line]:
     """What would keep the location owner key from being validated; nothing when every location is owned."""
     if not owners.unowned_now and not owners.unowned_after:
         return []
-    unowned = _number(owners.unowned_now, "location")
+    unowned = number(owners.unowned_now, "location")
     now = f"Locations: {owners.recorded:,} recorded, {unowned} owned by no CPO now."
     if owners.unowned_after:
         after = (
-            f"After this apply {_number(owners.unowned_after, 'location')} still without an owner: "
+            f"After this apply {number(owners.unowned_after, 'location')} still without an owner: "
             "the location owner key stays NOT VALID."
         )
     else:
@@ -401,20 +402,20 @@ def summary(plan: Plan) -> str:
     """
     if not plan.has_changes and not plan.blocked:
         if plan.awaiting:
-            waiting = _number(len(plan.awaiting), "partner role")
+            waiting = number(len(plan.awaiting), "partner role")
             return f"{NO_CHANGES[:-1]}; {waiting} awaiting OCPI registration."
         return NO_CHANGES
     text = f"Plan: {plan.to_add:,} to add, {plan.to_change:,} to change, {plan.to_delete:,} to delete, "
     text += f"{plan.to_adopt:,} to adopt"
     if plan.to_release:
         text += f", {plan.to_release:,} to release"
-    text += f"; {_number(plan.locations_to_move, 'location')} to move"
+    text += f"; {number(plan.locations_to_move, 'location')} to move"
     if plan.awaiting:
         text += f"; {len(plan.awaiting):,} awaiting registration"
     if plan.migrations_to_run:
-        text += f"; {_number(plan.migrations_to_run, 'migration')} to run"
+        text += f"; {number(plan.migrations_to_run, 'migration')} to run"
     if plan.blocked:
-        text += f"; {_number(len(plan.blocked), 'deletion')} blocked"
+        text += f"; {number(len(plan.blocked), 'deletion')} blocked"
     return text + "."
 
 
@@ -832,7 +833,7 @@ class _Block:
         title = f"{self.title} (truncated)" if omitted else self.title
         parts = [f"<details><summary>{_html(title)}</summary>", "", f"{fence}{self.language}", *kept, fence]
         if omitted:
-            note = f"**Truncated:** {_number(omitted, 'more line')} not shown; {_SEE_ALL}"
+            note = f"**Truncated:** {number(omitted, 'more line')} not shown; {_SEE_ALL}"
             parts += ["", note]
         return "\n".join([*parts, "", "</details>"])
 
@@ -866,7 +867,7 @@ def _facts(plan: Plan) -> list[str]:
     facts: list[str] = []
     if plan.migrations_to_run:
         facts.append(
-            f"- **Database:** {_number(plan.migrations_to_run, 'migration')} of ocpi-parties to run first"
+            f"- **Database:** {number(plan.migrations_to_run, 'migration')} of ocpi-parties to run first"
         )
     default = next((c for c in plan.applicable if isinstance(c, SetDefaultParty)), None)
     if default is not None:
@@ -898,7 +899,7 @@ def _facts(plan: Plan) -> list[str]:
         count = len(plan.blocked)
         facts += ["", "> [!WARNING]"]
         facts.append(
-            f"> {_number(count, 'deletion is', 'deletions are')} blocked by deletion protection and "
+            f"> {number(count, 'deletion is', 'deletions are')} blocked by deletion protection and "
             f"{'is' if count == 1 else 'are'} not applied:"
         )
         items = [f"{_code(f'{d.identity} {d.role}')}: {_markdown_text(d.reason)}" for d in plan.blocked]
@@ -939,10 +940,10 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     if plan_lines:
         blocks.append(_Block("Full plan", "diff", [line.diff() for line in plan_lines] + [summary(plan)]))
     if sections.unmanaged:
-        title = f"Not managed by ocpi-parties: {_number(len(plan.unmanaged), 'row')}, never changed"
+        title = f"Not managed by ocpi-parties: {number(len(plan.unmanaged), 'row')}, never changed"
         blocks.append(_Block(title, "text", [line.render(plain) for line in sections.unmanaged]))
     if sections.drift:
-        title = f"Drift since the last apply: {_number(len(plan.drift), 'row')} changed outside git"
+        title = f"Drift since the last apply: {number(len(plan.drift), 'row')} changed outside git"
         blocks.append(_Block(title, "text", [line.render(plain) for line in sections.drift]))
     return "\n\n".join([head, *_fit(blocks, limit - _size(head) - 2)]) + "\n"
 
@@ -1011,8 +1012,8 @@ def difference_markdown(reviewed: Plan, current: Plan, *, limit: int = MARKDOWN_
         "",
         f"- **Reviewed:** {_markdown_text(summary(reviewed))}",
         f"- **Current:** {_markdown_text(summary(current))}",
-        f"- **Only in the reviewed plan:** {_number(len(only_reviewed), 'change')}",
-        f"- **Only in the current plan:** {_number(len(only_current), 'change')}",
+        f"- **Only in the reviewed plan:** {number(len(only_reviewed), 'change')}",
+        f"- **Only in the current plan:** {number(len(only_current), 'change')}",
     ]
     if not only_reviewed and not only_current:
         head += ["", "Both plans make the same changes, in another order or number."]

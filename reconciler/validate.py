@@ -23,6 +23,7 @@ from reconciler.errors import UsageError
 from reconciler.load import JsonPath, LoadedFile, load_file, parse_text
 from reconciler.model import (
     CPO,
+    NAME_NEEDED,
     ROLES,
     BusinessDetails,
     Declared,
@@ -448,6 +449,7 @@ def _party_from(check: _FileCheck, data: Any, file_name: str) -> tuple[Party | N
         if check.failed or identity is None:
             return None, []
         return None, [Tombstone(identity, None, check.loaded.source(("deleted",)))]
+    _placeholder_names(check, data)
     roles, tombstones = _roles_from(check, data, identity, _kind_of(data))
     if check.failed or identity is None:
         return None, []
@@ -470,6 +472,25 @@ def _party_from(check: _FileCheck, data: Any, file_name: str) -> tuple[Party | N
         tuple(owned),
     )
     return party, tombstones
+
+
+def _placeholder_names(check: _FileCheck, data: dict[str, Any]) -> None:
+    """Warn at each business name that is still the placeholder `init --party` writes without --name."""
+    entries = data.get("roles")
+    places: list[tuple[JsonPath, Any]] = [(("business_details",), data.get("business_details"))]
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        if isinstance(entry, dict):
+            places.append((("roles", index, "business_details"), entry.get("business_details")))
+    for place, details in places:
+        name = details.get("name") if isinstance(details, dict) else None
+        if isinstance(name, str) and name.strip().casefold() == NAME_NEEDED:
+            check.add(
+                (*place, "name"),
+                "placeholder-name",
+                f"the business name is still the placeholder {NAME_NEEDED!r} that `init` wrote: write the "
+                "party's business name, which OCPI peers see",
+                warning=True,
+            )
 
 
 def _kind_of(data: dict[str, Any]) -> Kind | None:

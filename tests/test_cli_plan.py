@@ -144,7 +144,7 @@ def test_deletion_protection(run: Run, connection: Connection, database_url: str
         "  x ES-CPO CPO will NOT be deleted: no longer declared in the party files; deleting needs a " in out
     )
     assert out.splitlines()[-1].endswith("; 1 deletion blocked.")
-    assert "error: 1 deletion(s) blocked by deletion protection" in err
+    assert "error: 1 deletion blocked by deletion protection" in err
     assert "no plan file was written" in err and not (workdir / "plan.json").exists()
 
     code, out, _ = run("plan", "--database-url", database_url, "--allow-delete", "--format", "json")

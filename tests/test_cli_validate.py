@@ -205,6 +205,8 @@ def test_unexpected_error_exit_70_and_points_to_traceback(
     assert "internal error: RuntimeError: boom" in err and "--traceback" in err
     with pytest.raises(RuntimeError, match="boom"):
         cli_module.main(["--traceback", "validate", str(ROOT / "parties")])
+    with pytest.raises(RuntimeError, match="boom"):  # after the command too, where people add it
+        cli_module.main(["validate", str(ROOT / "parties"), "--traceback"])
 
 
 def _on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:

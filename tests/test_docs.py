@@ -71,3 +71,34 @@ def test_the_party_files_of_the_readme_are_valid(tmp_path: Path) -> None:
         assert validate_path(path, name).problems == (), name
     assert "\nkind: partner " in shown[0][1] and "\nkind: hosted\n" in shown[1][1]
     assert "kind" not in shown[2][1]  # a tombstone needs none
+
+
+def test_license_file_is_the_apache_license_pyproject_declares() -> None:
+    """pyproject.toml says Apache-2.0; the LICENSE file beside it holds that licence's text."""
+    import tomllib
+
+    root = Path(__file__).parent.parent
+    declared = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["license"]
+    text = (root / "LICENSE").read_text(encoding="utf-8")
+    assert declared == "Apache-2.0"
+    assert "Apache License\n" in text and "Version 2.0, January 2004" in text
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    assert text.rstrip().endswith("END OF TERMS AND CONDITIONS")
+
+
+def test_the_documented_completion_command_prints_a_completion_script() -> None:
+    """The README's `_OCPI_PARTIES_COMPLETE=bash_source ocpi-parties` prints a bash script that completes."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent
+    assert 'eval "$(_OCPI_PARTIES_COMPLETE=bash_source ocpi-parties)"' in (root / "README.md").read_text()
+    program = "from reconciler.cli import main; main()"  # the console script's entry point
+    environment = {**os.environ, "_OCPI_PARTIES_COMPLETE": "bash_source", "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=environment, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0
+    assert "_ocpi_parties_completion()" in done.stdout
+    assert "complete -o nosort -F _ocpi_parties_completion ocpi-parties" in done.stdout

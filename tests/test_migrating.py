@@ -231,6 +231,7 @@ def test_init_needs_one_source_and_keeps_what_matches(
         "kept parties/GB-TWK.yaml, which declares the hosted CPO role of GB-TWK\n"
         "kept parties/default-party.yaml, which names GB-TWK\n"
     )
+    assert "business name" not in out  # the kept file's name is its own
     code, _, err = run("init", "--party", "GB-ABC")
     assert code == 1 and "parties/default-party.yaml already exists: nothing was written" in err
     assert not (tmp_path / "parties" / "GB-ABC.yaml").exists()
@@ -239,6 +240,24 @@ def test_init_needs_one_source_and_keeps_what_matches(
     own.write_text(own.read_text().replace("kind: hosted", "kind: partner"))
     code, _, err = run("init", "--party", "GB-TWK")  # a partner CPO cannot be the default party: not kept
     assert code == 1 and "parties/GB-TWK.yaml already exists: nothing was written" in err
+
+
+def test_init_without_a_name_writes_a_placeholder_that_validate_warns_about(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run("init", "--party", "GB-TWK")
+    text = (tmp_path / "parties" / "GB-TWK.yaml").read_text()
+    assert (
+        code == 0 and "name: business name needed  # a placeholder: write the party's business name" in text
+    )
+    assert "not recorded in the database" not in text + out
+    assert "GB-TWK needs its business name" in out and "in parties/GB-TWK.yaml" in out
+    code, out, _ = run("validate")
+    assert code == 0 and "parties/GB-TWK.yaml:7:9: $.business_details.name: warning: the business name" in out
+    assert run("validate", "--strict")[0] == 1
+    code, out, _ = run("init", "--party", "GB-TWK")
+    assert code == 0 and "kept parties/GB-TWK.yaml" in out and "business name" not in out
 
 
 def test_import_after_apply_gives_back_files_that_plan_nothing(

@@ -731,3 +731,16 @@ def test_desired_state_finds_a_party_by_identity() -> None:
     assert state == desired(
         party(TWK, "CPO"), party(ES, "CPO", name="first"), party(ES, "EMSP", name="second")
     )
+
+
+def test_moved_from_that_matches_no_location_gets_a_note() -> None:
+    """A typo in moved_from moves nothing: the plan says so, as it does for a claimed id that is not there."""
+    spain = party(ES, "CPO", moved_from=(Declared(PT, Source("parties/ES-CPO.yaml", 8, 5)), Declared(FR)))
+    plan = compute_plan(
+        desired(party(TWK, "CPO"), spain),
+        actual(row(TWK, "CPO"), row(ES, "CPO"), groups=(at(TWK, 12, FR),)),
+    )
+    assert plan.notes == (
+        f"moved_from {PT} of ES-CPO at parties/ES-CPO.yaml:8:5 matches no location: none is recorded under "
+        "that identity",
+    )

@@ -140,7 +140,7 @@ def _different_files(connection: Connection, url: list[str], variants: list[Path
     --allow-delete, each job applies its own change set, one after another."""
     history = _history(connection)
     results = _together([(["apply", "--auto-approve", *url], folder) for folder in variants])
-    winner = _one_winner(results, "1 deletion(s) blocked by deletion protection")
+    winner = _one_winner(results, "1 deletion blocked by deletion protection")
     assert all("nothing was changed" in r.stderr for r in results if r.returncode)
     assert _history(connection) == history + 1
     assert _variant_parties(connection) == [f"V{winner:02d}"]

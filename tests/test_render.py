@@ -776,3 +776,16 @@ def test_a_document_of_changes_only_reads_as_a_plan_of_those_changes() -> None:
 def test_a_document_plan_document_could_not_have_written_is_refused(document: dict[str, object]) -> None:
     with pytest.raises(PlanDocumentError):
         plan_from_document(document)
+
+
+def test_apply_and_its_errors_count_in_english() -> None:
+    """`1 location moved` and `1 deletion blocked`, never `1 locations moved` or `deletion(s)`."""
+    from reconciler import render
+    from reconciler.apply import Outcome
+    from reconciler.cli import _complete_line
+    from reconciler.plan import Plan
+
+    assert "; 1 location moved." in _complete_line(Outcome(Plan(()), history_id=1, locations_moved=1))
+    assert "; 2,000 locations moved." in _complete_line(Outcome(Plan(()), history_id=1, locations_moved=2000))
+    assert render.number(1, "deletion") == "1 deletion"
+    assert render.number(2, "identity", "identities") == "2 identities"
