@@ -51,11 +51,27 @@ VALIDATE_EXIT_CODES = exit_codes_help(
 
 
 def _use_color() -> bool:
+    """Colour only when standard output is a terminal, never with `--no-color` or a non-empty `NO_COLOR`
+    (https://no-color.org): not in pipes, files or redirected output. JSON and Markdown are never styled."""
+    context = click.get_current_context(silent=True)
+    if context is not None and context.find_root().params.get("no_color"):
+        return False
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _style(text: str, color: str) -> str:
     return click.style(text, fg=color)
+
+
+def _plain(text: str, _color: str) -> str:
+    return text
+
+
+def _echo_styled(make: Callable[[Callable[[str, str], str]], str]) -> None:
+    """Print the text that `make(style)` returns, styled when `_use_color()`: the one way every text output
+    (validate, plan, apply's plan, show, history show) gets its colour."""
+    color = _use_color()
+    click.echo(make(_style if color else _plain), color=color)
 
 
 ALL_EXIT_CODES = exit_codes_help(
@@ -80,7 +96,8 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=ALL_EXIT_CODES)
 @click.version_option(__version__, prog_name="ocpi-parties")
 @click.option("--traceback", is_flag=True, help="Show the full traceback of an unexpected error.")
-def cli(traceback: bool) -> None:
+@click.option("--no-color", is_flag=True, help="Never colour the output (also: NO_COLOR set to any value).")
+def cli(traceback: bool, no_color: bool) -> None:
     """Manage the OCPI parties of a MaEVe CSMS from YAML files in git."""
 
 
@@ -106,9 +123,7 @@ def validate(path: Path, output_format: str, strict: bool) -> None:
     elif output_format == "github":
         click.echo(report.render_github(result, strict=strict))
     else:
-        color = _use_color()
-        text = report.render_text(result, strict=strict, style=_style if color else report._plain)
-        click.echo(text, color=color)
+        _echo_styled(lambda style: report.render_text(result, strict=strict, style=style))
     invalid = bool(result.errors) or (strict and bool(result.warnings))
     sys.exit(ExitCode.INVALID if invalid else ExitCode.OK)
 
@@ -283,14 +298,12 @@ def plan(
         elif output_format == "markdown":
             click.echo(render.render_markdown(made))
         else:
-            color = _use_color()
             lister = (
                 functools.partial(state.location_ids, opened.connection, desired=desired)
                 if show_locations
                 else None
             )
-            text = render.render_text(made, style=_style if color else render.plain, locations=lister)
-            click.echo(text, color=color)
+            _echo_styled(lambda style: render.render_text(made, style=style, locations=lister))
     if made.refused:
         raise ReconcilerError(made.refused[0] + ("; no plan file was written" if out else ""))
     if made.blocked:
@@ -348,8 +361,7 @@ def _confirmed(question: str) -> bool:
 def _show_plan(made: Plan) -> None:
     from reconciler import render
 
-    color = _use_color()
-    click.echo(render.render_text(made, style=_style if color else render.plain), color=color)
+    _echo_styled(lambda style: render.render_text(made, style=style))
 
 
 @cli.command(epilog=APPLY_EXIT_CODES)
