@@ -198,6 +198,14 @@ def _current(opened: Session) -> None:
     migrations.require_current(opened.connection, opened.target.label)
 
 
+def _readable(opened: Session) -> None:
+    """The read commands (parties, locations, default) read a database ocpi-parties has not migrated yet, as
+    plan does; one that a newer ocpi-parties migrated they refuse, as plan does."""
+    from reconciler import migrations
+
+    migrations.refuse_newer(opened.connection, opened.target.label)
+
+
 def _identity(text: str) -> Identity:
     identity = Identity.parse(text)
     if identity is None:
@@ -1054,12 +1062,9 @@ def parties_list(settings: Settings, role: str | None, output_format: str, offse
     from reconciler import db_report, store
 
     with _reader(settings) as opened:
-        _current(opened)
-        rows = store.list_parties(opened.connection, role=role, offset=offset, limit=limit)
-    if output_format == "json":
-        click.echo(db_report.parties_json(rows, offset, limit))
-    else:
-        click.echo(db_report.parties_text(rows))
+        _readable(opened)
+        page = store.party_page(opened.connection, role=role, offset=offset, limit=limit)
+    click.echo(db_report.parties_json(page) if output_format == "json" else db_report.parties_text(page))
 
 
 @parties.command("show", epilog=EXIT_CODES)
@@ -1072,7 +1077,7 @@ def parties_show(settings: Settings, party: str, output_format: str) -> None:
 
     identity = _identity(party)
     with _reader(settings) as opened:
-        _current(opened)
+        _readable(opened)
         details = store.get_party(opened.connection, identity)
     if details is None:
         raise ReconcilerError(f"no party {identity} in the database")
@@ -1091,12 +1096,12 @@ def locations_command(settings: Settings, party: str, output_format: str, offset
 
     identity = _identity(party)
     with _reader(settings) as opened:
-        _current(opened)
-        rows = store.list_locations(opened.connection, identity, offset=offset, limit=limit)
+        _readable(opened)
+        page = store.location_page(opened.connection, identity, offset=offset, limit=limit)
     if output_format == "json":
-        click.echo(db_report.locations_json(identity, rows, offset, limit))
+        click.echo(db_report.locations_json(identity, page))
     else:
-        click.echo(db_report.locations_text(identity, rows, offset))
+        click.echo(db_report.locations_text(identity, page))
 
 
 @cli.command("default", epilog=EXIT_CODES, short_help="Show the default party.")
@@ -1106,9 +1111,10 @@ def default_command(settings: Settings) -> None:
     from reconciler import db_report, store
 
     with _reader(settings) as opened:
-        _current(opened)
+        _readable(opened)
+        recorded = store.default_recorded(opened.connection)
         identity = store.get_default_party(opened.connection)
-    click.echo(db_report.default_text(identity))
+    click.echo(db_report.default_text(identity, recorded))
 
 
 #: Allocations between two runs of Python's cycle collector while a command runs (Python's default: 700).
