@@ -62,7 +62,8 @@ def _party_json(row: PartyRow) -> dict[str, Any]:
         "country_code": row.identity.country_code,
         "party_id": row.identity.party_id,
         "role": row.role,
-        "url": row.url,
+        # A hosted row that ocpi-parties created without a url holds '' (the column is NOT NULL): absent.
+        "url": row.url or None,
         "business_details": row.business_details,
         "managed": row.managed,
         "created_at": row.created_at.isoformat(),
@@ -197,9 +198,9 @@ def locations_json(identity: Identity, page: Page[LocationRow]) -> str:
             {
                 "id": r.id,
                 "owned": r.owned,
-                "name": r.name,
-                "city": r.city,
-                "country": r.country,
+                "name": r.name or None,
+                "city": r.city or None,
+                "country": r.country or None,
                 "updated_at": r.updated_at.isoformat(),
             }
             for r in page.rows

@@ -328,6 +328,20 @@ def test_json_time_stamps_carry_the_time_zone_maeve_wrote_them_in(
     assert all(datetime.fromisoformat(p["updated_at"]).tzinfo for p in json.loads(out)["parties"])
 
 
+def test_json_gives_null_for_absent_values(run: Run, seeded: Connection, database_url: str) -> None:
+    create_own(seeded, "EMSP", "GB", "TWK", "")
+    save_location(seeded, "GB-EMPTY", "GB", json.dumps({"id": "GB-EMPTY", "name": "", "city": ""}), "TWK")
+    out = run("parties", "show", "GB-TWK", "--format", "json", "--database-url", database_url)[1]
+    assert [(r["role"], r["url"]) for r in json.loads(out)["roles"]] == [
+        ("CPO", "https://twk.example/versions"),
+        ("EMSP", None),
+    ]
+    out = run("locations", "GB-TWK", "--format", "json", "--database-url", database_url)[1]
+    (empty,) = [r for r in json.loads(out)["locations"] if r["id"] == "GB-EMPTY"]
+    assert (empty["name"], empty["city"], empty["country"]) == (None, None, None)
+    assert all(value != "" for r in json.loads(out)["locations"] for value in r.values())
+
+
 def test_parties_show_shows_the_logo(run: Run, seeded: Connection, database_url: str) -> None:
     logo = {
         "url": "https://twk.example/logo.png",
