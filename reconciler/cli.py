@@ -51,11 +51,27 @@ VALIDATE_EXIT_CODES = exit_codes_help(
 
 
 def _use_color() -> bool:
+    """Colour only when standard output is a terminal, never with `--no-color` or a non-empty `NO_COLOR`
+    (https://no-color.org): not in pipes, files or redirected output. JSON and Markdown are never styled."""
+    context = click.get_current_context(silent=True)
+    if context is not None and context.find_root().params.get("no_color"):
+        return False
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _style(text: str, color: str) -> str:
     return click.style(text, fg=color)
+
+
+def _plain(text: str, _color: str) -> str:
+    return text
+
+
+def _echo_styled(make: Callable[[Callable[[str, str], str]], str]) -> None:
+    """Print the text that `make(style)` returns, styled when `_use_color()`: the one way every text output
+    (validate, plan, apply's plan, show, history show) gets its colour."""
+    color = _use_color()
+    click.echo(make(_style if color else _plain), color=color)
 
 
 ALL_EXIT_CODES = exit_codes_help(
@@ -84,7 +100,12 @@ class _Group(click.Group):
     is_flag=True,
     help="Show the full traceback of an unexpected error (also accepted after the command).",
 )
-def cli(traceback: bool) -> None:
+@click.option(
+    "--no-color",
+    is_flag=True,
+    help="Never colour the output (also: NO_COLOR set to any value; also accepted after the command).",
+)
+def cli(traceback: bool, no_color: bool) -> None:
     """Manage the OCPI parties of a MaEVe CSMS from YAML files in git."""
 
 
@@ -110,9 +131,7 @@ def validate(path: Path, output_format: str, strict: bool) -> None:
     elif output_format == "github":
         click.echo(report.render_github(result, strict=strict))
     else:
-        color = _use_color()
-        text = report.render_text(result, strict=strict, style=_style if color else report._plain)
-        click.echo(text, color=color)
+        _echo_styled(lambda style: report.render_text(result, strict=strict, style=style))
     invalid = bool(result.errors) or (strict and bool(result.warnings))
     sys.exit(ExitCode.INVALID if invalid else ExitCode.OK)
 
@@ -185,6 +204,14 @@ def _current(opened: Session) -> None:
     from reconciler import migrations
 
     migrations.require_current(opened.connection, opened.target.label)
+
+
+def _readable(opened: Session) -> None:
+    """The read commands (parties, locations, default) read a database ocpi-parties has not migrated yet, as
+    plan does; one that a newer ocpi-parties migrated they refuse, as plan does."""
+    from reconciler import migrations
+
+    migrations.refuse_newer(opened.connection, opened.target.label)
 
 
 def _identity(text: str) -> Identity:
@@ -287,14 +314,12 @@ def plan(
         elif output_format == "markdown":
             click.echo(render.render_markdown(made))
         else:
-            color = _use_color()
             lister = (
                 functools.partial(state.location_ids, opened.connection, desired=desired)
                 if show_locations
                 else None
             )
-            text = render.render_text(made, style=_style if color else render.plain, locations=lister)
-            click.echo(text, color=color)
+            _echo_styled(lambda style: render.render_text(made, style=style, locations=lister))
     if made.refused:
         raise ReconcilerError(made.refused[0] + ("; no plan file was written" if out else ""))
     if made.blocked:
@@ -352,8 +377,7 @@ def _confirmed(question: str) -> bool:
 def _show_plan(made: Plan) -> None:
     from reconciler import render
 
-    color = _use_color()
-    click.echo(render.render_text(made, style=_style if color else render.plain), color=color)
+    _echo_styled(lambda style: render.render_text(made, style=style))
 
 
 @cli.command(epilog=APPLY_EXIT_CODES)
@@ -1144,12 +1168,9 @@ def parties_list(settings: Settings, role: str | None, output_format: str, offse
     from reconciler import db_report, store
 
     with _reader(settings) as opened:
-        _current(opened)
-        rows = store.list_parties(opened.connection, role=role, offset=offset, limit=limit)
-    if output_format == "json":
-        click.echo(db_report.parties_json(rows, offset, limit))
-    else:
-        click.echo(db_report.parties_text(rows))
+        _readable(opened)
+        page = store.party_page(opened.connection, role=role, offset=offset, limit=limit)
+    click.echo(db_report.parties_json(page) if output_format == "json" else db_report.parties_text(page))
 
 
 @parties.command("show", epilog=EXIT_CODES)
@@ -1162,7 +1183,7 @@ def parties_show(settings: Settings, party: str, output_format: str) -> None:
 
     identity = _identity(party)
     with _reader(settings) as opened:
-        _current(opened)
+        _readable(opened)
         details = store.get_party(opened.connection, identity)
     if details is None:
         raise ReconcilerError(f"no party {identity} in the database")
@@ -1181,12 +1202,12 @@ def locations_command(settings: Settings, party: str, output_format: str, offset
 
     identity = _identity(party)
     with _reader(settings) as opened:
-        _current(opened)
-        rows = store.list_locations(opened.connection, identity, offset=offset, limit=limit)
+        _readable(opened)
+        page = store.location_page(opened.connection, identity, offset=offset, limit=limit)
     if output_format == "json":
-        click.echo(db_report.locations_json(identity, rows, offset, limit))
+        click.echo(db_report.locations_json(identity, page))
     else:
-        click.echo(db_report.locations_text(identity, rows, offset))
+        click.echo(db_report.locations_text(identity, page))
 
 
 @cli.command("default", epilog=EXIT_CODES, short_help="Show the default party.")
@@ -1196,9 +1217,10 @@ def default_command(settings: Settings) -> None:
     from reconciler import db_report, store
 
     with _reader(settings) as opened:
-        _current(opened)
+        _readable(opened)
+        recorded = store.default_recorded(opened.connection)
         identity = store.get_default_party(opened.connection)
-    click.echo(db_report.default_text(identity))
+    click.echo(db_report.default_text(identity, recorded))
 
 
 #: Allocations between two runs of Python's cycle collector while a command runs (Python's default: 700).
@@ -1263,12 +1285,17 @@ def _main(args: Sequence[str] | None, prog_name: str | None) -> None:
     sys.exit(ExitCode.OK)
 
 
+#: Options of the whole program that may also stand after the command (`ocpi-parties plan --no-color`).
+_GLOBAL_FLAGS = ("--traceback", "--no-color")
+
+
 def _without_traceback(argv: list[str]) -> tuple[list[str], bool]:
-    """The command line without --traceback, and whether it was there: before the command (the group's
-    option) or after it (`ocpi-parties plan --traceback`), where no command declares it."""
+    """The command line with the global flags moved before the command, where the group declares them, and
+    --traceback taken out (the error handler reads it), with whether it was there. Before any `--`."""
     end = argv.index("--") if "--" in argv else len(argv)
-    kept = [token for token in argv[:end] if token != "--traceback"] + argv[end:]
-    return kept, len(kept) < len(argv)
+    found = {flag for flag in _GLOBAL_FLAGS if flag in argv[:end]}
+    kept = [token for token in argv[:end] if token not in _GLOBAL_FLAGS] + argv[end:]
+    return (["--no-color"] if "--no-color" in found else []) + kept, "--traceback" in found
 
 
 def _detailed_exitcode(argv: Sequence[str]) -> bool:

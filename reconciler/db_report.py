@@ -13,7 +13,10 @@ from reconciler.migrations import Step
 from reconciler.model import Identity
 from reconciler.plan import details_problem
 from reconciler.render import safe, value_text
-from reconciler.store import LocationRow, PartyDetails, PartyRow, Status
+from reconciler.store import LocationRow, Page, PartyDetails, PartyRow, Status
+
+#: What the text shows for business details or a default party that an unmigrated database does not record.
+NOT_RECORDED = "(not recorded yet: run `ocpi-parties db migrate`)"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -32,6 +35,8 @@ def _business(row: PartyRow) -> Mapping[str, Any]:
 
 
 def _name(row: PartyRow) -> str:
+    if not row.details_recorded:
+        return "(not recorded yet)"
     if details_problem(row.business_details) is not None:
         return "?"
     return safe(str(_business(row).get("name", "-")))
@@ -57,7 +62,8 @@ def _party_json(row: PartyRow) -> dict[str, Any]:
         "country_code": row.identity.country_code,
         "party_id": row.identity.party_id,
         "role": row.role,
-        "url": row.url,
+        # A hosted row that ocpi-parties created without a url holds '' (the column is NOT NULL): absent.
+        "url": row.url or None,
         "business_details": row.business_details,
         "managed": row.managed,
         "created_at": row.created_at.isoformat(),
@@ -65,46 +71,112 @@ def _party_json(row: PartyRow) -> dict[str, Any]:
     }
 
 
-def parties_text(rows: Sequence[PartyRow]) -> str:
+def _paging(page: Page[Any]) -> dict[str, Any]:
+    return {"offset": page.offset, "limit": page.limit, "total": page.total, "next_offset": page.next_offset}
+
+
+def showing(page: Page[Any], noun: str) -> list[str]:
+    """`showing 51–100 of 1,234 party rows` (an en dash, as in print), and the next page's offset."""  # noqa: RUF002
+    if page.offset == 0 and page.next_offset is None:
+        return []  # every row is shown
+    first, last = page.offset + 1, page.offset + len(page.rows)
+    line = f"showing {first:,}–{last:,} of {page.total:,} {noun}"  # noqa: RUF001
+    if page.next_offset is not None:
+        line += f"; the next page: --offset {page.next_offset}"
+    return [line]
+
+
+def _not_recorded(rows: Sequence[PartyRow]) -> list[str]:
+    if rows and not rows[0].details_recorded:
+        return [f"Business details: {NOT_RECORDED}."]
+    return []
+
+
+def parties_text(page: Page[PartyRow]) -> str:
+    rows = page.rows
     if not rows:
-        return "No parties."
+        return (
+            "No parties."
+            if page.total == 0
+            else f"No parties from offset {page.offset:,} (of {page.total:,})."
+        )
     body = [(str(r.identity), safe(r.role), r.managed or "no", _name(r), safe(r.url)) for r in rows]
-    return "\n".join([_table(("PARTY", "ROLE", "MANAGED", "NAME", "URL"), body), *_odd_rows(rows)])
+    return "\n".join(
+        [
+            _table(("PARTY", "ROLE", "MANAGED", "NAME", "URL"), body),
+            *_odd_rows(rows),
+            *_not_recorded(rows),
+            *showing(page, "party rows"),
+        ]
+    )
 
 
-def parties_json(rows: Sequence[PartyRow], offset: int, limit: int) -> str:
-    document = {"offset": offset, "limit": limit, "parties": [_party_json(r) for r in rows]}
+def parties_json(page: Page[PartyRow]) -> str:
+    """The page; `business_details_recorded` is false before `db migrate` adds the column (all null)."""
+    document = {
+        **_paging(page),
+        "business_details_recorded": all(r.details_recorded for r in page.rows),
+        "parties": [_party_json(r) for r in page.rows],
+    }
     return json.dumps(document, indent=2, ensure_ascii=False)
 
 
+def _logo(business: Mapping[str, Any]) -> str | None:
+    """The logo's url, category and size as one line, or None when the details have no logo object."""
+    logo = business.get("logo")
+    if not isinstance(logo, Mapping):
+        return None
+    parts = [safe(str(logo.get("url", "?")))]
+    if logo.get("category"):
+        parts.append(safe(str(logo["category"])))
+    if logo.get("width") and logo.get("height"):
+        parts.append(f"{safe(str(logo['width']))}x{safe(str(logo['height']))}")
+    return "  ".join(parts)
+
+
 def party_text(details: PartyDetails) -> str:
-    lines = [f"{details.identity}{' (default party)' if details.is_default else ''}"]
+    default = " (default party)" if details.is_default else ""
+    lines = [f"{details.identity}{default}"]
+    if not details.default_recorded:
+        lines.append(f"  default party: {NOT_RECORDED}")
     for row in details.roles:
         lines.append(f"  {safe(row.role)}")
-        lines.append(f"    name:     {_name(row)}")
+        if row.details_recorded:
+            lines.append(f"    name:     {_name(row)}")
+        else:
+            lines.append(f"    business details: {NOT_RECORDED}")
         business = _business(row)
         if business.get("website"):
             lines.append(f"    website:  {safe(str(business['website']))}")
+        logo = _logo(business)
+        if logo is not None:
+            lines.append(f"    logo:     {logo}")
         lines.append(f"    url:      {safe(row.url)}")
         lines.append(f"    managed:  {row.managed or 'no (written by MaEVe or by hand)'}")
-        lines.append(f"    updated:  {row.updated_at:%Y-%m-%d %H:%M:%S}")
+        lines.append(f"    updated:  {row.updated_at.isoformat(sep=' ', timespec='seconds')}")
     lines.append(f"  locations: {details.locations}")
     return "\n".join([*lines, *_odd_rows(details.roles)])
 
 
 def party_json(details: PartyDetails) -> str:
+    """`is_default` is null, and `business_details_recorded` false, where the database does not record them
+    yet (before `db migrate`)."""
     document = {
         "party": str(details.identity),
-        "is_default": details.is_default,
+        "is_default": details.is_default if details.default_recorded else None,
+        "business_details_recorded": all(r.details_recorded for r in details.roles),
         "locations": details.locations,
         "roles": [_party_json(r) for r in details.roles],
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
 
 
-def locations_text(identity: Identity, rows: Sequence[LocationRow], offset: int) -> str:
+def locations_text(identity: Identity, page: Page[LocationRow]) -> str:
+    rows, offset = page.rows, page.offset
     if not rows:
-        return f"No locations recorded under {identity}" + (f" from offset {offset}." if offset else ".")
+        if offset and page.total:
+            return f"No locations recorded under {identity} from offset {offset:,} (of {page.total:,})."
+        return f"No locations recorded under {identity}."
     body = [
         (
             safe(r.id),
@@ -115,30 +187,31 @@ def locations_text(identity: Identity, rows: Sequence[LocationRow], offset: int)
         )
         for r in rows
     ]
-    return _table(("ID", "NAME", "CITY", "COUNTRY", "OWNED"), body)
+    return "\n".join([_table(("ID", "NAME", "CITY", "COUNTRY", "OWNED"), body), *showing(page, "locations")])
 
 
-def locations_json(identity: Identity, rows: Sequence[LocationRow], offset: int, limit: int) -> str:
+def locations_json(identity: Identity, page: Page[LocationRow]) -> str:
     document = {
         "party": str(identity),
-        "offset": offset,
-        "limit": limit,
+        **_paging(page),
         "locations": [
             {
                 "id": r.id,
                 "owned": r.owned,
-                "name": r.name,
-                "city": r.city,
-                "country": r.country,
+                "name": r.name or None,
+                "city": r.city or None,
+                "country": r.country or None,
                 "updated_at": r.updated_at.isoformat(),
             }
-            for r in rows
+            for r in page.rows
         ],
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
 
 
-def default_text(identity: Identity | None) -> str:
+def default_text(identity: Identity | None, recorded: bool = True) -> str:
+    if not recorded:
+        return f"Default party: {NOT_RECORDED}."
     return str(identity) if identity else "No default party is set."
 
 

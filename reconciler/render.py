@@ -72,15 +72,17 @@ _LEGEND = {
     AWAITING: "awaiting OCPI registration: its row appears when the partner registers, and the next apply "
     "adopts it",
 }
+#: As Terraform: create green, update yellow, delete red; every other symbol a colour of its own, so that a
+#: symbol can be told from the others by its colour alone.
 _COLORS = {
     CREATE: "green",
     UPDATE: "yellow",
     ADOPT: "cyan",
-    MOVE: "cyan",
+    MOVE: "blue",
     RELEASE: "magenta",
     DELETE: "red",
-    BLOCKED: "red",
-    AWAITING: "blue",
+    BLOCKED: "bright_red",
+    AWAITING: "bright_black",
 }
 
 #: In a ```diff block GitHub colours lines starting with + and > green, - red and ! orange.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from psycopg import sql
 from psycopg.rows import RowFactory, kwargs_row
@@ -19,6 +19,7 @@ from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
 from reconciler.migrations import Applied, DatabaseObject, Migration, applied, available, missing, unknown
 from reconciler.model import CPO, Identity
+from reconciler.state import _exists, _location_columns, _party_columns
 
 DEFAULT_PARTY_KEY = "default_party"
 LOCATION_KEY = "locations_party_fk"
@@ -49,6 +50,8 @@ class PartyRow:
     updated_at: datetime
     #: OCPI registration gave the row a token: it owns the row, its url and its token.
     credentials: bool = True
+    #: False before migration 0002 adds `business_details`: the database does not record them yet.
+    details_recorded: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,24 @@ class PartyDetails:
     roles: tuple[PartyRow, ...]
     locations: int
     is_default: bool
+    #: False before migration 0001 adds `system_config`, where the default party is recorded.
+    default_recorded: bool = True
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, with the number of rows of the whole list (one count query)."""
+
+    rows: list[T]
+    offset: int
+    limit: int
+    total: int
+
+    @property
+    def next_offset(self) -> int | None:
+        """The offset of the next page; None on the last page."""
+        end = self.offset + len(self.rows)
+        return end if end < self.total and self.rows else None
 
 
 @dataclass(frozen=True)
@@ -166,8 +187,15 @@ def _cpo_exists(connection: Connection, identity: Identity) -> bool:
     return _cpo_row(connection, identity) is not None
 
 
+def default_recorded(connection: Connection) -> bool:
+    """Whether the database records a default party: `system_config` (migration 0001) exists."""
+    return _exists(connection, "system_config")
+
+
 def get_default_party(connection: Connection) -> Identity | None:
-    """The default party recorded in `system_config`, or None when none is set."""
+    """The default party recorded in `system_config`, or None when none is set (or not recorded yet)."""
+    if not default_recorded(connection):
+        return None
     row = connection.execute(
         "SELECT value FROM system_config WHERE key = %s", (DEFAULT_PARTY_KEY,)
     ).fetchone()
@@ -186,13 +214,35 @@ def set_default_party(connection: Connection, identity: Identity) -> None:
         )
 
 
-_PARTY_COLUMNS = sql.SQL(
-    "p.id, p.role, p.country_code, p.party_id, p.url, p.business_details,"
-    " CASE WHEN m.party_row_id IS NULL THEN NULL WHEN p.holds_credentials THEN 'adopted' ELSE 'created' END"
-    " AS managed, p.created_at, p.updated_at, p.holds_credentials AS credentials"
-    " FROM ocpi_parties AS p LEFT JOIN reconciler_managed_parties AS m"
-    " ON m.party_row_id = p.id AND m.row_created_at = p.created_at"
-)
+def _party_select(connection: Connection) -> sql.Composed:
+    """`SELECT <party row columns> FROM ocpi_parties AS p ...`, reading only the columns and tables the
+    database has: before the migrations, the stand-ins that plan reads (`state._party_columns`)."""
+    details, managed, credentials, join = _party_columns(connection)
+    return sql.SQL(
+        "SELECT p.id, p.role, p.country_code, p.party_id, p.url, {details} AS business_details,"
+        " CASE WHEN {managed} THEN CASE WHEN {credentials} THEN 'adopted' ELSE 'created' END END AS managed,"
+        " {created_at} AS created_at, {updated_at} AS updated_at, {credentials} AS credentials,"
+        " {recorded} AS details_recorded FROM ocpi_parties AS p {join}"
+    ).format(
+        details=details,
+        managed=managed,
+        credentials=credentials,
+        created_at=_zoned("p.created_at"),
+        updated_at=_zoned("p.updated_at"),
+        recorded=sql.Literal(_exists(connection, "ocpi_parties", "business_details")),
+        join=join,
+    )
+
+
+def _zoned(column: str) -> sql.Composed:
+    """A `timestamp without time zone` column of MaEVe's as a `timestamptz`.
+
+    MaEVe writes NOW() into such columns, and so does ocpi-parties: PostgreSQL stores the time of day in the
+    writing session's TimeZone, which neither sets, so the database's (the server's `timezone`, or an
+    ALTER DATABASE/ROLE ... SET timezone). This session has the same TimeZone, so the value is read as a time
+    in it; docs/database.md says so.
+    """
+    return sql.SQL("({} AT TIME ZONE current_setting('TimeZone'))").format(sql.Identifier(*column.split(".")))
 
 
 def _with_identity(make: Callable[..., T]) -> RowFactory[T]:
@@ -210,19 +260,38 @@ def list_parties(
     """Party rows ordered by identity then role, optionally of one role, one page at a time."""
     _page(offset, limit)
     where = sql.SQL("WHERE p.role = %(role)s") if role else sql.SQL("")
-    query = sql.SQL(
-        "SELECT {columns} {where} ORDER BY p.country_code, p.party_id, p.role, p.id"
-        " OFFSET %(offset)s LIMIT %(limit)s"
-    ).format(columns=_PARTY_COLUMNS, where=where)
+    query = sql.SQL("{select} {where} ORDER BY p.country_code, p.party_id, p.role, p.id").format(
+        select=_party_select(connection), where=where
+    ) + sql.SQL(" OFFSET %(offset)s LIMIT %(limit)s")
     params = {"role": role.upper() if role else None, "offset": offset, "limit": limit}
     with connection.cursor(row_factory=_with_identity(PartyRow)) as cursor:
         return cursor.execute(query, params).fetchall()
 
 
+def _count(connection: Connection, query: sql.Composed, params: tuple[str, ...] | None = None) -> int:
+    row = connection.execute(query, params).fetchone()
+    return int(str(row[0])) if row else 0
+
+
+def party_page(
+    connection: Connection, role: str | None = None, offset: int = 0, limit: int = 100
+) -> Page[PartyRow]:
+    """A page of `list_parties` and the number of rows of every page (one count query), in one snapshot."""
+    with connection.transaction():
+        rows = list_parties(connection, role=role, offset=offset, limit=limit)
+        where = sql.SQL(" WHERE role = %s") if role else sql.SQL("")
+        total = _count(
+            connection,
+            sql.SQL("SELECT count(*) FROM ocpi_parties") + where,
+            (role.upper(),) if role else None,
+        )
+    return Page(rows, offset, limit, total)
+
+
 def get_party(connection: Connection, identity: Identity) -> PartyDetails | None:
     """Every role of `identity`, the number of locations recorded under it, and whether it is the default."""
-    query = sql.SQL("SELECT {columns} WHERE {identity} ORDER BY p.role, p.id").format(
-        columns=_PARTY_COLUMNS, identity=_matching(identity, "p.country_code", "p.party_id")
+    query = sql.SQL("{select} WHERE {identity} ORDER BY p.role, p.id").format(
+        select=_party_select(connection), identity=_matching(identity, "p.country_code", "p.party_id")
     )
     with connection.cursor(row_factory=_with_identity(PartyRow)) as cursor:
         roles = tuple(cursor.execute(query))
@@ -236,6 +305,7 @@ def get_party(connection: Connection, identity: Identity) -> PartyDetails | None
         roles=roles,
         locations=int(str(count[0])) if count else 0,
         is_default=str(get_default_party(connection)).upper() == str(identity).upper(),
+        default_recorded=default_recorded(connection),
     )
 
 
@@ -264,17 +334,34 @@ def list_locations(
     """The locations recorded under `identity`, newest first (MaEVe's order), one page at a time."""
     _page(offset, limit)
     query = (
-        "SELECT id, country_code, party_id, party_role IS NOT NULL AS owned,"
-        " coalesce(location_data->>'Name', location_data->>'name') AS name,"
-        " coalesce(location_data->>'City', location_data->>'city') AS city,"
-        " coalesce(location_data->>'Country', location_data->>'country') AS country,"
-        " updated_at"
-        " FROM locations WHERE {identity}"
-        " ORDER BY created_at DESC, id OFFSET %s LIMIT %s"
+        "SELECT l.id, l.country_code, l.party_id, {owned} IS NOT NULL AS owned,"
+        " coalesce(l.location_data->>'Name', l.location_data->>'name') AS name,"
+        " coalesce(l.location_data->>'City', l.location_data->>'city') AS city,"
+        " coalesce(l.location_data->>'Country', l.location_data->>'country') AS country,"
+        " {updated_at} AS updated_at"
+        " FROM locations AS l WHERE {identity}"
+        " ORDER BY l.created_at DESC, l.id OFFSET %s LIMIT %s"
     )
-    statement = sql.SQL(query).format(identity=_matching(identity))
+    statement = sql.SQL(query).format(
+        # Before migration 0005 adds party_role, a location is owned when its identity names a CPO row.
+        owned=_location_columns(connection)["owned"],
+        updated_at=_zoned("l.updated_at"),
+        identity=_matching(identity, "l.country_code", "l.party_id"),
+    )
     with connection.cursor(row_factory=_with_identity(LocationRow)) as cursor:
         return cursor.execute(statement, (offset, limit)).fetchall()
+
+
+def location_page(
+    connection: Connection, identity: Identity, offset: int = 0, limit: int = 100
+) -> Page[LocationRow]:
+    """A page of `list_locations` and the number of locations recorded under `identity` (one count query)."""
+    with connection.transaction():
+        rows = list_locations(connection, identity, offset=offset, limit=limit)
+        total = _count(
+            connection, sql.SQL("SELECT count(*) FROM locations WHERE {}").format(_matching(identity))
+        )
+    return Page(rows, offset, limit, total)
 
 
 _ORPHAN = sql.SQL(

@@ -9,14 +9,15 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 from conftest import Run
-from maeve_sql import save_location, save_party
+from maeve_sql import save_location, save_party, snapshot
 
-from reconciler import migrations, store
+from reconciler import db_report, migrations, store
 from reconciler.database import LIBPQ_VARIABLES, Connection
 from reconciler.model import Identity
 
@@ -245,17 +246,120 @@ def test_a_malformed_identity_is_a_usage_error(run: Run, database_url: str) -> N
 def test_locations_pages(run: Run, seeded: Connection, database_url: str) -> None:
     code, out, _ = run("locations", "GB-TWK", "--limit", "3", "--database-url", database_url)
     assert code == 0
-    assert out.splitlines()[0].split() == ["ID", "NAME", "CITY", "COUNTRY", "OWNED"]
-    assert len(out.splitlines()) == 4
+    lines = out.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "CITY", "COUNTRY", "OWNED"]
+    assert len(lines) == 5
+    assert lines[-1] == "showing 1–3 of 4 locations; the next page: --offset 3"  # noqa: RUF001
+    code, out, _ = run(
+        "locations", "GB-TWK", "--limit", "3", "--format", "json", "--database-url", database_url
+    )
+    document = json.loads(out)
+    assert (document["offset"], document["limit"], document["total"], document["next_offset"]) == (0, 3, 4, 3)
     code, out, _ = run(
         "locations", "GB-TWK", "--offset", "3", "--format", "json", "--database-url", database_url
     )
     document = json.loads(out)
     assert len(document["locations"]) == 1
+    assert (document["total"], document["next_offset"]) == (4, None)
+    code, out, _ = run("locations", "GB-TWK", "--offset", "3", "--database-url", database_url)
+    assert out.splitlines()[-1] == "showing 4–4 of 4 locations"  # noqa: RUF001
     code, out, _ = run("locations", "BE-XXX", "--database-url", database_url)
     assert out.count("no (orphan)") == 3
+    assert "showing" not in out, "the whole list needs no position"
     code, out, _ = run("locations", "GB-TWK", "--offset", "10", "--database-url", database_url)
-    assert out == "No locations recorded under GB-TWK from offset 10.\n"
+    assert out == "No locations recorded under GB-TWK from offset 10 (of 4).\n"
+    code, out, _ = run("locations", "FR-NON", "--format", "json", "--database-url", database_url)
+    assert (json.loads(out)["total"], json.loads(out)["next_offset"], json.loads(out)["locations"]) == (
+        0,
+        None,
+        [],
+    )
+
+
+def test_parties_list_pages(run: Run, seeded: Connection, database_url: str) -> None:
+    code, out, _ = run("parties", "list", "--limit", "1", "--offset", "1", "--database-url", database_url)
+    assert code == 0
+    assert out.splitlines()[1].split()[:2] == ["GB-TWK", "CPO"]
+    assert out.splitlines()[-1] == "showing 2–2 of 2 party rows"  # noqa: RUF001
+    code, out, _ = run("parties", "list", "--limit", "1", "--format", "json", "--database-url", database_url)
+    document = json.loads(out)
+    assert {k: document[k] for k in ("offset", "limit", "total", "next_offset")} == {
+        "offset": 0,
+        "limit": 1,
+        "total": 2,
+        "next_offset": 1,
+    }
+    code, out, _ = run(
+        "parties", "list", "--role", "emsp", "--format", "json", "--database-url", database_url
+    )
+    assert (json.loads(out)["total"], json.loads(out)["next_offset"]) == (1, None)
+    code, out, _ = run("parties", "list", "--offset", "5", "--database-url", database_url)
+    assert out == "No parties from offset 5 (of 2).\n"
+
+
+def test_showing_says_where_the_page_is_in_thousands() -> None:
+    page = store.Page(rows=list(range(50)), offset=50, limit=50, total=1234)
+    assert db_report.showing(page, "party rows") == [
+        "showing 51–100 of 1,234 party rows; the next page: --offset 100"  # noqa: RUF001
+    ]
+    assert db_report.showing(store.Page(rows=[1, 2], offset=0, limit=50, total=2), "locations") == []
+
+
+def test_json_time_stamps_carry_the_time_zone_maeve_wrote_them_in(
+    run: Run, seeded: Connection, database_url: str
+) -> None:
+    """MaEVe's created_at/updated_at are `timestamp without time zone` holding NOW() in the database's
+    TimeZone: given that zone, the instant read back is the instant written."""
+    seeded.execute(f"ALTER DATABASE {seeded.info.dbname} SET timezone = 'America/New_York'")
+    with psycopg.connect(database_url, autocommit=True) as maeve:
+        maeve.execute("UPDATE ocpi_parties SET updated_at = NOW() WHERE role = 'EMSP'")
+        maeve.execute("UPDATE locations SET updated_at = NOW() WHERE id = 'GB-0'")
+        written = maeve.execute("SELECT NOW()").fetchone()
+    assert written is not None
+    _code, out, _ = run("parties", "show", "DE-EMO", "--format", "json", "--database-url", database_url)
+    (emsp,) = json.loads(out)["roles"]
+    for stamp in (emsp["created_at"], emsp["updated_at"]):
+        assert datetime.fromisoformat(stamp).tzinfo is not None, stamp
+    assert abs(datetime.fromisoformat(emsp["updated_at"]) - written[0]) < timedelta(seconds=5)
+    _code, out, _ = run("locations", "GB-TWK", "--format", "json", "--database-url", database_url)
+    (gb0,) = [r for r in json.loads(out)["locations"] if r["id"] == "GB-0"]
+    assert abs(datetime.fromisoformat(gb0["updated_at"]) - written[0]) < timedelta(seconds=5)
+    out = run("parties", "list", "--format", "json", "--database-url", database_url)[1]
+    assert all(datetime.fromisoformat(p["updated_at"]).tzinfo for p in json.loads(out)["parties"])
+
+
+def test_json_gives_null_for_absent_values(run: Run, seeded: Connection, database_url: str) -> None:
+    create_own(seeded, "EMSP", "GB", "TWK", "")
+    save_location(seeded, "GB-EMPTY", "GB", json.dumps({"id": "GB-EMPTY", "name": "", "city": ""}), "TWK")
+    out = run("parties", "show", "GB-TWK", "--format", "json", "--database-url", database_url)[1]
+    assert [(r["role"], r["url"]) for r in json.loads(out)["roles"]] == [
+        ("CPO", "https://twk.example/versions"),
+        ("EMSP", None),
+    ]
+    out = run("locations", "GB-TWK", "--format", "json", "--database-url", database_url)[1]
+    (empty,) = [r for r in json.loads(out)["locations"] if r["id"] == "GB-EMPTY"]
+    assert (empty["name"], empty["city"], empty["country"]) == (None, None, None)
+    assert all(value != "" for r in json.loads(out)["locations"] for value in r.values())
+
+
+def test_parties_show_shows_the_logo(run: Run, seeded: Connection, database_url: str) -> None:
+    logo = {
+        "url": "https://twk.example/logo.png",
+        "category": "OPERATOR",
+        "type": "png",
+        "width": 512,
+        "height": 512,
+    }
+    seeded.execute(
+        "UPDATE ocpi_parties SET business_details = business_details || jsonb_build_object('logo', %s::jsonb)"
+        " WHERE country_code = 'GB'",
+        (json.dumps(logo),),
+    )
+    code, out, _ = run("parties", "show", "GB-TWK", "--database-url", database_url)
+    assert code == 0
+    assert "    logo:     https://twk.example/logo.png  OPERATOR  512x512" in out.splitlines()
+    code, out, _ = run("parties", "show", "DE-EMO", "--database-url", database_url)
+    assert "logo:" not in out
 
 
 def test_default(run: Run, migrated: Connection, database_url: str) -> None:
@@ -265,14 +369,60 @@ def test_default(run: Run, migrated: Connection, database_url: str) -> None:
     assert run("default", "--database-url", database_url)[1] == "GB-TWK\n"
 
 
-@pytest.mark.parametrize(
-    "command", [["parties", "list"], ["parties", "show", "GB-TWK"], ["locations", "GB-TWK"], ["default"]]
-)
-def test_read_commands_need_a_migrated_database(run: Run, database_url: str, command: list[str]) -> None:
-    code, out, err = run(*command, "--database-url", database_url)
-    assert (code, out) == (3, "")
-    assert "is not migrated for ocpi-parties (pending: 0001_system_config" in err
-    assert "run `ocpi-parties db migrate`" in err
+def test_read_commands_read_an_unmigrated_database(run: Run, live: Connection, database_url: str) -> None:
+    """Before `db migrate`: what MaEVe recorded, with business details and the default party not recorded
+    yet; nothing is written."""
+    before = snapshot(live)
+    code, out, err = run("parties", "list", "--database-url", database_url)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[1].split() == [
+        "BE-PEE",
+        "CPO",
+        "no",
+        "(not",
+        "recorded",
+        "yet)",
+        "https://peer.example/versions",
+    ]
+    assert lines[-1] == "Business details: (not recorded yet: run `ocpi-parties db migrate`)."
+    code, out, _ = run("parties", "list", "--format", "json", "--database-url", database_url)
+    document = json.loads(out)
+    assert (document["business_details_recorded"], document["total"], document["next_offset"]) == (
+        False,
+        2,
+        None,
+    )
+    assert [(p["party"], p["business_details"], p["managed"]) for p in document["parties"]] == [
+        ("BE-PEE", None, None),
+        ("NL-VLT", None, None),
+    ]
+    code, out, _ = run("parties", "show", "NL-VLT", "--database-url", database_url)
+    assert code == 0
+    assert "  default party: (not recorded yet: run `ocpi-parties db migrate`)" in out.splitlines()
+    assert "    business details: (not recorded yet: run `ocpi-parties db migrate`)" in out.splitlines()
+    code, out, _ = run("parties", "show", "NL-VLT", "--format", "json", "--database-url", database_url)
+    assert (json.loads(out)["is_default"], json.loads(out)["business_details_recorded"]) == (None, False)
+    # Before migration 0005 a location is owned when its identity names a CPO row, as plan reads it.
+    code, out, _ = run("locations", "BE-PEE", "--database-url", database_url)
+    assert out.splitlines()[1].split()[0] == "LOC-PEE-1" and out.splitlines()[1].endswith("yes")
+    code, out, _ = run("locations", "GB-XXX", "--format", "json", "--database-url", database_url)
+    assert [r["owned"] for r in json.loads(out)["locations"]] == [False] * 4
+    code, out, _ = run("default", "--database-url", database_url)
+    assert (code, out) == (0, "Default party: (not recorded yet: run `ocpi-parties db migrate`).\n")
+    assert snapshot(live) == before
+
+
+def test_read_commands_refuse_a_database_a_newer_ocpi_parties_migrated(
+    run: Run, migrated: Connection, database_url: str
+) -> None:
+    migrated.execute(
+        "INSERT INTO reconciler_migrations (version, name, checksum) VALUES (9999, 'from_the_future', 'x')"
+    )
+    for command in (["parties", "list"], ["parties", "show", "GB-TWK"], ["locations", "GB-TWK"], ["default"]):
+        code, out, err = run(*command, "--database-url", database_url)
+        assert (code, out) == (3, ""), command
+        assert "was migrated by a newer ocpi-parties" in err
 
 
 @pytest.mark.parametrize("command", [["db", "status"], ["db", "migrate"], ["parties", "list"]])
