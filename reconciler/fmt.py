@@ -33,6 +33,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, PlainScalarString
 
+from reconciler.errors import UsageError
 from reconciler.load import CoreResolver, decode, parse_text
 from reconciler.model import Problem, Source
 from reconciler.validate import _PARTY_FILE, DEFAULT_FILE, party_case_fields, read_back
@@ -251,3 +252,25 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def format_path(path: Path, shown: str, *, write: bool) -> tuple[list[str], list[Problem]]:
+    """Format PATH (a file, or the party files of a directory); with write=False, only look.
+
+    Returns the files not in canonical form (rewritten when `write`) and the problems of those that cannot be
+    formatted, which are left as they are. Each file is replaced in one step, so none is ever half-written.
+    """
+    if not path.exists():
+        raise UsageError(f"{shown}: no such file or directory")
+    changed: list[str] = []
+    problems: list[Problem] = []
+    for file_path in party_files(path):
+        file = shown if file_path == path else f"{shown.rstrip('/')}/{file_path.name}"
+        formatted = format_file(file_path, file)
+        if isinstance(formatted.canonical, Problem):
+            problems.append(formatted.canonical)
+        elif formatted.changed:
+            if write:
+                write_atomically(file_path, formatted.canonical)
+            changed.append(file)
+    return changed, problems
