@@ -21,6 +21,7 @@ import io
 import os
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,17 +145,40 @@ def _anchor(value: Any) -> str | None:
     return anchor.value if anchor is not None and anchor.value else None
 
 
+def _comment_into_block(sequence: CommentedSeq, index: int, item: Any) -> None:
+    """The comment after a flow mapping item (`- {role: CPO}  # ...`) onto the line of its last key.
+
+    ruamel.yaml keeps it with the list item, and once the mapping is written in block style it would write it
+    between the `-` and the first key, where it no longer reads back.
+    """
+    entry = sequence.ca.items.get(index)
+    flow_mapping = isinstance(item, CommentedMap) and bool(item) and item.fa.flow_style()
+    if not flow_mapping or not entry or entry[0] is None:
+        return
+    last = list(item)[-1]
+    target = item.ca.items.setdefault(last, [None, None, None, None])
+    if target[2] is None and not isinstance(item[last], CommentedMap | CommentedSeq):
+        target[2], entry[0] = entry[0], None
+
+
 def _styled(value: Any, seen: dict[int, tuple[Any, Any]]) -> Any:
     """Block style for collections, one quoting rule for text, decimal integers; anchors and aliases kept."""
     if id(value) in seen:  # an alias: the value its anchor gave, so that it is written as *name again
         return seen[id(value)][1]
     result = value
+    if isinstance(value, CommentedMap | CommentedSeq):
+        # An empty one stays `[]` or `{}`: ruamel.yaml writes an empty block collection as a flow one anyway,
+        # after a comment on the key's line when there is one, which no longer reads back.
+        if value:
+            value.fa.set_block_style()
+        else:
+            value.fa.set_flow_style()
     if isinstance(value, CommentedMap):
-        value.fa.set_block_style()
         for key in value:
             value[key] = _styled(value[key], seen)
     elif isinstance(value, CommentedSeq):
-        value.fa.set_block_style()
+        for index, item in enumerate(value):
+            _comment_into_block(value, index, item)
         for index, item in enumerate(value):
             value[index] = _styled(item, seen)
     elif isinstance(value, str):
@@ -173,11 +197,60 @@ def canonical_text(text: str, file: str, *, default: bool = False) -> str | Prob
     """The canonical form of a party file's text (of the default-party file with default=True).
 
     A problem, as `validate` reports it, when the text is no YAML the loader reads, or (never expected) when
-    the canonical text would not read back as the same party.
+    the canonical text would not read back as the same party. A comment after a flow collection (`{...}`)
+    can take ruamel.yaml a second pass to settle, so the text is formatted until it no longer changes.
     """
     loaded = parse_text(text, file)
     if isinstance(loaded, Problem):
         return loaded
+    expected = read_back(text, file, default=default)
+    result = text
+    for _ in range(_PASSES):
+        formatted = _once(result, file, dict(loaded.plain_text) if result is text else {}, default=default)
+        if isinstance(formatted, Problem):
+            return formatted
+        if read_back(formatted, file, default=default) != expected:
+            return Problem(
+                Source(file, 1, 1),
+                "fmt-refused",
+                "fmt cannot write this file in canonical form without changing what it declares: "
+                "it is left as it is; please report it",
+            )
+        if formatted == result:
+            break
+        result = formatted
+    return _comment_lost(text, result, file) or result
+
+
+#: A comment as fmt counts them: `#` at the start of a line or after a space, to the end of the line. A value
+#: such as `name: "No #1"` counts too, the same before and after, as it is kept.
+_COMMENT = re.compile(r"(?:^|(?<=\s))#[^\n]*", re.MULTILINE)
+
+
+def _comment_lost(text: str, result: str, file: str) -> Problem | None:
+    """A problem when a comment of `text` is missing from `result`: ruamel.yaml drops a few (see below)."""
+    kept = Counter(match.rstrip() for match in _COMMENT.findall(result))
+    for match in _COMMENT.finditer(text):
+        comment = match.group().rstrip()
+        if kept[comment] > 0:
+            kept[comment] -= 1
+            continue
+        line = text.count("\n", 0, match.start()) + 1
+        column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+        return Problem(
+            Source(file, line, column),
+            "fmt-comment",
+            "fmt would lose this comment (ruamel.yaml drops some comments between the items of a list "
+            "written in flow style, such as `- {role: CPO}`): write that list in block style, then run fmt",
+        )
+    return None
+
+
+#: Passes of the formatter at most: one, and one more when a comment moved (see `canonical_text`).
+_PASSES = 4
+
+
+def _once(text: str, file: str, plain_text: dict[Any, str], *, default: bool) -> str | Problem:
     handler = _yaml()
     try:
         data = handler.load(text)
@@ -186,21 +259,13 @@ def canonical_text(text: str, file: str, *, default: bool = False) -> str | Prob
         where = Source(file, mark.line + 1, mark.column + 1) if mark is not None else Source(file, 1, 1)
         return Problem(where, "yaml-syntax", f"invalid YAML: {getattr(error, 'problem', None) or error}")
     if isinstance(data, CommentedMap):
-        _codes(data, dict(loaded.plain_text), default)
+        _codes(data, plain_text, default)
         if not default:
             _reorder(data)
     data = _styled(data, {})
     out = io.StringIO()
     handler.dump(data, out)
-    result = out.getvalue()
-    if read_back(result, file, default=default) != read_back(text, file, default=default):
-        return Problem(
-            Source(file, 1, 1),
-            "fmt-refused",
-            "fmt cannot write this file in canonical form without changing what it declares: "
-            "it is left as it is; please report it",
-        )
-    return result
+    return out.getvalue()
 
 
 def is_default_file(path: Path) -> bool:
