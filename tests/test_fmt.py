@@ -354,3 +354,19 @@ def test_problem_type_is_returned_for_unreadable_bytes(tmp_path: Path) -> None:
     path.write_bytes(b"country_code: G\xffB\n")
     result = fmt.format_file(path, "GB-TWK.yaml")
     assert isinstance(result.canonical, Problem) and result.canonical.code == "not-utf8"
+
+
+#: Valid examples that exist to show validate reading what is not canonical: each keeps its warning.
+NOT_CANONICAL = {
+    "lower-case-codes",  # codes in lower case: `case` warnings
+    "moves-and-tombstones",  # moved_from `fr-cpo`: a `case` warning
+    "norway-unquoted",  # `country_code: NO` read as Norway
+    "unquoted-numeric-party-id",  # `party_id: 007` and `1E3`: `unquoted` warnings
+    "utf8-bom-and-unicode",  # a byte order mark
+}
+
+
+def test_valid_examples_are_canonical_except_those_that_show_what_validate_reads(run: Run) -> None:
+    for directory in VALID:
+        code, out, err = run("fmt", "--check", str(directory))
+        assert (code == 0) == (directory.parent.name not in NOT_CANONICAL), (directory, out, err)
