@@ -35,7 +35,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, PlainScalarString
 
 from reconciler.errors import UsageError
-from reconciler.load import CoreResolver, decode, parse_text
+from reconciler.load import MAX_FILE_BYTES, CoreResolver, decode, parse_text
 from reconciler.model import Problem, Source
 from reconciler.validate import _PARTY_FILE, DEFAULT_FILE, party_case_fields, read_back
 
@@ -297,6 +297,9 @@ def format_file(path: Path, file: str) -> Formatted:
     except OSError as error:
         problem = Problem(Source(file), "unreadable", f"cannot read the file: {error.strerror or error}")
         return Formatted(file, b"", problem)
+    if len(raw) > MAX_FILE_BYTES:
+        message = f"the file is {len(raw):,} bytes; party files are limited to {MAX_FILE_BYTES:,}"
+        return Formatted(file, raw, Problem(Source(file, 1, 1), "too-large", message))
     text = decode(raw, file)
     if isinstance(text, Problem):
         return Formatted(file, raw, text)

@@ -370,3 +370,10 @@ def test_valid_examples_are_canonical_except_those_that_show_what_validate_reads
     for directory in VALID:
         code, out, err = run("fmt", "--check", str(directory))
         assert (code == 0) == (directory.parent.name not in NOT_CANONICAL), (directory, out, err)
+
+
+def test_a_file_past_the_size_limit_is_refused_as_validate_refuses_it(tmp_path: Path) -> None:
+    path = tmp_path / "GB-TWK.yaml"
+    path.write_text("# " + "x" * fmt.MAX_FILE_BYTES + "\ncountry_code: GB\n", encoding="utf-8")
+    result = fmt.format_file(path, "GB-TWK.yaml")
+    assert isinstance(result.canonical, Problem) and result.canonical.code == "too-large"
