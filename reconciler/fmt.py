@@ -307,7 +307,11 @@ def format_file(path: Path, file: str) -> Formatted:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step: a reader sees the old file or the new one, never half of it."""
+    """Replace `path` with `text` in one step: a reader sees the old file or the new one, never half of it.
+
+    A symbolic link stays one: the file it leads to is replaced.
+    """
+    path = path.resolve()
     mode = path.stat().st_mode & 0o7777
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

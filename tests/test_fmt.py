@@ -377,3 +377,13 @@ def test_a_file_past_the_size_limit_is_refused_as_validate_refuses_it(tmp_path: 
     path.write_text("# " + "x" * fmt.MAX_FILE_BYTES + "\ncountry_code: GB\n", encoding="utf-8")
     result = fmt.format_file(path, "GB-TWK.yaml")
     assert isinstance(result.canonical, Problem) and result.canonical.code == "too-large"
+
+
+def test_a_linked_file_given_as_path_stays_a_link(run: Run, repository: Path) -> None:
+    target = repository.parent / "NL-VLT.yaml"
+    target.write_text(LOWER, encoding="utf-8")
+    (repository / "NL-VLT.yaml").unlink()
+    (repository / "NL-VLT.yaml").symlink_to(target)
+    assert run("fmt", "parties/NL-VLT.yaml") == (0, "parties/NL-VLT.yaml\n", "")
+    assert (repository / "NL-VLT.yaml").is_symlink() and "country_code: NL" in target.read_text()
+    assert run("fmt", "--check") == (0, "", "")  # links in the directory are left to validate
