@@ -1059,6 +1059,36 @@ def credentials_roles(path: Path, output_format: str) -> None:
             click.echo(f"    logo:    {details['logo']['url']}")
 
 
+@cli.command(
+    "fmt",
+    epilog=exit_codes_help(
+        WITHOUT_DATABASE,
+        OK="success: every file is in canonical form (or, without --check, now is)",
+        INVALID="a file is not YAML that can be read, or (--check) a file is not in canonical form",
+    ),
+    short_help="Rewrite party files in canonical form, keeping comments.",
+)
+@click.argument("path", default="parties", type=click.Path(path_type=Path))
+@click.option(
+    "--check", is_flag=True, help="Change nothing: list the files not in canonical form and exit 1 if any."
+)
+def fmt_command(path: Path, check: bool) -> None:
+    """Rewrite the party files in PATH (default: parties/) in canonical form, as `terraform fmt` does.
+
+    Keys in the schema's order, codes in upper case, text quoted only where a YAML reader would read it
+    otherwise; comments stay. Only files that change are written, each in one step; their names are printed.
+    A file that is not readable YAML is reported as validate reports it and left as it is.
+    """
+    from reconciler import fmt
+
+    changed, problems = fmt.format_path(path, str(path), write=not check)
+    for name in changed:
+        click.echo(name)
+    for problem in problems:
+        click.echo(f"{problem.source}: {problem.message}", err=True)
+    sys.exit(ExitCode.INVALID if problems or (check and changed) else ExitCode.OK)
+
+
 @cli.group(epilog=EXIT_CODES, short_help="Prepare the database: MaEVe's tables, migrations, status.")
 def db() -> None:
     """Prepare the database: MaEVe's base tables and ocpi-parties' own migrations."""

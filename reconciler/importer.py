@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from psycopg.rows import dict_row
 
 from reconciler import store
 from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
-from reconciler.load import CoreResolver
+from reconciler.fmt import DETAIL_KEYS, LOGO_KEYS, canonical_text, plain_ok
 from reconciler.model import CPO, NAME_NEEDED, ROLES, Identity, Kind, Severity
 from reconciler.plan import details_problem
 from reconciler.render import value_text
@@ -38,9 +37,8 @@ from reconciler.validate import check_default_file, check_party_file, check_part
 #: The roles a party file may declare, in the order files list them.
 _CODE = re.compile(r"^[A-Z]{2}$")
 _PARTY_ID = re.compile(r"^[A-Z0-9]{3}$")
-_PLAIN = re.compile(r"^[^\W_][\w .,'&()/:+@%~=?!*-]*$")
-_DETAIL_KEYS = ("name", "website", "logo")
-_LOGO_KEYS = ("url", "thumbnail", "category", "type", "width", "height")
+_DETAIL_KEYS = DETAIL_KEYS
+_LOGO_KEYS = LOGO_KEYS
 NAME_UNKNOWN = "not recorded in the database: write the party's business name"
 NAME_NEEDED_NOTE = "a placeholder: write the party's business name, which OCPI peers see"
 HOSTED_NOTE = "this CSMS operates it: ocpi-parties creates its row and owns it"
@@ -321,28 +319,13 @@ def _scalar(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, int):
         return str(value)
-    plain = (
-        _PLAIN.match(value)
-        and not value.endswith((" ", ":"))
-        and ": " not in value
-        and " #" not in value
-        and _reads_back(value)
-    )
-    return value if plain else json.dumps(value, ensure_ascii=False)
+    return value if plain_ok(value) else json.dumps(value, ensure_ascii=False)
 
 
-_STR_TAG = "tag:yaml.org,2002:str"
-#: How YAML 1.1 readers (editors, other tools) and `validate` (YAML 1.2 core) resolve plain scalars.
-_READERS = (yaml.resolver.Resolver(), CoreResolver())
-
-
-def _reads_back(value: str) -> bool:
-    """Whether `value` written plain is read as text: not as `yes`, `null`, `007` or `1e3` would be.
-
-    `_PLAIN` already keeps out what a plain scalar cannot hold (indicators, `: `, ` #`).
-    """
-    resolved = (r.resolve(yaml.ScalarNode, value, (True, False)) for r in _READERS)  # type: ignore[no-untyped-call]
-    return all(tag == _STR_TAG for tag in resolved)
+def _canonical(text: str, file_name: str, *, default: bool = False) -> str:
+    """`text` in the form `ocpi-parties fmt` writes, so that `fmt --check` passes on what import writes."""
+    formatted = canonical_text(text, file_name, default=default)
+    return formatted if isinstance(formatted, str) else text  # check() reports why the text is refused
 
 
 def _details_lines(details: Mapping[str, Any], indent: str, name_unknown: bool) -> list[str]:
@@ -384,15 +367,16 @@ def render(draft: Draft) -> str:
         if role.details:
             lines.append("    business_details:")
             lines.extend(_details_lines(role.details, "      ", role.name_unknown))
-    return "\n".join(lines) + "\n"
+    return _canonical("\n".join(lines) + "\n", draft.file_name)
 
 
 def render_default(identity: Identity) -> str:
-    return (
+    text = (
         "# yaml-language-server: $schema=../schema/default-party.schema.json\n"
         "# The CPO that owns every location no other party claims: this CSMS's own party.\n"
         f"default_party: {identity}\n"
     )
+    return _canonical(text, "default-party.yaml", default=True)
 
 
 def check(draft: Draft, text: str) -> str | None:

@@ -280,7 +280,7 @@ def _position(text: str, offset: int) -> tuple[int, int]:
     return line, column
 
 
-def _decode(raw: bytes, file: str) -> str | Problem:
+def decode(raw: bytes, file: str) -> str | Problem:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -374,7 +374,7 @@ def load_file(path: str | Path, file: str) -> LoadedFile | Problem:
             raw = handle.read()
     except OSError as error:
         return Problem(Source(file), "unreadable", f"cannot read the file: {error.strerror or error}")
-    text = _decode(raw, file)
+    text = decode(raw, file)
     if isinstance(text, Problem):
         return text
     return parse_text(text, file)

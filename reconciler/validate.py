@@ -964,3 +964,18 @@ def _move_problems(parties: dict[Identity, Party]) -> list[Problem]:
             else:
                 owned_by[location.value] = (party, location.source)
     return problems
+
+
+def party_case_fields(data: dict[str, Any], *, default: bool = False) -> Iterator[_CaseField]:
+    """The case-insensitive fields of a party file (or of the default-party file, with default=True)."""
+    return _default_case_fields(data) if default else _party_case_fields(data)
+
+
+def read_back(text: str, file: str, *, default: bool = False) -> Any | Problem:
+    """The data `validate` reads from `text`: codes in canonical case, unquoted numbers as the text written.
+
+    What `fmt` compares before and after formatting: a file must declare the same thing in either form.
+    """
+    schema, fields = (DEFAULT_SCHEMA, _default_case_fields) if default else (PARTY_SCHEMA, _party_case_fields)
+    check = _check_file(parse_text(text, file), schema, fields)
+    return check if isinstance(check, Problem) else check.data

@@ -252,8 +252,11 @@ def test_output_into_a_closed_pipe_is_quiet() -> None:
 
 def test_pre_commit_hook_validates_a_party_repository(tmp_path: Path) -> None:
     """The hook runs as pre-commit runs it: its entry, split like a shell, in the party repository's root."""
-    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
-    assert hook["id"] == "ocpi-parties-validate" and hook["pass_filenames"] is False
+    hooks = {
+        hook["id"]: hook for hook in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text("utf-8"))
+    }
+    hook = hooks["ocpi-parties-validate"]
+    assert hook["pass_filenames"] is False
     watched = re.compile(hook["files"])
     assert watched.search("parties/GB-TWK.yaml") and watched.search("schema/party.schema.json")
     assert not watched.search("README.md")

@@ -291,3 +291,11 @@ def test_import_after_apply_gives_back_files_that_plan_nothing(
     assert code == 0
     code, out, _ = run("plan", "managed", "--database-url", database_url, "--detailed-exitcode")
     assert (code, out.splitlines()[-1]) == (0, "No changes. The database matches the party files.")
+
+
+def test_import_writes_files_that_fmt_leaves_as_they_are(
+    run: Run, deployment: Connection, database_url: str, tmp_path: Path
+) -> None:
+    code, out, _ = run("import", "--database-url", database_url)
+    assert code == 0 and out.startswith("wrote parties/")
+    assert run("fmt", "--check", "parties") == (0, "", "")
