@@ -6,7 +6,6 @@ import gc
 import importlib.metadata
 import json
 import os
-import pty
 import re
 import shlex
 import shutil
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import terminal
 import yaml
 from conftest import Run
 
@@ -211,24 +211,8 @@ def test_unexpected_error_exit_70_and_points_to_traceback(
 
 def _on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     """Run with stdout on a pseudo-terminal and return what it printed."""
-    main, child = pty.openpty()
     environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | env
-    process = subprocess.Popen(
-        [EXE, *args], cwd=cwd, stdout=child, stderr=subprocess.DEVNULL, env=environment
-    )
-    os.close(child)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait(timeout=60)
-    os.close(main)
-    return b"".join(chunks).decode()
+    return terminal.on_terminal([EXE, *args], cwd, environment)
 
 
 def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:

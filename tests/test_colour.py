@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import terminal
 from conftest import Run
 
 from reconciler import render
@@ -28,28 +28,7 @@ def _environment(extra: dict[str, str]) -> dict[str, str]:
 
 def on_terminal(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     """Run the command line with stdout on a pseudo-terminal; what it printed there."""
-    main, child = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", *args],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=child,
-        stderr=subprocess.DEVNULL,
-        env=_environment(env or {}),
-    )
-    os.close(child)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait(timeout=60)
-    os.close(main)
-    return b"".join(chunks).decode()
+    return terminal.on_terminal([sys.executable, "-m", "reconciler", *args], cwd, _environment(env or {}))
 
 
 def in_pipe(args: list[str], cwd: Path) -> str:
