@@ -1346,44 +1346,43 @@ def _command(argv: Sequence[str]) -> str | None:
     return next((token for token in argv if not token.startswith("-")), None)
 
 
-def _ended_early(
-    command: str | None, *, after_commit: str, before_commit: str, other: str | None, code: ExitCode
-) -> NoReturn:
-    """The end of a run cut short: what happened to the database alone decides the exit code. After an
-    apply's COMMIT that is success, with a warning; before it, nothing was changed. Each line goes to stderr
-    where it still can: stderr may be a closed pipe too."""
+def _interrupted(command: str | None) -> NoReturn:
+    """Ctrl-C (click turns KeyboardInterrupt into Abort). An apply before its COMMIT has rolled back.
+
+    Each line goes to stderr where it still can: stderr may be a closed pipe too.
+    """
     with contextlib.suppress(OSError):
         if committed():
-            click.echo(f"warning: {after_commit}; `ocpi-parties history` shows what it changed", err=True)
+            click.echo(
+                "warning: interrupted after the apply was committed: the changes are in the database, only "
+                "its output is incomplete; `ocpi-parties history` shows what it changed",
+                err=True,
+            )
             sys.exit(ExitCode.OK)
-        message = before_commit if command == "apply" else other
-        if message:
-            click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _interrupted(command: str | None) -> NoReturn:
-    """Ctrl-C (click turns KeyboardInterrupt into Abort). An apply before its COMMIT has rolled back."""
-    _ended_early(
-        command,
-        after_commit="interrupted after the apply was committed: the changes are in the database, only its "
-        "output is incomplete",
-        before_commit="interrupted: nothing was changed (rolled back)",
-        other="interrupted",
-        code=ExitCode.INTERRUPTED,
-    )
+        if command == "apply":
+            click.echo("error: interrupted: nothing was changed (rolled back)", err=True)
+        else:
+            click.echo("error: interrupted", err=True)
+    sys.exit(ExitCode.INTERRUPTED)
 
 
 def _output_lost(command: str | None) -> NoReturn:
-    """Standard output was closed (`| head`); no second error while Python flushes stdout at exit."""
+    """Standard output was closed (`| head`): say what happened to the database, which alone decides the
+    exit code; no second error while Python flushes stdout at exit."""
     with contextlib.suppress(OSError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    _ended_early(
-        command,
-        after_commit="the apply was committed, but standard output was closed (a pipe whose reader has "
-        "exited), so part of its output was lost",
-        before_commit="standard output was closed before the apply committed: nothing was changed "
-        "(rolled back)",
-        other=None,
-        code=ExitCode.INVALID,
-    )
+    with contextlib.suppress(OSError):
+        if committed():
+            click.echo(
+                "warning: the apply was committed, but standard output was closed (a pipe whose reader has "
+                "exited), so part of its output was lost; `ocpi-parties history` shows what it changed",
+                err=True,
+            )
+            sys.exit(ExitCode.OK)
+        if command == "apply":
+            click.echo(
+                "error: standard output was closed before the apply committed: nothing was changed "
+                "(rolled back)",
+                err=True,
+            )
+    sys.exit(ExitCode.INVALID)
