@@ -26,7 +26,14 @@ from psycopg import errors, sql
 from psycopg.rows import dict_row
 
 from reconciler import __version__, migrations, store
-from reconciler.database import IDLE_IN_TRANSACTION_TIMEOUT, Connection, lock_database
+from reconciler.database import (
+    IDLE_IN_TRANSACTION_TIMEOUT,
+    Cause,
+    Connection,
+    failure,
+    lock_database,
+    secrets_of,
+)
 from reconciler.errors import ExitCode, ReconcilerError, record_commit
 from reconciler.model import DesiredState, Identity
 from reconciler.plan import (
@@ -401,7 +408,7 @@ def apply(
                 (revision, actor, __version__, summary(plan), pull_request, pull_request_url),
             ).fetchone()
             assert history is not None
-            apply_id = int(str(history[0]))
+            apply_id = int(history[0])
             moved, valid = _execute(connection, desired, plan, apply_id)
             needs_owner = not valid and not store.owns_locations(connection)
             connection.execute(
@@ -424,7 +431,8 @@ def apply(
         code = ExitCode.DATABASE if lost else ExitCode.INVALID
         if committing and connection.broken:
             raise ReconcilerError(
-                f"apply failed: the connection to the database was lost during COMMIT ({_reason(error)}), "
+                "apply failed: the connection to the database was lost during COMMIT "
+                f"({_reason(error, connection)}), "
                 "so whether the changes were committed is unknown: run `ocpi-parties history` to see "
                 "whether this apply was recorded, then `ocpi-parties plan`",
                 exit_code=code,
@@ -436,22 +444,23 @@ def apply(
     return Outcome(plan, apply_id, moved, valid, needs_owner)
 
 
-def _reason(error: psycopg.Error) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+def _reason(error: psycopg.Error, connection: Connection) -> str:
+    """The server's or libpq's words, on one line, without the password of the session."""
+    return failure(error, secrets_of(connection)).reason
 
 
 def _explain(error: psycopg.Error, connection: Connection) -> str:
     """The server's words, with what they mean for the user when a timeout or a lost connection caused it."""
-    reason = _reason(error)
-    if isinstance(error, errors.LockNotAvailable):
+    found = failure(error, secrets_of(connection))
+    reason = found.reason
+    if found.cause is Cause.LOCK_TIMEOUT:
         return (
             f"another transaction held a lock that apply needs for longer than lock_timeout ({reason}); "
             "try again, or raise --lock-timeout"
         )
-    if isinstance(error, errors.QueryCanceled):
+    if found.cause is Cause.STATEMENT_TIMEOUT:
         return f"a statement ran longer than statement_timeout ({reason}); raise it with --statement-timeout"
-    if isinstance(error, errors.IdleInTransactionSessionTimeout):
+    if found.cause is Cause.IDLE_TIMEOUT:
         return (
             f"ocpi-parties paused inside its transaction for longer than idle_in_transaction_session_timeout="
             f"{IDLE_IN_TRANSACTION_TIMEOUT} (the process was stopped, suspended or starved), so the server "

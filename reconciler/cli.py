@@ -34,7 +34,8 @@ from reconciler.validate import DEFAULT_FILE, validate_path
 
 if TYPE_CHECKING:
     from reconciler.apply import HistoryEntry, Outcome
-    from reconciler.database import Session, Settings
+    from reconciler.connect import Session
+    from reconciler.database import Settings
     from reconciler.importer import Draft
     from reconciler.plan import Plan
 
@@ -195,7 +196,7 @@ def _notify(message: str) -> None:
 
 def _reader(settings: Settings) -> contextlib.AbstractContextManager[Session]:
     """A read-only session on a migrated database."""
-    from reconciler.database import session
+    from reconciler.connect import session
 
     return session(settings, read_only=True, notify=_notify)
 
@@ -449,7 +450,7 @@ def apply(
     """
     from reconciler import apply as apply_module
     from reconciler import migrations, planfile, state
-    from reconciler.database import session
+    from reconciler.connect import session
 
     context = _ApplyContext(_actor(actor), pull_request, pull_request_url or None)
     if reviewed_file is not None:
@@ -663,7 +664,7 @@ def _decide_and_apply(
 ) -> None:
     from reconciler import apply as apply_module
     from reconciler import migrations, planfile, render, state
-    from reconciler.database import session
+    from reconciler.connect import session
 
     reviewed = planfile.load(reviewed_file)
     shown = planfile.reviewed_plan(reviewed, reviewed_file)
@@ -1108,7 +1109,7 @@ def db_init(settings: Settings, sample_data: bool) -> None:
     --sample-data, for trying the tool, refuses a database that holds any party or location.
     """
     from reconciler import migrations, sample
-    from reconciler.database import session
+    from reconciler.connect import session
 
     with session(settings, read_only=False, require_maeve=False, notify=_notify) as opened:
         created = migrations.create_maeve_base(opened.connection)
@@ -1141,7 +1142,7 @@ def db_migrate(settings: Settings, version: int | None, yes: bool) -> None:
     confirmed on a terminal first; without a terminal, --yes is required.
     """
     from reconciler import db_report, migrations, store
-    from reconciler.database import session
+    from reconciler.connect import session
 
     with session(settings, read_only=False, notify=_notify) as opened:
         if version is not None and not yes:
@@ -1244,12 +1245,12 @@ def locations_command(settings: Settings, party: str, output_format: str, offset
 @database_options
 def default_command(settings: Settings) -> None:
     """Show the default party: the CPO that owns every location nobody else claims. Read-only."""
-    from reconciler import db_report, store
+    from reconciler import db_report, state
 
     with _reader(settings) as opened:
         _readable(opened)
-        recorded = store.default_recorded(opened.connection)
-        identity = store.get_default_party(opened.connection)
+        recorded = state.default_recorded(opened.connection)
+        identity = state.get_default_party(opened.connection)
     click.echo(db_report.default_text(identity, recorded))
 
 

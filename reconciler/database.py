@@ -1,35 +1,32 @@
-"""Connections to MaEVe's PostgreSQL database: where to connect, session settings, and error mapping.
+"""Sessions on MaEVe's PostgreSQL database: their settings, the checks they make, and error mapping.
 
-Where the database is, first match wins:
-
-1. `--database-url` or `OCPI_PARTIES_DATABASE_URL` (a URL or a libpq key=value string);
-2. libpq's own `PG*` environment variables (`PGHOST`, `PGSERVICE`, ...) when any of them is set, which
-   also covers service files named by `PGSERVICE`;
-3. otherwise the embedded PostgreSQL under `.ocpi-parties/` in the working directory (`embedded.py`).
-
-Every session gets `statement_timeout` and `lock_timeout`. Every failure of the database leaves this
-module as a `ReconcilerError` with a one-line message that shows no password: the database is named by
-`mask_conninfo`, from libpq's own reading of the setting, and libpq's or the server's words go through
-`scrub`.
+Which database a command uses (`--database-url`, `OCPI_PARTIES_DATABASE_URL`, libpq's `PG*` variables or
+the embedded PostgreSQL) is decided above this module, in `connect.py`, which also opens the session; this
+module holds what every session shares, below both `connect.py` and `embedded.py`: the one `Connection`
+type, the settings read from options and the environment, the session settings (`statement_timeout`,
+`lock_timeout`), the "does this table exist" check, the checks that the tables are MaEVe's, the advisory
+lock, and the one mapper from psycopg errors to messages (`failure`: by SQLSTATE, libpq's or the server's
+words on one line with every known password scrubbed). No message shows a password: the database is
+named by its `Target.label`, made by `secret.mask_conninfo` from libpq's own reading of the setting.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum, auto
 from pathlib import Path
+from typing import assert_never
 from urllib.parse import quote
 
 import psycopg
-from psycopg import errors, sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg import sql
+from psycopg.rows import TupleRow
 
-from reconciler import __version__
 from reconciler.errors import ExitCode, ReconcilerError
-from reconciler.secret import MASK
+from reconciler.secret import scrub
 
 URL_VARIABLE = "OCPI_PARTIES_DATABASE_URL"
 URL_OPTION = "--database-url"
@@ -37,7 +34,6 @@ STATEMENT_TIMEOUT_VARIABLE = "OCPI_PARTIES_STATEMENT_TIMEOUT"
 LOCK_TIMEOUT_VARIABLE = "OCPI_PARTIES_LOCK_TIMEOUT"
 DEFAULT_STATEMENT_TIMEOUT = "60s"
 DEFAULT_LOCK_TIMEOUT = "5s"
-CONNECT_TIMEOUT_SECONDS = 10
 #: Every session also gets `idle_in_transaction_session_timeout`: how long it may sit idle inside a
 #: transaction before the server ends it (rolling it back). The tool never waits for anything outside the
 #: database inside a transaction (no output, no prompt), so this only fires when the process itself stalls
@@ -45,9 +41,6 @@ CONNECT_TIMEOUT_SECONDS = 10
 #: long for it. Its longest pause between two statements, computing a plan for 1,000,000 locations, is
 #: about a second.
 IDLE_IN_TRANSACTION_TIMEOUT = "30s"
-
-#: libpq variables that name a server; any of them set means "use libpq's environment".
-LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE", "PGSERVICEFILE")
 
 #: The advisory lock that serialises `db migrate` and `apply` on one database: a fixed 64-bit number that
 #: other software is unlikely to pick.
@@ -59,7 +52,8 @@ MAEVE_TABLES = ("ocpi_parties", "locations")
 _TIMEOUT = re.compile(r"^\s*(\d+)\s*(ms|s|min|h)?\s*$")
 
 Notify = Callable[[str], None]
-Connection = psycopg.Connection[tuple[object, ...]]
+#: A session's connection: every one is opened with psycopg's default rows, tuples.
+Connection = psycopg.Connection[TupleRow]
 
 
 class DatabaseError(ReconcilerError):
@@ -144,84 +138,35 @@ def parse_timeout(text: str, what: str) -> str:
     return f"{match.group(1)}{match.group(2) or 'ms'}"
 
 
-#: Settings of libpq that hold a secret.
-SECRET_SETTINGS = ("password", "sslpassword")
-#: The settings that name the server, shown first.
-_FIRST_SETTINGS = ("host", "hostaddr", "port", "dbname", "user")
-_QUOTED = re.compile(r'"[^"]*"')
-_PORT = re.compile(r"^\s*\d*\s*$")
+class Cause(Enum):
+    """What went wrong, as the SQLSTATE (or, for a refused login, libpq's words) says."""
+
+    STATEMENT_TIMEOUT = auto()
+    LOCK_TIMEOUT = auto()
+    IDLE_TIMEOUT = auto()
+    LOGIN_REFUSED = auto()
+    MISSING_TABLE = auto()
+    NO_CONNECTION = auto()
+    OTHER = auto()
 
 
-def parse_conninfo(conninfo: str, source: str) -> dict[str, str]:
-    """A URL or key=value string -> libpq's settings, as libpq itself reads them.
-
-    A string libpq cannot read, or whose port is not a number (`postgresql://u:p@ss:w/rd@host/db`: an
-    unescaped `@` in a password moves the rest of it into host, port and database name), is a usage error
-    that shows no part of the string, only `source` (`--database-url` or the variable) and libpq's reason
-    with every quoted piece of the string left out.
-    """
-    try:
-        params = {key: str(value) for key, value in conninfo_to_dict(conninfo).items() if value is not None}
-    except psycopg.ProgrammingError as error:
-        reason = _QUOTED.sub('"..."', _first_line(str(error)))
-        raise _invalid(source, reason) from None
-    if not all(_PORT.match(port) for port in params.get("port", "").split(",")):
-        raise _invalid(source, "its port is not a number")
-    return params
+#: The timeouts, named by their SQLSTATE alone, before the words of the error are read.
+_TIMEOUTS = {"57014": Cause.STATEMENT_TIMEOUT, "55P03": Cause.LOCK_TIMEOUT, "25P03": Cause.IDLE_TIMEOUT}
+_LOGIN_REFUSED = re.compile(r"authentication|password|pg_hba\.conf|role \".*\" does not exist", re.I)
+_SEVERITY = re.compile(r"^(FATAL|ERROR):\s+")
 
 
-def _invalid(source: str, reason: str) -> ReconcilerError:
-    return ReconcilerError(
-        f"{source} is not a valid connection string: {reason} (in a URL, write @ : / % and spaces in a "
-        "password as %40 %3A %2F %25 %20, or keep the password out of it)",
-        exit_code=ExitCode.USAGE,
-    )
+@dataclass(frozen=True)
+class Failure:
+    """A psycopg error read once: its cause, and libpq's or the server's words on one line (`reason`),
+    every known password in them scrubbed."""
+
+    cause: Cause
+    reason: str
+    sqlstate: str | None
 
 
-def mask_conninfo(params: Mapping[str, str]) -> str:
-    """libpq's settings as a key=value string that names the database and shows every secret as `***`.
-
-    The one way this tool shows a database it was given: built from libpq's own reading of the string
-    (`parse_conninfo`), never by searching the text, so no part of a password can be left over.
-    """
-    ordered = sorted(params, key=lambda key: (*_FIRST_SETTINGS, key).index(key))
-    shown = {key: MASK if key in SECRET_SETTINGS else params[key] for key in ordered}
-    return make_conninfo(**shown) if shown else "libpq's defaults"
-
-
-def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    """`text` with each known secret that stands alone (not inside a longer word) replaced by `***`.
-
-    For words of libpq and the server, which do not quote a password but might: a secret inside an ordinary
-    word is a coincidence of letters, not the secret, and is left alone.
-    """
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, text)
-    return text
-
-
-def resolve(settings: Settings, environ: Mapping[str, str] | None = None) -> Target | None:
-    """The configured database, or None when none is: then the embedded database is used."""
-    env = os.environ if environ is None else environ
-    password = env.get("PGPASSWORD", "")
-    if settings.url is not None:
-        params = parse_conninfo(settings.url, settings.url_source)
-        given = [params[key] for key in SECRET_SETTINGS if params.get(key)]
-        secrets = (*given, *(quote(secret, safe="") for secret in given), password)
-        return Target(settings.url, mask_conninfo(params), secrets=secrets)
-    named = [name for name in LIBPQ_VARIABLES if env.get(name)]
-    if named:
-        shown = " ".join(f"{name}={env[name]}" for name in named)
-        return Target("", f"the database of libpq's environment ({shown})", secrets=(password,))
-    return None
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else text.strip()
-
-
-def _reason(error: psycopg.Error) -> str:
+def _words(error: psycopg.Error) -> str:
     """The server's or libpq's own words, on one line, without the `connection to server ...` preamble."""
     diag = getattr(error, "diag", None)
     primary = diag.message_primary if diag is not None else None
@@ -233,95 +178,70 @@ def _reason(error: psycopg.Error) -> str:
     for line in lines:
         if "failed:" in line:
             tail = line.rsplit("failed:", 1)[1].strip()
-            return re.sub(r"^(FATAL|ERROR):\s+", "", tail) or line
-    return re.sub(r"^(FATAL|ERROR):\s+", "", lines[0])
+            return _SEVERITY.sub("", tail) or line
+    return _SEVERITY.sub("", lines[0])
 
 
-_LOGIN_REFUSED = re.compile(r"authentication|password|pg_hba\.conf|role \".*\" does not exist", re.I)
-
-
-def map_error(error: psycopg.Error, target: Target, settings: Settings) -> ReconcilerError:
-    """A psycopg error -> a ReconcilerError with one masked line and the documented exit code."""
-    reason = target.scrub(_reason(error))
+def _cause(error: psycopg.Error, reason: str) -> Cause:
     sqlstate = error.sqlstate or ""
-    where = target.label
-    if isinstance(error, errors.QueryCanceled):
-        message = (
-            f"a statement on {where} ran longer than statement_timeout={settings.statement_timeout} "
-            f"and was cancelled; raise it with --statement-timeout ({reason})"
-        )
-    elif isinstance(error, errors.LockNotAvailable):
-        message = (
-            f"could not lock a table on {where} within lock_timeout={settings.lock_timeout}: another "
-            f"transaction holds it; try again or raise --lock-timeout ({reason})"
-        )
-    elif sqlstate.startswith("28") or _LOGIN_REFUSED.search(reason):
-        message = f"the database refused the login at {where}: {reason}"
-    elif isinstance(error, errors.UndefinedTable):
-        message = f"{where} lacks a table ocpi-parties needs ({reason}); {MISSING_TABLES_HINT}"
-    elif isinstance(error, psycopg.OperationalError) or sqlstate.startswith(("08", "57P")):
-        message = f"cannot connect to {where}: {reason}"
-    else:
-        code = f" [{sqlstate}]" if sqlstate else ""
-        return ReconcilerError(f"database error on {where}{code}: {reason}")
-    return DatabaseError(message)
+    if sqlstate in _TIMEOUTS:
+        return _TIMEOUTS[sqlstate]
+    if sqlstate.startswith("28") or _LOGIN_REFUSED.search(reason):
+        return Cause.LOGIN_REFUSED
+    if sqlstate == "42P01":
+        return Cause.MISSING_TABLE
+    if isinstance(error, psycopg.OperationalError) or sqlstate.startswith(("08", "57P")):
+        return Cause.NO_CONNECTION
+    return Cause.OTHER
+
+
+def failure(error: psycopg.Error, secrets: tuple[str, ...]) -> Failure:
+    """The one reading of a psycopg error that every message of this tool is worded from."""
+    reason = scrub(_words(error), secrets)
+    return Failure(_cause(error, reason), reason, error.sqlstate)
+
+
+def secrets_of(connection: Connection) -> tuple[str, ...]:
+    """The password libpq sent on `connection` (from the setting, PGPASSWORD or a password file), as given
+    and as a URL writes it: what `failure` scrubs from the words of an error on an open session."""
+    password = connection.info.password
+    return (password, quote(password, safe="")) if password else ()
 
 
 MISSING_TABLES_HINT = "is it MaEVe's database? For a development database run `ocpi-parties db init` first"
 
 
-@dataclass
-class Session:
-    """An open connection with the settings it was opened with; `target` labels it in messages."""
-
-    connection: Connection
-    target: Target
-    settings: Settings
-
-
-def _notify_nothing(message: str) -> None:
-    return None
-
-
-@contextmanager
-def session(
-    settings: Settings,
-    *,
-    read_only: bool = True,
-    require_maeve: bool = True,
-    notify: Notify = _notify_nothing,
-) -> Iterator[Session]:
-    """Open a session on the configured (or embedded) database; map every psycopg error on the way.
-
-    `read_only` makes every transaction read-only, so a read command cannot change anything even by
-    mistake. `require_maeve` checks MaEVe's tables first and fails with exit code 3 when they are absent.
-    The connection is in autocommit mode: units of work use `connection.transaction()`.
-    """
-    target = resolve(settings)
-    if target is None:
-        from reconciler import embedded
-
-        target = embedded.start(settings.workdir, notify)
-    try:
-        connection = psycopg.connect(
-            target.conninfo,
-            autocommit=True,
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            application_name=f"ocpi-parties {__version__}",
-        )
-    except psycopg.Error as error:
-        raise map_error(error, target, settings) from None
-    try:
-        with connection:
-            _configure(connection, settings, read_only=read_only)
-            if require_maeve:
-                check_maeve_tables(connection, target)
-            yield Session(connection, target, settings)
-    except psycopg.Error as error:
-        raise map_error(error, target, settings) from None
+def map_error(error: psycopg.Error, target: Target, settings: Settings) -> ReconcilerError:
+    """A psycopg error of a session -> a ReconcilerError with one masked line and the documented exit code."""
+    found = failure(error, target.secrets)
+    where, reason = target.label, found.reason
+    match found.cause:
+        case Cause.STATEMENT_TIMEOUT:
+            message = (
+                f"a statement on {where} ran longer than statement_timeout={settings.statement_timeout} "
+                f"and was cancelled; raise it with --statement-timeout ({reason})"
+            )
+        case Cause.LOCK_TIMEOUT:
+            message = (
+                f"could not lock a table on {where} within lock_timeout={settings.lock_timeout}: another "
+                f"transaction holds it; try again or raise --lock-timeout ({reason})"
+            )
+        case Cause.LOGIN_REFUSED:
+            message = f"the database refused the login at {where}: {reason}"
+        case Cause.MISSING_TABLE:
+            message = f"{where} lacks a table ocpi-parties needs ({reason}); {MISSING_TABLES_HINT}"
+        case Cause.NO_CONNECTION:
+            message = f"cannot connect to {where}: {reason}"
+        case Cause.IDLE_TIMEOUT | Cause.OTHER:
+            code = f" [{found.sqlstate}]" if found.sqlstate else ""
+            return ReconcilerError(f"database error on {where}{code}: {reason}")
+        case _:
+            assert_never(found.cause)
+    return DatabaseError(message)
 
 
-def _configure(connection: Connection, settings: Settings, *, read_only: bool) -> None:
+def configure(connection: Connection, settings: Settings, *, read_only: bool) -> None:
+    """Give a new session its timeouts and, for a read command, read-only transactions."""
     connection.execute(
         "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false),"
         " set_config('idle_in_transaction_session_timeout', %s, false),"
@@ -335,14 +255,23 @@ def _configure(connection: Connection, settings: Settings, *, read_only: bool) -
     )
 
 
+def exists(connection: Connection, table: str, column: str | None = None) -> bool:
+    """Whether the search path finds `table` (a table, view or index), and, when `column` is given, whether
+    the table has that column: the one check of what a database has, before or after which migration."""
+    if column is None:
+        row = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+    else:
+        row = connection.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass(%s)"
+            " AND attname = %s AND attnum > 0 AND NOT attisdropped)",
+            (table, column),
+        ).fetchone()
+    return bool(row and row[0])
+
+
 def missing_maeve_tables(connection: Connection) -> list[str]:
     """MaEVe's tables that the current search path does not find."""
-    missing = []
-    for table in MAEVE_TABLES:
-        row = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
-        if row is None or not row[0]:
-            missing.append(table)
-    return missing
+    return [table for table in MAEVE_TABLES if not exists(connection, table)]
 
 
 #: The columns MaEVe's own migrations give its tables (reconciler/sql/maeve_base.sql): a table of that name
@@ -363,7 +292,7 @@ def foreign_maeve_tables(connection: Connection) -> dict[str, list[str]]:
     ).fetchall()
     found: dict[str, set[str]] = {table: set() for table in MAEVE_COLUMNS}
     for table, column in rows:
-        found[str(table)].add(str(column))
+        found[table].add(column)
     return {
         table: [c for c in columns if c not in found[table]]
         for table, columns in MAEVE_COLUMNS.items()

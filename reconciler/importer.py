@@ -24,14 +24,13 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
-from reconciler import store
 from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
 from reconciler.fmt import DETAIL_KEYS, LOGO_KEYS, canonical_text, plain_ok
 from reconciler.model import CPO, NAME_NEEDED, ROLES, Identity, Kind, Severity
 from reconciler.plan import details_problem
 from reconciler.render import value_text
-from reconciler.state import party_rows_query
+from reconciler.state import get_default_party, party_rows_query
 from reconciler.validate import check_default_file, check_party_file, check_party_text
 
 #: The roles a party file may declare, in the order files list them.
@@ -122,8 +121,7 @@ def read_party_rows(connection: Connection) -> tuple[list[dict[str, Any]], Ident
     """Every party row without its token (business details NULL before migrating), and the default party."""
     with connection.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(party_rows_query(cursor)).fetchall()
-        migrated = cursor.execute("SELECT to_regclass('system_config') IS NOT NULL AS present").fetchone()
-    default = store.get_default_party(connection) if migrated and migrated["present"] else None
+    default = get_default_party(connection)
     return rows, default
 
 

@@ -27,7 +27,7 @@ from importlib import resources
 
 from psycopg import sql
 
-from reconciler.database import Connection, lock_database
+from reconciler.database import Connection, exists, lock_database
 from reconciler.errors import ExitCode, ReconcilerError
 
 BOOKKEEPING = "reconciler_migrations"
@@ -165,29 +165,21 @@ def create_maeve_base(connection: Connection) -> list[str]:
     script = (_sql_files() / "maeve_base.sql").read_text()
     tables = ("ocpi_registrations", "ocpi_parties", "locations")
     with connection.transaction():
-        absent = [table for table in tables if not _exists(connection, table)]
+        absent = [table for table in tables if not exists(connection, table)]
         if absent:  # never even try to CREATE on a complete database: the role may not be allowed to
             connection.execute(script.encode())
     return absent
 
 
-def _exists(connection: Connection, table: str) -> bool:
-    row = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
-    return bool(row and row[0])
-
-
 def applied(connection: Connection) -> dict[int, Applied]:
     """The migrations recorded as applied; empty when the bookkeeping table does not exist yet."""
-    if not _exists(connection, BOOKKEEPING):
+    if not exists(connection, BOOKKEEPING):
         return {}
     query = sql.SQL("SELECT version, name, checksum, applied_at FROM {} ORDER BY version").format(
         sql.Identifier(BOOKKEEPING)
     )
     rows = connection.execute(query).fetchall()
-    return {
-        int(str(v)): Applied(int(str(v)), str(n), str(c), a)  # type: ignore[arg-type]
-        for v, n, c, a in rows
-    }
+    return {version: Applied(version, name, checksum, at) for version, name, checksum, at in rows}
 
 
 # Each object is looked up as the migrations name it, unqualified: through the search_path.
@@ -226,7 +218,7 @@ def absent(connection: Connection, objects: Sequence[DatabaseObject]) -> list[Da
             "members": [o.member for o in objects],
         },
     ).fetchall()
-    return [objects[int(str(row[0])) - 1] for row in rows]
+    return [objects[row[0] - 1] for row in rows]
 
 
 def _missing(connection: Connection, done: Mapping[int, Applied]) -> dict[int, tuple[DatabaseObject, ...]]:

@@ -36,7 +36,7 @@ from reconciler.plan import (
     SetLocationRules,
     UpdateParty,
 )
-from reconciler.secret import hide_url_secrets
+from reconciler.secret import hide_secrets
 
 #: Version of the document `plan_document` returns. Raised on any incompatible change (docs/plan-format.md).
 PLAN_FORMAT_VERSION = 2
@@ -120,7 +120,7 @@ def safe(text: str) -> str:
 def _public(value: Any) -> Any:
     """`value` as JSON data (mappings to dicts, sequences to lists) with URL passwords hidden."""
     if isinstance(value, str):
-        return hide_url_secrets(value)
+        return hide_secrets(value)
     if isinstance(value, Mapping):
         return {str(key): _public(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -370,8 +370,7 @@ def _owner_lines(owners: LocationOwners) -> list[_Line]:
 
 def _unmanaged_lines(plan: Plan) -> list[_Line]:
     rows = [
-        (safe(str(r.identity)), safe(r.role), safe(hide_url_secrets(r.url)) or "(no url)")
-        for r in plan.unmanaged
+        (safe(str(r.identity)), safe(r.role), safe(hide_secrets(r.url)) or "(no url)") for r in plan.unmanaged
     ]
     widths = [max((len(row[i]) for row in rows), default=0) for i in range(2)]
     return [

@@ -110,7 +110,7 @@ def ocpi_location(location_id: str, city: str, country: str, country_code: str, 
 
 def _count(connection: Connection, table: str) -> int:
     row = connection.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
-    return int(str(row[0])) if row else 0
+    return int(row[0]) if row else 0
 
 
 def write(connection: Connection, label: str) -> Written:

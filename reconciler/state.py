@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from reconciler import migrations
+from reconciler.database import Connection, exists
 from reconciler.model import DesiredState, Identity
 from reconciler.plan import (
     ActualState,
@@ -31,8 +32,7 @@ from reconciler.plan import (
     fingerprint,
 )
 
-Connection = psycopg.Connection[Any]
-
+#: The key of `system_config` (migration 0001) that records the default party.
 DEFAULT_PARTY_KEY = "default_party"
 
 #: Locations per recorded identity and owner now. Before migration 0006 no location has a recorded identity:
@@ -71,9 +71,9 @@ _CLAIMED = sql.SQL(
 
 def _location_columns(connection: Connection) -> dict[str, sql.Composable]:
     recorded = (
-        _RECORDED_NOW if _exists(connection, "locations", "recorded_country_code") else _RECORDED_BEFORE_0006
+        _RECORDED_NOW if exists(connection, "locations", "recorded_country_code") else _RECORDED_BEFORE_0006
     )
-    owned = _OWNED_NOW if _exists(connection, "locations", "party_role") else _OWNED_BEFORE_0005
+    owned = _OWNED_NOW if exists(connection, "locations", "party_role") else _OWNED_BEFORE_0005
     return {**recorded, "owned": owned}
 
 
@@ -83,7 +83,7 @@ def _identity_or_none(country_code: str | None, party_id: str | None) -> Identit
 
 def _rules(connection: Connection) -> LocationRules | None:
     """The claims and moves the guard reads; None before migration 0006 adds them."""
-    if not _exists(connection, "reconciler_location_claims"):
+    if not exists(connection, "reconciler_location_claims"):
         return None
     with connection.cursor(row_factory=tuple_row) as cursor:
         claims = {
@@ -101,17 +101,19 @@ def _rules(connection: Connection) -> LocationRules | None:
     return LocationRules(claims, moved)
 
 
-def _exists(connection: Connection, table: str, column: str | None = None) -> bool:
-    with connection.cursor(row_factory=tuple_row) as cursor:
-        if column is None:
-            found = cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
-        else:
-            found = cursor.execute(
-                "SELECT EXISTS (SELECT 1 FROM information_schema.columns"
-                " WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s)",
-                (table, column),
-            ).fetchone()
-    return bool(found and found[0])
+def default_recorded(connection: Connection) -> bool:
+    """Whether the database records a default party: `system_config` (migration 0001) exists."""
+    return exists(connection, "system_config")
+
+
+def get_default_party(connection: Connection) -> Identity | None:
+    """The default party recorded in `system_config`, or None when none is set (or not recorded yet)."""
+    if not default_recorded(connection):
+        return None
+    row = connection.execute(
+        "SELECT value FROM system_config WHERE key = %s", (DEFAULT_PARTY_KEY,)
+    ).fetchone()
+    return Identity.parse(row[0]) if row else None
 
 
 def _party_columns(connection: Connection) -> tuple[sql.SQL, sql.SQL, sql.SQL, sql.SQL]:
@@ -123,16 +125,16 @@ def _party_columns(connection: Connection) -> tuple[sql.SQL, sql.SQL, sql.SQL, s
     """
     details = (
         sql.SQL("p.business_details")
-        if _exists(connection, "ocpi_parties", "business_details")
+        if exists(connection, "ocpi_parties", "business_details")
         else sql.SQL("NULL::jsonb")
     )
-    if _exists(connection, "reconciler_managed_parties", "row_created_at"):
+    if exists(connection, "reconciler_managed_parties", "row_created_at"):
         managed = sql.SQL("m.party_row_id IS NOT NULL")
         join = sql.SQL(
             "LEFT JOIN reconciler_managed_parties AS m"
             " ON m.party_row_id = p.id AND m.row_created_at = p.created_at"
         )
-    elif _exists(connection, "reconciler_managed_parties"):
+    elif exists(connection, "reconciler_managed_parties"):
         managed = sql.SQL("m.party_row_id IS NOT NULL")
         join = sql.SQL("LEFT JOIN reconciler_managed_parties AS m ON m.party_row_id = p.id")
     else:
@@ -147,9 +149,9 @@ def _holds_credentials(connection: Connection) -> sql.SQL:
     credentials except one that ocpi-parties created (`reconciler_managed_parties`, joined as `m`, says
     how='created'): it wrote such rows with token ''.
     """
-    if _exists(connection, "ocpi_parties", "holds_credentials"):
+    if exists(connection, "ocpi_parties", "holds_credentials"):
         return sql.SQL("p.holds_credentials")
-    if _exists(connection, "reconciler_managed_parties", "how"):
+    if exists(connection, "reconciler_managed_parties", "how"):
         return sql.SQL("m.how IS DISTINCT FROM 'created'")
     return sql.SQL("true")
 
@@ -212,12 +214,8 @@ def read_actual_state(connection: Connection, desired: DesiredState) -> ActualSt
     pending = tuple(migration.label for migration in migrations.pending(connection))
     rows = _party_rows(connection)
     columns = _location_columns(connection)
+    default = get_default_party(connection)
     with connection.cursor(row_factory=tuple_row) as cursor:
-        found = None
-        if _exists(connection, "system_config"):
-            found = cursor.execute(
-                "SELECT value FROM system_config WHERE key = %s", (DEFAULT_PARTY_KEY,)
-            ).fetchone()
         groups = tuple(
             LocationGroup(
                 _identity_or_none(rcc, rpid), Identity(country_code, party_id), count, role is not None
@@ -233,13 +231,13 @@ def read_actual_state(connection: Connection, desired: DesiredState) -> ActualSt
             )
         }
         last = None
-        if _exists(connection, "reconciler_apply_history"):
+        if exists(connection, "reconciler_apply_history"):
             last = cursor.execute(
                 "SELECT state FROM reconciler_apply_history WHERE state IS NOT NULL ORDER BY id DESC LIMIT 1"
             ).fetchone()
     return ActualState(
         rows,
-        Identity.parse(found[0]) if found is not None else None,
+        default,
         groups,
         claimed,
         _applied_rows(last[0]) if last is not None else None,
@@ -286,7 +284,7 @@ def location_ids(connection: Connection, move: MoveLocations, desired: DesiredSt
         yield from move.location_ids
         return
     query = f"SELECT l.id FROM locations AS l, {MOVED_GROUPS_FROM} WHERE {MOVED_GROUPS_WHERE} ORDER BY l.id"
-    if not _exists(connection, "locations", "recorded_country_code"):
+    if not exists(connection, "locations", "recorded_country_code"):
         query = (
             "SELECT DISTINCT l.id FROM locations AS l"
             " JOIN unnest(%(owner_cc)s::text[], %(owner_pid)s::text[]) AS g(owner_cc, owner_pid)"

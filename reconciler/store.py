@@ -15,13 +15,18 @@ from typing import Any, Generic, TypeVar
 from psycopg import sql
 from psycopg.rows import RowFactory, kwargs_row
 
-from reconciler.database import Connection
+from reconciler.database import Connection, exists
 from reconciler.errors import ReconcilerError
 from reconciler.migrations import Applied, DatabaseObject, Migration, applied, available, missing, unknown
 from reconciler.model import CPO, Identity
-from reconciler.state import _exists, _location_columns, _party_columns
+from reconciler.state import (
+    DEFAULT_PARTY_KEY,
+    _location_columns,
+    _party_columns,
+    default_recorded,
+    get_default_party,
+)
 
-DEFAULT_PARTY_KEY = "default_party"
 LOCATION_KEY = "locations_party_fk"
 #: Set to 'on' in a transaction to move owned locations to exactly the party written (see 0005).
 MOVE_SETTING = "ocpi_parties.move_locations"
@@ -180,26 +185,11 @@ def _cpo_row(connection: Connection, identity: Identity) -> Identity | None:
         "SELECT country_code, party_id FROM ocpi_parties WHERE role = %s AND {} ORDER BY id LIMIT 1"
     ).format(_matching(identity))
     row = connection.execute(query, (CPO,)).fetchone()
-    return Identity(str(row[0]), str(row[1])) if row else None
+    return Identity(row[0], row[1]) if row else None
 
 
 def _cpo_exists(connection: Connection, identity: Identity) -> bool:
     return _cpo_row(connection, identity) is not None
-
-
-def default_recorded(connection: Connection) -> bool:
-    """Whether the database records a default party: `system_config` (migration 0001) exists."""
-    return _exists(connection, "system_config")
-
-
-def get_default_party(connection: Connection) -> Identity | None:
-    """The default party recorded in `system_config`, or None when none is set (or not recorded yet)."""
-    if not default_recorded(connection):
-        return None
-    row = connection.execute(
-        "SELECT value FROM system_config WHERE key = %s", (DEFAULT_PARTY_KEY,)
-    ).fetchone()
-    return Identity.parse(str(row[0])) if row else None
 
 
 def set_default_party(connection: Connection, identity: Identity) -> None:
@@ -229,7 +219,7 @@ def _party_select(connection: Connection) -> sql.Composed:
         credentials=credentials,
         created_at=_zoned("p.created_at"),
         updated_at=_zoned("p.updated_at"),
-        recorded=sql.Literal(_exists(connection, "ocpi_parties", "business_details")),
+        recorded=sql.Literal(exists(connection, "ocpi_parties", "business_details")),
         join=join,
     )
 
@@ -268,9 +258,11 @@ def list_parties(
         return cursor.execute(query, params).fetchall()
 
 
-def _count(connection: Connection, query: sql.Composed, params: tuple[str, ...] | None = None) -> int:
+def _count(
+    connection: Connection, query: sql.SQL | sql.Composed, params: tuple[str, ...] | None = None
+) -> int:
     row = connection.execute(query, params).fetchone()
-    return int(str(row[0])) if row else 0
+    return int(row[0]) if row else 0
 
 
 def party_page(
@@ -303,7 +295,7 @@ def get_party(connection: Connection, identity: Identity) -> PartyDetails | None
     return PartyDetails(
         identity=identity,
         roles=roles,
-        locations=int(str(count[0])) if count else 0,
+        locations=int(count[0]) if count else 0,
         is_default=str(get_default_party(connection)).upper() == str(identity).upper(),
         default_recorded=default_recorded(connection),
     )
@@ -379,8 +371,8 @@ def count_locations(connection: Connection) -> LocationCounts:
     by_identity: dict[Identity, int] = {}
     orphan_identities = set()
     for country_code, party_id, count, orphan in connection.execute(query):
-        identity = Identity(str(country_code), str(party_id))
-        by_identity[identity] = int(str(count))
+        identity = Identity(country_code, party_id)
+        by_identity[identity] = count
         if orphan:
             orphan_identities.add(identity)
     orphans = sum(by_identity[identity] for identity in orphan_identities)
@@ -391,7 +383,7 @@ def count_orphans(connection: Connection) -> int:
     """Locations whose (country_code, party_id) names no CPO party."""
     query = sql.SQL("SELECT count(*) FROM locations AS l WHERE {orphan}").format(orphan=_ORPHAN)
     row = connection.execute(query).fetchone()
-    return int(str(row[0])) if row else 0
+    return int(row[0]) if row else 0
 
 
 def location_key_state(connection: Connection) -> str:
@@ -435,43 +427,37 @@ def validate_location_key(connection: Connection) -> bool:
     return True
 
 
+def _managed_count(connection: Connection) -> int:
+    """The party rows ocpi-parties manages; 0 before migration 0004 adds its records."""
+    if not exists(connection, "reconciler_managed_parties"):
+        return 0
+    # From 0006 on, a record names its row by id and creation time: after MaEVe dropped and created
+    # ocpi_parties again, a new row that reuses an id is not the row the record was made for.
+    same_row = sql.SQL("p.id = m.party_row_id")
+    if exists(connection, "reconciler_managed_parties", "row_created_at"):
+        same_row = sql.SQL("p.id = m.party_row_id AND p.created_at = m.row_created_at")
+    return _count(
+        connection,
+        sql.SQL("SELECT count(*) FROM reconciler_managed_parties AS m JOIN ocpi_parties AS p ON {}").format(
+            same_row
+        ),
+    )
+
+
 def status(connection: Connection) -> Status:
     """Migrations, party and location counts, the default party and the foreign key, in one snapshot."""
     with connection.transaction():
         done = applied(connection)
-        states = tuple(MigrationState(m, done.get(m.version)) for m in available())
-        managed = 0
-        if connection.execute("SELECT to_regclass('reconciler_managed_parties')").fetchone() != (None,):
-            # From 0006 on, a record names its row by id and creation time: after MaEVe dropped and created
-            # ocpi_parties again, a new row that reuses an id is not the row the record was made for.
-            same_row = sql.SQL("p.id = m.party_row_id")
-            if connection.execute(
-                "SELECT 1 FROM pg_attribute WHERE attrelid = 'reconciler_managed_parties'::regclass"
-                " AND attname = 'row_created_at' AND NOT attisdropped"
-            ).fetchone():
-                same_row = sql.SQL("p.id = m.party_row_id AND p.created_at = m.row_created_at")
-            row = connection.execute(
-                sql.SQL(
-                    "SELECT count(*) FROM reconciler_managed_parties AS m JOIN ocpi_parties AS p ON {}"
-                ).format(same_row)
-            ).fetchone()
-            managed = int(str(row[0])) if row else 0
-        parties_row = connection.execute("SELECT count(*) FROM ocpi_parties").fetchone()
-        locations_row = connection.execute("SELECT count(*) FROM locations").fetchone()
-        default = None
-        default_is_cpo = False
-        if connection.execute("SELECT to_regclass('system_config')").fetchone() != (None,):
-            default = get_default_party(connection)
-            default_is_cpo = default is not None and _cpo_exists(connection, default)
+        default = get_default_party(connection)
         return Status(
-            migrations=states,
+            migrations=tuple(MigrationState(m, done.get(m.version)) for m in available()),
             unknown_migrations=tuple(unknown(connection)),
-            parties=int(str(parties_row[0])) if parties_row else 0,
-            managed=managed,
-            locations=int(str(locations_row[0])) if locations_row else 0,
+            parties=_count(connection, sql.SQL("SELECT count(*) FROM ocpi_parties")),
+            managed=_managed_count(connection),
+            locations=_count(connection, sql.SQL("SELECT count(*) FROM locations")),
             orphans=count_orphans(connection),
             default_party=default,
-            default_is_cpo=default_is_cpo,
+            default_is_cpo=default is not None and _cpo_exists(connection, default),
             location_key=location_key_state(connection),
             missing=tuple(missing(connection)),
         )

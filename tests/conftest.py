@@ -29,7 +29,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from reconciler.cli import main
-from reconciler.database import LIBPQ_VARIABLES, Connection
+from reconciler.connect import LIBPQ_VARIABLES
+from reconciler.database import Connection
 from reconciler.migrations import create_maeve_base, migrate
 
 TEST_URL_VARIABLE = "OCPI_PARTIES_TEST_DATABASE_URL"

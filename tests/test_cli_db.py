@@ -18,7 +18,8 @@ from conftest import Run
 from maeve_sql import save_location, save_party, snapshot
 
 from reconciler import db_report, migrations, store
-from reconciler.database import LIBPQ_VARIABLES, Connection
+from reconciler.connect import LIBPQ_VARIABLES
+from reconciler.database import Connection
 from reconciler.model import Identity
 
 

@@ -17,17 +17,10 @@ from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from reconciler import embedded
-from reconciler.database import (
-    DatabaseError,
-    Settings,
-    mask_conninfo,
-    parse_conninfo,
-    parse_timeout,
-    resolve,
-    scrub,
-    session,
-)
+from reconciler.connect import parse_conninfo, resolve, session
+from reconciler.database import DatabaseError, Settings, parse_timeout
 from reconciler.errors import ExitCode, ReconcilerError
+from reconciler.secret import mask_conninfo, scrub
 
 SECRET = "s3cret-Pw"
 

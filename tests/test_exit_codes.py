@@ -20,7 +20,8 @@ import pytest
 from conftest import Run
 from maeve_sql import snapshot
 
-from reconciler.database import ADVISORY_LOCK_KEY, LIBPQ_VARIABLES, Connection
+from reconciler.connect import LIBPQ_VARIABLES
+from reconciler.database import ADVISORY_LOCK_KEY, Connection
 from reconciler.errors import MEANINGS, ExitCode
 
 # ---------------------------------------------------------------------------------------------- plan

@@ -21,7 +21,8 @@ from maeve_sql import save_party
 from test_workflows import BIN, ROOT, run_step, step, tool, workflow
 
 from reconciler import cli
-from reconciler.database import LIBPQ_VARIABLES, Connection
+from reconciler.connect import LIBPQ_VARIABLES
+from reconciler.database import Connection
 
 SCRIPTS = ROOT / ".github" / "scripts"
 NODE = shutil.which("node")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.database import LIBPQ_VARIABLES
+from reconciler.connect import LIBPQ_VARIABLES
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -34,8 +34,10 @@ from reliability import (
     waiting_for_table,
 )
 
-from reconciler.database import Connection, mask_conninfo, parse_conninfo
+from reconciler.connect import parse_conninfo
+from reconciler.database import Connection
 from reconciler.migrations import create_maeve_base, migrate
+from reconciler.secret import mask_conninfo
 
 ROOT = Path(__file__).parent.parent
 

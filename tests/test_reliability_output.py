@@ -28,7 +28,8 @@ from reliability import cli_environment, command, seed_live, wait_for
 
 from reconciler import apply as apply_module
 from reconciler import database
-from reconciler.database import Connection, Settings, session
+from reconciler.connect import session
+from reconciler.database import Connection, Settings
 from reconciler.errors import ExitCode
 from reconciler.migrations import migrate
 from reconciler.model import DesiredState

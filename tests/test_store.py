@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from maeve_sql import location_owner, save_location, save_party
 
-from reconciler import migrations, store
+from reconciler import migrations, state, store
 from reconciler.database import Connection
 from reconciler.migrations import migrate
 from reconciler.model import Identity
@@ -61,10 +61,10 @@ def seeded(migrated: Connection) -> Connection:
 
 
 def test_default_party_is_none_until_set(migrated: Connection) -> None:
-    assert store.get_default_party(migrated) is None
+    assert state.get_default_party(migrated) is None
     save_party(migrated, "CPO", "GB", "TWK")
     store.set_default_party(migrated, GB_TWK)
-    assert store.get_default_party(migrated) == GB_TWK
+    assert state.get_default_party(migrated) == GB_TWK
     assert migrated.execute("SELECT value FROM system_config WHERE key = 'default_party'").fetchone() == (
         "GB-TWK",
     )
@@ -72,7 +72,7 @@ def test_default_party_is_none_until_set(migrated: Connection) -> None:
 
 def test_changing_the_default_party_updates_the_one_row(seeded: Connection) -> None:
     store.set_default_party(seeded, ES_CPO)
-    assert store.get_default_party(seeded) == ES_CPO
+    assert state.get_default_party(seeded) == ES_CPO
     assert seeded.execute("SELECT count(*) FROM system_config").fetchone() == (1,)
 
 
@@ -82,7 +82,7 @@ def test_changing_the_default_party_updates_the_one_row(seeded: Connection) -> N
 def test_the_default_party_must_hold_the_cpo_role(seeded: Connection, identity: Identity) -> None:
     with pytest.raises(StoreError, match=f"{identity} cannot be the default party: it has no CPO role"):
         store.set_default_party(seeded, identity)
-    assert store.get_default_party(seeded) == GB_TWK
+    assert state.get_default_party(seeded) == GB_TWK
 
 
 def test_list_parties_orders_by_identity_then_role(seeded: Connection) -> None:

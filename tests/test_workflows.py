@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.database import LIBPQ_VARIABLES, Connection
+from reconciler.connect import LIBPQ_VARIABLES
+from reconciler.database import Connection
 
 ROOT = Path(__file__).parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
