@@ -13,6 +13,7 @@ from reconciler.migrations import Step
 from reconciler.model import Identity
 from reconciler.plan import details_problem
 from reconciler.render import safe, value_text
+from reconciler.secret import hide_secrets
 from reconciler.store import LocationRow, Page, PartyDetails, PartyRow, Status
 
 #: What the text shows for business details or a default party that an unmigrated database does not record.
@@ -63,7 +64,7 @@ def _party_json(row: PartyRow) -> dict[str, Any]:
         "party_id": row.identity.party_id,
         "role": row.role,
         # A hosted row that ocpi-parties created without a url holds '' (the column is NOT NULL): absent.
-        "url": row.url or None,
+        "url": hide_secrets(row.url) or None,
         "business_details": row.business_details,
         "managed": row.managed,
         "created_at": row.created_at.isoformat(),
@@ -100,7 +101,9 @@ def parties_text(page: Page[PartyRow]) -> str:
             if page.total == 0
             else f"No parties from offset {page.offset:,} (of {page.total:,})."
         )
-    body = [(str(r.identity), safe(r.role), r.managed or "no", _name(r), safe(r.url)) for r in rows]
+    body = [
+        (str(r.identity), safe(r.role), r.managed or "no", _name(r), safe(hide_secrets(r.url))) for r in rows
+    ]
     return "\n".join(
         [
             _table(("PARTY", "ROLE", "MANAGED", "NAME", "URL"), body),
@@ -151,7 +154,7 @@ def party_text(details: PartyDetails) -> str:
         logo = _logo(business)
         if logo is not None:
             lines.append(f"    logo:     {logo}")
-        lines.append(f"    url:      {safe(row.url)}")
+        lines.append(f"    url:      {safe(hide_secrets(row.url))}")
         lines.append(f"    managed:  {row.managed or 'no (written by MaEVe or by hand)'}")
         lines.append(f"    updated:  {row.updated_at.isoformat(sep=' ', timespec='seconds')}")
     lines.append(f"  locations: {details.locations}")

@@ -18,7 +18,16 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from reconciler import embedded
 from reconciler.connect import parse_conninfo, resolve, session
-from reconciler.database import DatabaseError, Settings, parse_timeout
+from reconciler.database import (
+    Cause,
+    Connection,
+    DatabaseError,
+    Settings,
+    exists,
+    failure,
+    parse_timeout,
+    secrets_of,
+)
 from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.secret import mask_conninfo, scrub
 
@@ -382,3 +391,62 @@ def test_an_embedded_server_that_does_not_start_gives_exit_code_3(
     assert message.startswith(f"the embedded PostgreSQL in {tmp_path / '.ocpi-parties'}")
     assert "did not start (RuntimeError: pg_ctl: could not start server); see " in message
     assert "\n" not in message
+
+
+def test_exists_finds_tables_and_columns_through_the_search_path(connection: Connection) -> None:
+    connection.execute("CREATE SCHEMA other")
+    connection.execute("CREATE TABLE other.elsewhere (kept integer, gone integer)")
+    connection.execute("ALTER TABLE other.elsewhere DROP COLUMN gone")
+    assert exists(connection, "locations") and exists(connection, "locations", "location_data")
+    assert not exists(connection, "locations", "no_such_column")
+    assert not exists(connection, "no_such_table") and not exists(connection, "no_such_table", "id")
+    assert not exists(connection, "elsewhere")  # not on the search path
+    connection.execute("SET search_path = public, other")
+    assert exists(connection, "elsewhere") and exists(connection, "elsewhere", "kept")
+    assert not exists(connection, "elsewhere", "gone")  # a dropped column is gone
+    assert not exists(connection, "elsewhere", "ctid")  # system columns are no columns of the table
+
+
+@pytest.mark.parametrize(
+    ("statement", "cause", "reason"),
+    [
+        ("SET LOCAL statement_timeout = 1; SELECT pg_sleep(1)", Cause.STATEMENT_TIMEOUT,
+         "canceling statement due to statement timeout"),
+        ("SELECT * FROM no_such_table", Cause.MISSING_TABLE, 'relation "no_such_table" does not exist'),
+        ("SELECT 1/0", Cause.OTHER, "division by zero"),
+        ("SELECT * FROM pg_catalog.pg_class WHERE relname = 'x' || 's3cret-Pw'::int", Cause.OTHER,
+         'invalid input syntax for type integer: "***"'),
+    ],
+)  # fmt: skip
+def test_failure_reads_the_cause_by_sqlstate_and_scrubs_the_words(
+    connection: Connection, statement: str, cause: Cause, reason: str
+) -> None:
+    with pytest.raises(psycopg.Error) as raised, connection.transaction():
+        for part in statement.split("; "):
+            connection.execute(part.encode())
+    found = failure(raised.value, (SECRET,))
+    assert (found.cause, found.reason) == (cause, reason)
+    assert found.sqlstate == raised.value.sqlstate
+
+
+def test_failure_reads_a_lock_timeout(connection: Connection, database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as other, other.transaction():
+        other.execute("LOCK TABLE locations")
+        with pytest.raises(psycopg.Error) as raised, connection.transaction():
+            connection.execute("SET LOCAL lock_timeout = 50")
+            connection.execute("LOCK TABLE locations")
+    assert failure(raised.value, ()).cause is Cause.LOCK_TIMEOUT
+
+
+def test_failure_of_a_lost_connection_keeps_libpqs_words_without_their_preamble(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as lost, pytest.raises(psycopg.Error) as raised:
+        lost.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    found = failure(raised.value, ())
+    assert found.cause is Cause.NO_CONNECTION
+    assert "\n" not in found.reason and not found.reason.startswith(("FATAL", "ERROR"))
+
+
+def test_the_secrets_of_a_session_are_the_password_libpq_sent(database_url: str) -> None:
+    with psycopg.connect(database_url) as connection:
+        password = connection.info.password
+        assert secrets_of(connection) == ((password, quote(password, safe="")) if password else ())
