@@ -92,12 +92,12 @@ def _lock(connection: Connection, label: str) -> None:
     try:
         with connection.transaction():
             lock_database(connection)
-    except errors.LockNotAvailable:
+    except errors.LockNotAvailable as error:
         waited = connection.execute("SHOW lock_timeout").fetchone()
         raise Busy(
             f"another apply (or db migrate) is running on {label}: waited {waited[0] if waited else '?'} "
             "for it (--lock-timeout); nothing was changed, try again when it has finished"
-        ) from None
+        ) from error
 
 
 def _owners_change(plan: Plan) -> bool:
