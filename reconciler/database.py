@@ -69,12 +69,8 @@ class Target:
     conninfo: str
     label: str
     embedded: bool = False
-    #: Passwords that must never appear in a message (from the URL or PGPASSWORD).
+    #: Passwords that must never appear in a message (from the URL or PGPASSWORD): `failure` scrubs them.
     secrets: tuple[str, ...] = ()
-
-    def scrub(self, text: str) -> str:
-        """`text` (words of libpq or the server) with every known password, standing alone, as `***`."""
-        return scrub(text, self.secrets)
 
 
 @dataclass(frozen=True)

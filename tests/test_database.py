@@ -132,7 +132,7 @@ def test_libpq_variables_are_used_when_set() -> None:
     assert target is not None
     assert target.conninfo == ""
     assert target.label == "the database of libpq's environment (PGSERVICE=maeve)"
-    assert target.scrub(f"failed for {SECRET}") == "failed for ***"
+    assert scrub(f"failed for {SECRET}", target.secrets) == "failed for ***"
 
 
 def test_nothing_configured_means_the_embedded_database() -> None:
