@@ -27,7 +27,14 @@ from psycopg.rows import dict_row
 
 from reconciler import __version__, migrations, store
 from reconciler.database import IDLE_IN_TRANSACTION_TIMEOUT, Connection, lock_database
-from reconciler.errors import ExitCode, ReconcilerError, record_commit
+from reconciler.errors import (
+    Busy,
+    DatabaseError,
+    NothingApplied,
+    ReconcilerError,
+    StalePlan,
+    record_commit,
+)
 from reconciler.model import DesiredState, Identity
 from reconciler.plan import (
     AdoptParty,
@@ -43,30 +50,6 @@ from reconciler.plan import (
 )
 from reconciler.render import number, plan_document, summary
 from reconciler.state import MOVED_GROUPS_FROM, MOVED_GROUPS_WHERE, moved_groups_parameters, plan_against
-
-
-class NothingApplied(ReconcilerError):
-    """A refusal before anything was written; the message says why and that nothing was changed.
-
-    `plan` is the plan that was refused (refused or blocked changes), for the caller to show after the
-    rollback; None when the refusal came before a plan could be trusted (a stale plan, a busy lock).
-    """
-
-    plan: Plan | None = None
-
-    def __init__(self, message: str, *, plan: Plan | None = None, exit_code: int | None = None) -> None:
-        super().__init__(message, exit_code=exit_code)
-        self.plan = plan
-
-
-class StalePlan(NothingApplied):
-    """The database (or the files) changed since the plan was made."""
-
-
-class Busy(NothingApplied):
-    """Another apply (or `db migrate`) holds the lock."""
-
-    exit_code = ExitCode.BUSY
 
 
 @dataclass(frozen=True)
@@ -394,14 +377,14 @@ def apply(
                 return Outcome(plan)
             if any(isinstance(c, RunMigrations) for c in plan.applicable):
                 migrations.migrate(connection, label=label)
-            history = connection.execute(
+            # INSERT ... RETURNING returns exactly the one row inserted.
+            [(history_id,)] = connection.execute(
                 "INSERT INTO reconciler_apply_history"
                 " (revision, actor, tool_version, summary, pull_request_number, pull_request_url)"
                 " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
                 (revision, actor, __version__, summary(plan), pull_request, pull_request_url),
-            ).fetchone()
-            assert history is not None
-            apply_id = int(str(history[0]))
+            ).fetchall()
+            apply_id = int(str(history_id))
             moved, valid = _execute(connection, desired, plan, apply_id)
             needs_owner = not valid and not store.owns_locations(connection)
             connection.execute(
@@ -416,22 +399,18 @@ def apply(
     except NothingApplied:
         raise
     except ReconcilerError as error:
-        raise ReconcilerError(
-            f"apply failed: {error.message}; nothing was changed (rolled back)", exit_code=error.exit_code
-        ) from None
+        raise error.reworded(f"apply failed: {error.message}; nothing was changed (rolled back)") from error
     except psycopg.Error as error:
         lost = isinstance(error, psycopg.OperationalError | errors.IdleInTransactionSessionTimeout)
-        code = ExitCode.DATABASE if lost else ExitCode.INVALID
         if committing and connection.broken:
-            raise ReconcilerError(
+            raise (DatabaseError if lost else ReconcilerError)(
                 f"apply failed: the connection to the database was lost during COMMIT ({_reason(error)}), "
                 "so whether the changes were committed is unknown: run `ocpi-parties history` to see "
-                "whether this apply was recorded, then `ocpi-parties plan`",
-                exit_code=code,
-            ) from None
-        raise ReconcilerError(
-            f"apply failed: {_explain(error, connection)}; nothing was changed (rolled back)", exit_code=code
-        ) from None
+                "whether this apply was recorded, then `ocpi-parties plan`"
+            ) from error
+        raise (DatabaseError if lost else ReconcilerError)(
+            f"apply failed: {_explain(error, connection)}; nothing was changed (rolled back)"
+        ) from error
     record_commit()  # for the error handler: nothing after this line undoes the apply
     return Outcome(plan, apply_id, moved, valid, needs_owner)
 

@@ -22,7 +22,10 @@ from reconciler import __version__, report
 from reconciler.errors import (
     WITH_DATABASE,
     WITHOUT_DATABASE,
+    DiffersError,
     ExitCode,
+    NothingApplied,
+    PlanDocumentError,
     ReconcilerError,
     UsageError,
     committed,
@@ -504,7 +507,7 @@ def apply(
                 pull_request=context.pull_request,
                 pull_request_url=context.pull_request_url,
             )
-        except apply_module.NothingApplied as refused:
+        except NothingApplied as refused:
             if show_after and refused.plan is not None:
                 _show_plan(refused.plan)  # rolled back: no lock is held any more
             raise
@@ -690,7 +693,7 @@ def _decide_and_apply(
                     pull_request=context.pull_request,
                     pull_request_url=context.pull_request_url,
                 )
-            except apply_module.NothingApplied as refused:
+            except NothingApplied as refused:
                 if refused.plan is not None:
                     _show_plan(refused.plan)  # rolled back: no lock is held any more
                 raise
@@ -716,7 +719,7 @@ def _decide_and_apply(
     )
     report.write(report_file)
     _show_plan(current)
-    raise ReconcilerError(report.error, exit_code=ExitCode.DIFFERS)
+    raise DiffersError(report.error)
 
 
 @cli.command("show", epilog=NO_DATABASE_EXIT_CODES, short_help="Show a saved plan file again.")
@@ -811,7 +814,7 @@ def history_show(settings: Settings, number: int, output_format: str) -> None:
         return
     try:
         made = render.recorded_plan(entry.changes)
-    except render.PlanDocumentError as error:
+    except PlanDocumentError as error:
         raise ReconcilerError(
             f"apply #{number} recorded changes this ocpi-parties cannot read ({error}): "
             "`history show --format json` shows them as recorded"

@@ -28,7 +28,7 @@ from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from reconciler import __version__
-from reconciler.errors import ExitCode, ReconcilerError
+from reconciler.errors import DatabaseError, ReconcilerError, UsageError
 from reconciler.secret import MASK
 
 URL_VARIABLE = "OCPI_PARTIES_DATABASE_URL"
@@ -60,12 +60,6 @@ _TIMEOUT = re.compile(r"^\s*(\d+)\s*(ms|s|min|h)?\s*$")
 
 Notify = Callable[[str], None]
 Connection = psycopg.Connection[tuple[object, ...]]
-
-
-class DatabaseError(ReconcilerError):
-    """The database could not be reached, refused the login, timed out or lacks MaEVe's tables."""
-
-    exit_code = ExitCode.DATABASE
 
 
 @dataclass(frozen=True)
@@ -125,10 +119,9 @@ def _setting(option: str | None, name: str, variable: str, env: Mapping[str, str
     """
     value, source = (option, name) if option is not None else (env.get(variable), variable)
     if value is not None and not value.strip():
-        raise ReconcilerError(
+        raise UsageError(
             f"{source} is set but empty: give it a value or unset it (an empty CI secret is not a "
-            "missing one)",
-            exit_code=ExitCode.USAGE,
+            "missing one)"
         )
     return value, source
 
@@ -137,9 +130,8 @@ def parse_timeout(text: str, what: str) -> str:
     """`30s`, `500ms`, `2min`, `1h` or a number of milliseconds -> PostgreSQL's spelling; 0 disables."""
     match = _TIMEOUT.match(text)
     if match is None:
-        raise ReconcilerError(
-            f"invalid {what} {text!r}: use milliseconds or a number with ms, s, min or h (e.g. 30s)",
-            exit_code=ExitCode.USAGE,
+        raise UsageError(
+            f"invalid {what} {text!r}: use milliseconds or a number with ms, s, min or h (e.g. 30s)"
         )
     return f"{match.group(1)}{match.group(2) or 'ms'}"
 
@@ -170,11 +162,10 @@ def parse_conninfo(conninfo: str, source: str) -> dict[str, str]:
     return params
 
 
-def _invalid(source: str, reason: str) -> ReconcilerError:
-    return ReconcilerError(
+def _invalid(source: str, reason: str) -> UsageError:
+    return UsageError(
         f"{source} is not a valid connection string: {reason} (in a URL, write @ : / % and spaces in a "
-        "password as %40 %3A %2F %25 %20, or keep the password out of it)",
-        exit_code=ExitCode.USAGE,
+        "password as %40 %3A %2F %25 %20, or keep the password out of it)"
     )
 
 

@@ -27,7 +27,8 @@ from types import ModuleType
 import psycopg
 from psycopg import errors, sql
 
-from reconciler.database import DatabaseError, Notify, Target
+from reconciler.database import Notify, Target
+from reconciler.errors import DatabaseError
 
 DATA_FOLDER = ".ocpi-parties"
 DATABASE = "maeve"

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, assert_never
 
+from reconciler.errors import PlanDocumentError
 from reconciler.model import Identity, Source
 from reconciler.plan import (
     AdoptParty,
@@ -604,10 +605,6 @@ def render_json(plan: Plan) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-
-
-class PlanDocumentError(ValueError):
-    """A plan document that `plan_from_document` cannot read."""
 
 
 def _identity_of(text: Any) -> Identity:

@@ -18,7 +18,6 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from reconciler import embedded
 from reconciler.database import (
-    DatabaseError,
     Settings,
     mask_conninfo,
     parse_conninfo,
@@ -27,7 +26,7 @@ from reconciler.database import (
     scrub,
     session,
 )
-from reconciler.errors import ExitCode, ReconcilerError
+from reconciler.errors import DatabaseError, ExitCode, ReconcilerError
 
 SECRET = "s3cret-Pw"
 

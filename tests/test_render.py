@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from render_cases import GON, OLD, TWK, VLT, creates, every_change
 
+from reconciler.errors import PlanDocumentError
 from reconciler.model import Identity, Source
 from reconciler.plan import (
     AdoptParty,
@@ -34,7 +35,6 @@ from reconciler.plan import (
 )
 from reconciler.render import (
     NO_CHANGES,
-    PlanDocumentError,
     plain,
     plan_document,
     plan_from_document,
