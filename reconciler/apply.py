@@ -329,6 +329,19 @@ def _managed_state(connection: Connection) -> dict[str, Any]:
     return {"rows": rows}
 
 
+def refuse_unapplicable(plan: Plan, consequence: str) -> None:
+    """Refuse (NothingApplied, carrying the plan) a plan with a change that cannot be applied or a deletion
+    that deletion protection blocks; `consequence` ends the message (`; nothing was changed`)."""
+    if plan.refused:
+        raise NothingApplied(plan.refused[0] + consequence, plan=plan)
+    if plan.blocked:
+        raise NothingApplied(
+            f"{number(len(plan.blocked), 'deletion')} blocked by deletion protection: add a tombstone "
+            "(deleted: true) or run with --allow-delete" + consequence,
+            plan=plan,
+        )
+
+
 def apply(
     connection: Connection,
     desired: DesiredState,
@@ -365,14 +378,7 @@ def apply(
                     "stale plan: the database changed since the plan was made (rows it concerns, the default "
                     "party or the location counts); nothing was changed. Run plan again"
                 )
-            if plan.refused:
-                raise NothingApplied(f"{plan.refused[0]}; nothing was changed", plan=plan)
-            if plan.blocked:
-                raise NothingApplied(
-                    f"{number(len(plan.blocked), 'deletion')} blocked by deletion protection: add a "
-                    "tombstone (deleted: true) or run with --allow-delete; nothing was changed",
-                    plan=plan,
-                )
+            refuse_unapplicable(plan, "; nothing was changed")
             if not plan.has_changes:
                 return Outcome(plan)
             if any(isinstance(c, RunMigrations) for c in plan.applicable):

@@ -17,6 +17,7 @@ from typing import Any, assert_never
 
 from reconciler.errors import PlanDocumentError
 from reconciler.model import Identity, Source
+from reconciler.output import Style, plain
 from reconciler.plan import (
     AdoptParty,
     AwaitRegistration,
@@ -48,14 +49,8 @@ NO_CHANGES = "No changes. The database matches the party files."
 #: GitHub refuses comments over 65,536 characters; the default leaves room for what CI wraps around it.
 MARKDOWN_LIMIT = 60_000
 
-Style = Callable[[str, str], str]
-
 #: Lists the ids of the locations a move gives away (`plan --show-locations`).
 LocationLister = Callable[[MoveLocations], Iterable[str]]
-
-
-def plain(text: str, _color: str) -> str:
-    return text
 
 
 CREATE, UPDATE, ADOPT, MOVE, DELETE, BLOCKED = "+", "~", "*", ">", "-", "x"

@@ -138,7 +138,7 @@ def test_github_format_annotates_inline_and_escapes() -> None:
 
 def test_github_escapes_newlines_and_percent(tmp_path: Path) -> None:
     from reconciler.model import Problem, Source
-    from reconciler.report import render_github
+    from reconciler.output.validation import render_github
     from reconciler.validate import ValidationResult
 
     problem = Problem(Source("a,b:c.yaml", 1, 2), "schema", "100% bad\nsecond line")
