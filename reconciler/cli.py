@@ -1253,43 +1253,57 @@ def _command(argv: Sequence[str]) -> str | None:
     return next((token for token in argv if not token.startswith("-")), None)
 
 
-def _interrupted(command: str | None) -> NoReturn:
-    """Ctrl-C (click turns KeyboardInterrupt into Abort). An apply before its COMMIT has rolled back.
+@dataclasses.dataclass(frozen=True)
+class _Ending:
+    """How a run cut short ends. What happened to the database alone decides the exit code: after an
+    apply's COMMIT that is success, with a warning; before it, nothing was changed."""
 
-    Each line goes to stderr where it still can: stderr may be a closed pipe too.
-    """
-    with contextlib.suppress(OSError):
-        if committed():
-            click.echo(
-                "warning: interrupted after the apply was committed: the changes are in the database, only "
-                "its output is incomplete; `ocpi-parties history` shows what it changed",
-                err=True,
-            )
-            sys.exit(ExitCode.OK)
-        if command == "apply":
-            click.echo("error: interrupted: nothing was changed (rolled back)", err=True)
-        else:
-            click.echo("error: interrupted", err=True)
-    sys.exit(ExitCode.INTERRUPTED)
+    after_commit: str
+    before_commit: str
+    #: The line of any other command, if any.
+    other: str | None
+    code: ExitCode
+
+
+#: Ctrl-C (click turns KeyboardInterrupt into Abort). An apply before its COMMIT has rolled back.
+_INTERRUPTED = _Ending(
+    after_commit="warning: interrupted after the apply was committed: the changes are in the database, only "
+    "its output is incomplete; `ocpi-parties history` shows what it changed",
+    before_commit="error: interrupted: nothing was changed (rolled back)",
+    other="error: interrupted",
+    code=ExitCode.INTERRUPTED,
+)
+
+#: Standard output was closed (`| head`).
+_OUTPUT_LOST = _Ending(
+    after_commit="warning: the apply was committed, but standard output was closed (a pipe whose reader has "
+    "exited), so part of its output was lost; `ocpi-parties history` shows what it changed",
+    before_commit="error: standard output was closed before the apply committed: nothing was changed "
+    "(rolled back)",
+    other=None,
+    code=ExitCode.INVALID,
+)
+
+
+def _interrupted(command: str | None) -> NoReturn:
+    _ended_early(command, _INTERRUPTED)
 
 
 def _output_lost(command: str | None) -> NoReturn:
-    """Standard output was closed (`| head`): say what happened to the database, which alone decides the
-    exit code; no second error while Python flushes stdout at exit."""
+    """No second error while Python flushes the closed stdout at exit."""
     with contextlib.suppress(OSError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _ended_early(command, _OUTPUT_LOST)
+
+
+def _ended_early(command: str | None, ending: _Ending) -> NoReturn:
+    """Say what happened to the database and exit with its code. Each line goes to stderr where it still can:
+    stderr may be a closed pipe too."""
     with contextlib.suppress(OSError):
         if committed():
-            click.echo(
-                "warning: the apply was committed, but standard output was closed (a pipe whose reader has "
-                "exited), so part of its output was lost; `ocpi-parties history` shows what it changed",
-                err=True,
-            )
+            click.echo(ending.after_commit, err=True)
             sys.exit(ExitCode.OK)
-        if command == "apply":
-            click.echo(
-                "error: standard output was closed before the apply committed: nothing was changed "
-                "(rolled back)",
-                err=True,
-            )
-    sys.exit(ExitCode.INVALID)
+        message = ending.before_commit if command == "apply" else ending.other
+        if message is not None:
+            click.echo(message, err=True)
+    sys.exit(ending.code)

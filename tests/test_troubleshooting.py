@@ -3,7 +3,8 @@
 A static check of the source: every error the package constructs (ReconcilerError and each subclass of it,
 found in the source, so a new module's errors are checked without touching this test) or rewords
 (`error.reworded(...)`), every message that `map_error` composes, and every line written to standard error
-with `click.echo(..., err=True)`. Each
+with `click.echo(..., err=True)` or kept, as an argument given by name, to be written there later (starting
+`error: ` or `warning: `). Each
 message is reduced to its key, the first run of literal words (up to six) in it, without what is filled in
 at run time; the key must appear on the page. Backticks and line breaks do not count on either side.
 The problems that validate reports in party files are listed by their problem code, each with what to do.
@@ -80,6 +81,19 @@ def _called(function: ast.expr) -> set[str]:
     return {function.id if isinstance(function, ast.Name) else getattr(function, "attr", "")}
 
 
+def _kept_messages(node: ast.AST) -> list[ast.expr]:
+    """Messages kept as data to be printed later: the arguments, given by name, that start as the lines on
+    stderr do (`error: `, `warning: `)."""
+    if not isinstance(node, ast.Call):
+        return []
+    found = []
+    for keyword in node.keywords:
+        parts = _literals(keyword.value)
+        if parts and parts[0].startswith(("error: ", "warning: ")):
+            found.append(keyword.value)
+    return found
+
+
 def _no_cover(source: list[str], node: ast.AST) -> bool:
     """Code that coverage is told never runs (the line itself, or the `if` just above it)."""
     line = getattr(node, "lineno", 1)
@@ -106,9 +120,11 @@ def messages() -> Iterator[Message]:
                 and any(getattr(t, "id", "") == "message" for t in node.targets)
             ):
                 found = node.value  # map_error composes its messages before it wraps them
-            parts = _literals(found) if found is not None else None
-            if parts is not None and not _no_cover(lines, node):
-                yield Message(f"{path.relative_to(ROOT)}:{node.lineno}", tuple(parts))
+            kept = _kept_messages(node) if found is None else []
+            for message in [found] if found is not None else kept:
+                parts = _literals(message)
+                if parts is not None and not _no_cover(lines, node):
+                    yield Message(f"{path.relative_to(ROOT)}:{message.lineno}", tuple(parts))
 
 
 def _flat(text: str) -> str:
