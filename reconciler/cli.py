@@ -49,12 +49,46 @@ if TYPE_CHECKING:
 # The modules behind the database and the other commands are imported by the commands that use them:
 # psycopg and the rest take a third of a second to import, which `validate` never needs.
 
-#: The epilogs of `--help`, made from the one table of exit codes (reconciler/errors.py): each lists only the
-#: codes its command can return.
+#: The epilogs of `--help`, each made from the one table of exit codes (reconciler/errors.py) and listing
+#: only the codes its command can return, some in the command's own words. All of them are here.
 EXIT_CODES = exit_codes_help(WITH_DATABASE)
 NO_DATABASE_EXIT_CODES = exit_codes_help(WITHOUT_DATABASE)
 VALIDATE_EXIT_CODES = exit_codes_help(
     WITHOUT_DATABASE, OK="success: the files are valid (warnings do not count unless --strict)"
+)
+FMT_EXIT_CODES = exit_codes_help(
+    WITHOUT_DATABASE,
+    OK="success: every file is in canonical form (or, without --check, now is)",
+    INVALID="a file is not YAML that can be read, or (--check) a file is not in canonical form",
+)
+
+ALL_EXIT_CODES = exit_codes_help(
+    OK="success (validate: the files are valid; warnings do not count unless --strict)",
+    INTERRUPTED="interrupted (Ctrl-C); apply: nothing was changed (rolled back)",
+)
+
+PLAN_EXIT_CODES = exit_codes_help(
+    (*WITH_DATABASE, "CHANGES"),
+    OK="the plan was made (with --detailed-exitcode: and there is nothing to change)",
+    INVALID="invalid party files, blocked deletions, or the command failed for the reason it prints; with "
+    "--detailed-exitcode, every error",
+    USAGE="usage error (without --detailed-exitcode)",
+    CHANGES="with --detailed-exitcode: the plan has changes",
+    DATABASE="database unreachable, login refused, timed out or without MaEVe's tables (without "
+    "--detailed-exitcode)",
+    INTERNAL="internal error: run again with --traceback and report it (without --detailed-exitcode)",
+)
+
+APPLY_EXIT_CODES = exit_codes_help(
+    (*WITH_DATABASE, "BUSY", "DIFFERS"),
+    OK="applied, or nothing to change; also when the output after COMMIT was lost (a closed pipe)",
+    INVALID="invalid files, blocked deletions, a stale or foreign plan file, no confirmation, or the apply "
+    "failed (everything rolled back: nothing was changed)",
+    DATABASE="database unreachable, login refused, timed out or without MaEVe's tables",
+    BUSY="another apply (or db migrate) held the lock longer than --lock-timeout; nothing was changed",
+    DIFFERS="--if-same-as: the reviewed plan is stale and the current plan's changes differ from it; nothing "
+    "was applied",
+    INTERRUPTED="interrupted (Ctrl-C) before COMMIT: nothing was changed (rolled back)",
 )
 
 
@@ -156,12 +190,6 @@ def _print(formats: Mapping[str, _Format[T]], name: str, value: T) -> None:
         _echo_styled(functools.partial(chosen.render, value))
     else:
         click.echo(chosen.render(value, plain))
-
-
-ALL_EXIT_CODES = exit_codes_help(
-    OK="success (validate: the files are valid; warnings do not count unless --strict)",
-    INTERRUPTED="interrupted (Ctrl-C); apply: nothing was changed (rolled back)",
-)
 
 
 class _OutputLost(Exception):
@@ -338,19 +366,6 @@ def _format(formats: Mapping[str, _Format[Any]]) -> Callable[[FC], FC]:
 _OFFSET = click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
 
 
-PLAN_EXIT_CODES = exit_codes_help(
-    (*WITH_DATABASE, "CHANGES"),
-    OK="the plan was made (with --detailed-exitcode: and there is nothing to change)",
-    INVALID="invalid party files, blocked deletions, or the command failed for the reason it prints; with "
-    "--detailed-exitcode, every error",
-    USAGE="usage error (without --detailed-exitcode)",
-    CHANGES="with --detailed-exitcode: the plan has changes",
-    DATABASE="database unreachable, login refused, timed out or without MaEVe's tables (without "
-    "--detailed-exitcode)",
-    INTERNAL="internal error: run again with --traceback and report it (without --detailed-exitcode)",
-)
-
-
 def _render() -> ModuleType:
     """reconciler.render, imported when a plan is printed (not by validate)."""
     from reconciler import render
@@ -420,19 +435,6 @@ def plan(
     if detailed_exitcode and planned.plan.has_changes:
         sys.exit(ExitCode.CHANGES)
     sys.exit(ExitCode.OK)
-
-
-APPLY_EXIT_CODES = exit_codes_help(
-    (*WITH_DATABASE, "BUSY", "DIFFERS"),
-    OK="applied, or nothing to change; also when the output after COMMIT was lost (a closed pipe)",
-    INVALID="invalid files, blocked deletions, a stale or foreign plan file, no confirmation, or the apply "
-    "failed (everything rolled back: nothing was changed)",
-    DATABASE="database unreachable, login refused, timed out or without MaEVe's tables",
-    BUSY="another apply (or db migrate) held the lock longer than --lock-timeout; nothing was changed",
-    DIFFERS="--if-same-as: the reviewed plan is stale and the current plan's changes differ from it; nothing "
-    "was applied",
-    INTERRUPTED="interrupted (Ctrl-C) before COMMIT: nothing was changed (rolled back)",
-)
 
 
 def _confirmed(question: str) -> bool:
@@ -958,11 +960,7 @@ def credentials_roles(path: Path, output_format: str) -> None:
 
 @cli.command(
     "fmt",
-    epilog=exit_codes_help(
-        WITHOUT_DATABASE,
-        OK="success: every file is in canonical form (or, without --check, now is)",
-        INVALID="a file is not YAML that can be read, or (--check) a file is not in canonical form",
-    ),
+    epilog=FMT_EXIT_CODES,
     short_help="Rewrite party files in canonical form, keeping comments.",
 )
 @click.argument("path", default="parties", type=click.Path(path_type=Path))
