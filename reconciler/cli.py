@@ -1,4 +1,9 @@
-"""The `ocpi-parties` command line. Each command parses its options and calls one plain function."""
+"""The `ocpi-parties` command line, the only module importing click.
+
+Each command turns its options into arguments, calls a workflow of reconciler/operations.py (or one plain
+function), and prints what it returns: in the format chosen from its registry of formats, which the
+`--format` option offers too. `main` maps every failure to one line on stderr and an exit code.
+"""
 
 from __future__ import annotations
 
@@ -216,6 +221,8 @@ class _SubGroup(click.Group):
 
 
 class _Group(click.Group):
+    """The program: --traceback and --no-color listed in its help; its commands and groups take them too."""
+
     command_class = _Command
     group_class = _SubGroup
 
