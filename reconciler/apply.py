@@ -34,7 +34,14 @@ from reconciler.database import (
     lock_database,
     secrets_of,
 )
-from reconciler.errors import ExitCode, ReconcilerError, record_commit
+from reconciler.errors import (
+    Busy,
+    DatabaseError,
+    NothingApplied,
+    ReconcilerError,
+    StalePlan,
+    record_commit,
+)
 from reconciler.model import DesiredState, Identity
 from reconciler.plan import (
     AdoptParty,
@@ -50,30 +57,6 @@ from reconciler.plan import (
 )
 from reconciler.render import number, plan_document, summary
 from reconciler.state import MOVED_GROUPS_FROM, MOVED_GROUPS_WHERE, moved_groups_parameters, plan_against
-
-
-class NothingApplied(ReconcilerError):
-    """A refusal before anything was written; the message says why and that nothing was changed.
-
-    `plan` is the plan that was refused (refused or blocked changes), for the caller to show after the
-    rollback; None when the refusal came before a plan could be trusted (a stale plan, a busy lock).
-    """
-
-    plan: Plan | None = None
-
-    def __init__(self, message: str, *, plan: Plan | None = None, exit_code: int | None = None) -> None:
-        super().__init__(message, exit_code=exit_code)
-        self.plan = plan
-
-
-class StalePlan(NothingApplied):
-    """The database (or the files) changed since the plan was made."""
-
-
-class Busy(NothingApplied):
-    """Another apply (or `db migrate`) holds the lock."""
-
-    exit_code = ExitCode.BUSY
 
 
 @dataclass(frozen=True)
@@ -353,6 +336,19 @@ def _managed_state(connection: Connection) -> dict[str, Any]:
     return {"rows": rows}
 
 
+def refuse_unapplicable(plan: Plan, consequence: str) -> None:
+    """Refuse (NothingApplied, carrying the plan) a plan with a change that cannot be applied or a deletion
+    that deletion protection blocks; `consequence` ends the message (`; nothing was changed`)."""
+    if plan.refused:
+        raise NothingApplied(plan.refused[0] + consequence, plan=plan)
+    if plan.blocked:
+        raise NothingApplied(
+            f"{number(len(plan.blocked), 'deletion')} blocked by deletion protection: add a tombstone "
+            "(deleted: true) or run with --allow-delete" + consequence,
+            plan=plan,
+        )
+
+
 def apply(
     connection: Connection,
     desired: DesiredState,
@@ -389,26 +385,19 @@ def apply(
                     "stale plan: the database changed since the plan was made (rows it concerns, the default "
                     "party or the location counts); nothing was changed. Run plan again"
                 )
-            if plan.refused:
-                raise NothingApplied(f"{plan.refused[0]}; nothing was changed", plan=plan)
-            if plan.blocked:
-                raise NothingApplied(
-                    f"{number(len(plan.blocked), 'deletion')} blocked by deletion protection: add a "
-                    "tombstone (deleted: true) or run with --allow-delete; nothing was changed",
-                    plan=plan,
-                )
+            refuse_unapplicable(plan, "; nothing was changed")
             if not plan.has_changes:
                 return Outcome(plan)
             if any(isinstance(c, RunMigrations) for c in plan.applicable):
                 migrations.migrate(connection, label=label)
-            history = connection.execute(
+            # INSERT ... RETURNING returns exactly the one row inserted.
+            [(history_id,)] = connection.execute(
                 "INSERT INTO reconciler_apply_history"
                 " (revision, actor, tool_version, summary, pull_request_number, pull_request_url)"
                 " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
                 (revision, actor, __version__, summary(plan), pull_request, pull_request_url),
-            ).fetchone()
-            assert history is not None
-            apply_id = int(history[0])
+            ).fetchall()
+            apply_id = int(history_id)
             moved, valid = _execute(connection, desired, plan, apply_id)
             needs_owner = not valid and not store.owns_locations(connection)
             connection.execute(
@@ -423,23 +412,19 @@ def apply(
     except NothingApplied:
         raise
     except ReconcilerError as error:
-        raise ReconcilerError(
-            f"apply failed: {error.message}; nothing was changed (rolled back)", exit_code=error.exit_code
-        ) from None
+        raise error.reworded(f"apply failed: {error.message}; nothing was changed (rolled back)") from error
     except psycopg.Error as error:
         lost = isinstance(error, psycopg.OperationalError | errors.IdleInTransactionSessionTimeout)
-        code = ExitCode.DATABASE if lost else ExitCode.INVALID
         if committing and connection.broken:
-            raise ReconcilerError(
+            raise (DatabaseError if lost else ReconcilerError)(
                 "apply failed: the connection to the database was lost during COMMIT "
                 f"({_reason(error, connection)}), "
                 "so whether the changes were committed is unknown: run `ocpi-parties history` to see "
-                "whether this apply was recorded, then `ocpi-parties plan`",
-                exit_code=code,
-            ) from None
-        raise ReconcilerError(
-            f"apply failed: {_explain(error, connection)}; nothing was changed (rolled back)", exit_code=code
-        ) from None
+                "whether this apply was recorded, then `ocpi-parties plan`"
+            ) from error
+        raise (DatabaseError if lost else ReconcilerError)(
+            f"apply failed: {_explain(error, connection)}; nothing was changed (rolled back)"
+        ) from error
     record_commit()  # for the error handler: nothing after this line undoes the apply
     return Outcome(plan, apply_id, moved, valid, needs_owner)
 

@@ -1,4 +1,9 @@
-"""The `ocpi-parties` command line. Each command parses its options and calls one plain function."""
+"""The `ocpi-parties` command line, the only module importing click.
+
+Each command turns its options into arguments, calls a workflow of reconciler/operations.py (or one plain
+function), and prints what it returns: in the format chosen from its registry of formats, which the
+`--format` option offers too. `main` maps every failure to one line on stderr and an exit code.
+"""
 
 from __future__ import annotations
 
@@ -6,56 +11,145 @@ import contextlib
 import dataclasses
 import functools
 import gc
-import getpass
 import json
 import os
-import socket
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 import click
+from click.decorators import FC
 
-from reconciler import __version__, report
+from reconciler import __version__, operations
 from reconciler.errors import (
     WITH_DATABASE,
     WITHOUT_DATABASE,
     ExitCode,
+    NothingApplied,
+    PlanDocumentError,
     ReconcilerError,
     UsageError,
     committed,
     exit_codes_help,
     forget_commit,
 )
-from reconciler.model import CPO, NAME_NEEDED, ROLES, DesiredState, Identity, Kind
-from reconciler.validate import DEFAULT_FILE, validate_path
+from reconciler.model import NAME_NEEDED, ROLES, Identity
+from reconciler.operations import FAILED, ApplyContext, Report, parse_identity
+from reconciler.output import Style, plain
+from reconciler.output import validation as validation_output
+from reconciler.validate import DEFAULT_FILE, ValidationResult, validate_path
 
 if TYPE_CHECKING:
     from reconciler.apply import HistoryEntry, Outcome
     from reconciler.connect import Session
     from reconciler.database import Settings
-    from reconciler.importer import Draft
+    from reconciler.editor import Written
+    from reconciler.operations import FilesWritten
     from reconciler.plan import Plan
+    from reconciler.render import LocationLister
+    from reconciler.store import LocationRow, Page, PartyDetails, PartyRow
 
 # The modules behind the database and the other commands are imported by the commands that use them:
 # psycopg and the rest take a third of a second to import, which `validate` never needs.
 
-#: The epilogs of `--help`, made from the one table of exit codes (reconciler/errors.py): each lists only the
-#: codes its command can return.
+#: The epilogs of `--help`, each made from the one table of exit codes (reconciler/errors.py) and listing
+#: only the codes its command can return, some in the command's own words. All of them are here.
 EXIT_CODES = exit_codes_help(WITH_DATABASE)
 NO_DATABASE_EXIT_CODES = exit_codes_help(WITHOUT_DATABASE)
 VALIDATE_EXIT_CODES = exit_codes_help(
     WITHOUT_DATABASE, OK="success: the files are valid (warnings do not count unless --strict)"
 )
+FMT_EXIT_CODES = exit_codes_help(
+    WITHOUT_DATABASE,
+    OK="success: every file is in canonical form (or, without --check, now is)",
+    INVALID="a file is not YAML that can be read, or (--check) a file is not in canonical form",
+)
+
+ALL_EXIT_CODES = exit_codes_help(
+    OK="success (validate: the files are valid; warnings do not count unless --strict)",
+    INTERRUPTED="interrupted (Ctrl-C); apply: nothing was changed (rolled back)",
+)
+
+PLAN_EXIT_CODES = exit_codes_help(
+    (*WITH_DATABASE, "CHANGES"),
+    OK="the plan was made (with --detailed-exitcode: and there is nothing to change)",
+    INVALID="invalid party files, blocked deletions, or the command failed for the reason it prints; with "
+    "--detailed-exitcode, every error",
+    USAGE="usage error (without --detailed-exitcode)",
+    CHANGES="with --detailed-exitcode: the plan has changes",
+    DATABASE="database unreachable, login refused, timed out or without MaEVe's tables (without "
+    "--detailed-exitcode)",
+    INTERNAL="internal error: run again with --traceback and report it (without --detailed-exitcode)",
+)
+
+APPLY_EXIT_CODES = exit_codes_help(
+    (*WITH_DATABASE, "BUSY", "DIFFERS"),
+    OK="applied, or nothing to change; also when the output after COMMIT was lost (a closed pipe)",
+    INVALID="invalid files, blocked deletions, a stale or foreign plan file, no confirmation, or the apply "
+    "failed (everything rolled back: nothing was changed)",
+    DATABASE="database unreachable, login refused, timed out or without MaEVe's tables",
+    BUSY="another apply (or db migrate) held the lock longer than --lock-timeout; nothing was changed",
+    DIFFERS="--if-same-as: the reviewed plan is stale and the current plan's changes differ from it; nothing "
+    "was applied",
+    INTERRUPTED="interrupted (Ctrl-C) before COMMIT: nothing was changed (rolled back)",
+)
+
+
+@dataclasses.dataclass
+class _RunOptions:
+    """The options of the whole program (--traceback, --no-color), given before the command or after it.
+
+    `main` passes one as the click context's object; every command declares the two options (hidden in its
+    help, listed in the program's), whose callbacks set them here.
+    """
+
+    traceback: bool = False
+    no_color: bool = False
+
+
+def _run_options() -> _RunOptions | None:
+    context = click.get_current_context(silent=True)
+    return None if context is None else context.find_object(_RunOptions)
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and param.name is not None:
+        setattr(ctx.ensure_object(_RunOptions), param.name, True)
+
+
+_TRACEBACK_HELP = "Show the traceback of an error, with its causes (also accepted after the command)."
+_NO_COLOR_HELP = "Never colour the output (also: NO_COLOR set to any value; also accepted after the command)."
+
+
+def _run_option_params(*, hidden: bool) -> list[click.Parameter]:
+    return [
+        click.Option(
+            ["--traceback"],
+            is_flag=True,
+            expose_value=False,
+            callback=_remember,
+            hidden=hidden,
+            help=_TRACEBACK_HELP,
+        ),
+        click.Option(
+            ["--no-color"],
+            is_flag=True,
+            expose_value=False,
+            callback=_remember,
+            hidden=hidden,
+            help=_NO_COLOR_HELP,
+        ),
+    ]
 
 
 def _use_color() -> bool:
     """Colour only when standard output is a terminal, never with `--no-color` or a non-empty `NO_COLOR`
     (https://no-color.org): not in pipes, files or redirected output. JSON and Markdown are never styled."""
-    context = click.get_current_context(silent=True)
-    if context is not None and context.find_root().params.get("no_color"):
+    options = _run_options()
+    if options is not None and options.no_color:
         return False
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
@@ -64,21 +158,44 @@ def _style(text: str, color: str) -> str:
     return click.style(text, fg=color)
 
 
-def _plain(text: str, _color: str) -> str:
-    return text
-
-
-def _echo_styled(make: Callable[[Callable[[str, str], str]], str]) -> None:
+def _echo_styled(make: Callable[[Style], str]) -> None:
     """Print the text that `make(style)` returns, styled when `_use_color()`: the one way every text output
     (validate, plan, apply's plan, show, history show) gets its colour."""
     color = _use_color()
-    click.echo(make(_style if color else _plain), color=color)
+    click.echo(make(_style if color else plain), color=color)
 
 
-ALL_EXIT_CODES = exit_codes_help(
-    OK="success (validate: the files are valid; warnings do not count unless --strict)",
-    INTERRUPTED="interrupted (Ctrl-C); apply: nothing was changed (rolled back)",
-)
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Format(Generic[T]):
+    """One value of a command's --format: how it renders the command's result, and whether as styled text."""
+
+    render: Callable[[T, Style], str]
+    styled: bool = False
+
+
+def _format_option(formats: Mapping[str, _Format[Any]], help: str) -> Callable[[FC], FC]:
+    """--format, offering the names of `formats` (the first is the default): the one list that the option
+    and the printing (`_print`) read."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(list(formats)),
+        default=next(iter(formats)),
+        show_default=True,
+        help=help,
+    )
+
+
+def _print(formats: Mapping[str, _Format[T]], name: str, value: T) -> None:
+    """Print `value` in the format `name` of `formats`."""
+    chosen = formats[name]
+    if chosen.styled:
+        _echo_styled(functools.partial(chosen.render, value))
+    else:
+        click.echo(chosen.render(value, plain))
 
 
 class _OutputLost(Exception):
@@ -86,7 +203,34 @@ class _OutputLost(Exception):
     into exit 1 by itself, before `_main` can say what happened to the database."""
 
 
+class _Command(click.Command):
+    """A command that also takes the program's options after its name (`ocpi-parties plan --traceback`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params += _run_option_params(hidden=True)
+
+
+class _SubGroup(click.Group):
+    """A group of commands (db, parties, history) that also takes the program's options after its name."""
+
+    command_class = _Command
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params += _run_option_params(hidden=True)
+
+
 class _Group(click.Group):
+    """The program: --traceback and --no-color listed in its help; its commands and groups take them too."""
+
+    command_class = _Command
+    group_class = _SubGroup
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params += _run_option_params(hidden=False)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -96,29 +240,23 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=ALL_EXIT_CODES)
 @click.version_option(__version__, prog_name="ocpi-parties")
-@click.option(
-    "--traceback",
-    is_flag=True,
-    help="Show the full traceback of an unexpected error (also accepted after the command).",
-)
-@click.option(
-    "--no-color",
-    is_flag=True,
-    help="Never colour the output (also: NO_COLOR set to any value; also accepted after the command).",
-)
-def cli(traceback: bool, no_color: bool) -> None:
+def cli() -> None:
     """Manage the OCPI parties of a MaEVe CSMS from YAML files in git."""
+
+
+#: validate's formats; the result with whether --strict was given.
+VALIDATE_FORMATS: dict[str, _Format[tuple[ValidationResult, bool]]] = {
+    "text": _Format(lambda r, style: validation_output.render_text(r[0], strict=r[1], style=style), True),
+    "json": _Format(lambda r, _: validation_output.render_json(r[0], strict=r[1])),
+    "github": _Format(lambda r, _: validation_output.render_github(r[0], strict=r[1])),
+}
 
 
 @cli.command(epilog=VALIDATE_EXIT_CODES)
 @click.argument("path", default="parties", type=click.Path(path_type=Path))
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json", "github"]),
-    default="text",
-    show_default=True,
-    help="text: file:line:col: $.path: message; json: a stable document; github: inline annotations.",
+@_format_option(
+    VALIDATE_FORMATS,
+    "text: file:line:col: $.path: message; json: a stable document; github: inline annotations.",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings (such as lower-case codes) as errors.")
 def validate(path: Path, output_format: str, strict: bool) -> None:
@@ -127,33 +265,30 @@ def validate(path: Path, output_format: str, strict: bool) -> None:
     Every problem in every file is reported before the command exits.
     """
     result = validate_path(path, str(path))
-    if output_format == "json":
-        click.echo(report.render_json(result, strict=strict))
-    elif output_format == "github":
-        click.echo(report.render_github(result, strict=strict))
-    else:
-        _echo_styled(lambda style: report.render_text(result, strict=strict, style=style))
+    _print(VALIDATE_FORMATS, output_format, (result, strict))
     invalid = bool(result.errors) or (strict and bool(result.warnings))
     sys.exit(ExitCode.INVALID if invalid else ExitCode.OK)
 
 
-def _desired(path: Path) -> DesiredState:
-    """The validated desired state; invalid files are reported on stderr and end the command (exit 1)."""
-    if path.is_file():
-        # One party file is no desired state: the default party and every other party are missing.
-        raise UsageError(
-            f"{path} is a file: plan and apply need the parties directory (default: parties/), which holds "
-            "every party file and default-party.yaml"
-        )
-    result = validate_path(path, str(path))
-    if result.problems:
-        click.echo(report.render_text(result), err=True)
-    if result.state is None:
-        count = len(result.errors)
-        raise ReconcilerError(
-            f"{path} is invalid ({count} error{'' if count == 1 else 's'}): nothing was planned"
-        )
-    return result.state
+class _Console:
+    """The terminal of a workflow (operations.Console): problems and notices on stderr; the plan to
+    confirm, and the question, on stdout."""
+
+    def __init__(self) -> None:
+        self.interactive = sys.stdin.isatty()
+        #: Whether the plan was shown (by `confirm`), so that it is not shown twice.
+        self.plan_shown = False
+
+    def problems(self, result: ValidationResult) -> None:
+        click.echo(validation_output.render_text(result), err=True)
+
+    def notify(self, message: str) -> None:
+        _notify(message)
+
+    def confirm(self, plan: Plan, *, ask: bool) -> bool:
+        _show_plan(plan)
+        self.plan_shown = True
+        return not ask or _confirmed("Apply these changes?")
 
 
 def database_options(function: Callable[..., None]) -> Callable[..., None]:
@@ -215,13 +350,6 @@ def _readable(opened: Session) -> None:
     migrations.refuse_newer(opened.connection, opened.target.label)
 
 
-def _identity(text: str) -> Identity:
-    identity = Identity.parse(text)
-    if identity is None:
-        raise UsageError(f"{text!r} is not a party identity such as GB-TWK")
-    return identity
-
-
 class _RoleChoice(click.Choice):  # type: ignore[type-arg]
     """An OCPI role in any case, listed in help in upper case as OCPI writes it (click shows the case-folded
     form of a case-insensitive choice)."""
@@ -230,39 +358,43 @@ class _RoleChoice(click.Choice):  # type: ignore[type-arg]
         return str(super().normalize_choice(choice, ctx)).upper()
 
 
-_FORMAT = click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for programs.",
-)
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _text_or_json(text: Callable[[T], str], as_json: Callable[[T], str]) -> dict[str, _Format[T]]:
+    """The formats of the read commands: text for people, json for programs."""
+    return {"text": _Format(lambda value, _: text(value)), "json": _Format(lambda value, _: as_json(value))}
+
+
+def _format(formats: Mapping[str, _Format[Any]]) -> Callable[[FC], FC]:
+    return _format_option(formats, "text for people, json for programs.")
+
+
 _OFFSET = click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
 
 
-PLAN_EXIT_CODES = exit_codes_help(
-    (*WITH_DATABASE, "CHANGES"),
-    OK="the plan was made (with --detailed-exitcode: and there is nothing to change)",
-    INVALID="invalid party files, blocked deletions, or the command failed for the reason it prints; with "
-    "--detailed-exitcode, every error",
-    USAGE="usage error (without --detailed-exitcode)",
-    CHANGES="with --detailed-exitcode: the plan has changes",
-    DATABASE="database unreachable, login refused, timed out or without MaEVe's tables (without "
-    "--detailed-exitcode)",
-    INTERNAL="internal error: run again with --traceback and report it (without --detailed-exitcode)",
-)
+def _render() -> ModuleType:
+    """reconciler.render, imported when a plan is printed (not by validate)."""
+    from reconciler import render
+
+    return render
+
+
+#: The formats of a plan (plan, show): the plan, with what lists the ids of the locations a move concerns
+#: (plan --show-locations).
+PLAN_FORMATS: dict[str, _Format[tuple[Plan, LocationLister | None]]] = {
+    "text": _Format(lambda p, style: _render().render_text(p[0], style=style, locations=p[1]), True),
+    "json": _Format(lambda p, _: _render().render_json(p[0])),
+    "markdown": _Format(lambda p, _: _render().render_markdown(p[0])),
+}
 
 
 @cli.command(epilog=PLAN_EXIT_CODES)
 @click.argument("path", default="parties", type=click.Path(path_type=Path))
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="text for a terminal, json for programs (docs/plan-format.md), markdown for a pull-request comment.",
+@_format_option(
+    PLAN_FORMATS,
+    "text for a terminal, json for programs (docs/plan-format.md), markdown for a pull-request comment.",
 )
 @click.option(
     "--out",
@@ -302,67 +434,15 @@ def plan(
 
     Read-only: plan never writes to the database. Locations are shown as groups with counts.
     """
-    from reconciler import migrations, planfile, render, state
-
+    with operations.plan(settings, path, allow_delete=allow_delete, out=out, console=_Console()) as planned:
+        # Printed while the session is open: --show-locations streams the ids from the database.
+        _print(PLAN_FORMATS, output_format, (planned.plan, planned.locations if show_locations else None))
+    operations.keep_plan(planned, out=out, revision=revision)
     if out is not None:
-        planfile.check_target(out)
-    desired = _desired(path)
-    with _reader(settings) as opened:
-        migrations.refuse_newer(opened.connection, opened.target.label)
-        made, facts = state.plan_against(opened.connection, desired, allow_delete=allow_delete)
-        if output_format == "json":
-            click.echo(render.render_json(made))
-        elif output_format == "markdown":
-            click.echo(render.render_markdown(made))
-        else:
-            lister = (
-                functools.partial(state.location_ids, opened.connection, desired=desired)
-                if show_locations
-                else None
-            )
-            _echo_styled(lambda style: render.render_text(made, style=style, locations=lister))
-    if made.refused:
-        raise ReconcilerError(made.refused[0] + ("; no plan file was written" if out else ""))
-    if made.blocked:
-        raise ReconcilerError(
-            f"{render.number(len(made.blocked), 'deletion')} blocked by deletion protection: add a tombstone "
-            "(deleted: true) or run with --allow-delete" + ("; no plan file was written" if out else "")
-        )
-    if out is not None:
-        planfile.save(
-            out,
-            desired=desired,
-            fingerprint=facts,
-            allow_delete=allow_delete,
-            revision=revision,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            rendered=render.plan_document(made),
-        )
         click.echo(f"Saved the plan to {out}: apply exactly it with `ocpi-parties apply {out}`.", err=True)
-    if detailed_exitcode and made.has_changes:
+    if detailed_exitcode and planned.plan.has_changes:
         sys.exit(ExitCode.CHANGES)
     sys.exit(ExitCode.OK)
-
-
-APPLY_EXIT_CODES = exit_codes_help(
-    (*WITH_DATABASE, "BUSY", "DIFFERS"),
-    OK="applied, or nothing to change; also when the output after COMMIT was lost (a closed pipe)",
-    INVALID="invalid files, blocked deletions, a stale or foreign plan file, no confirmation, or the apply "
-    "failed (everything rolled back: nothing was changed)",
-    DATABASE="database unreachable, login refused, timed out or without MaEVe's tables",
-    BUSY="another apply (or db migrate) held the lock longer than --lock-timeout; nothing was changed",
-    DIFFERS="--if-same-as: the reviewed plan is stale and the current plan's changes differ from it; nothing "
-    "was applied",
-    INTERRUPTED="interrupted (Ctrl-C) before COMMIT: nothing was changed (rolled back)",
-)
-
-
-def _actor(actor: str | None) -> str:
-    if actor:
-        return actor
-    if os.environ.get("GITHUB_ACTOR"):
-        return f"{os.environ['GITHUB_ACTOR']} (GitHub Actions)"
-    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def _confirmed(question: str) -> bool:
@@ -376,9 +456,7 @@ def _confirmed(question: str) -> bool:
 
 
 def _show_plan(made: Plan) -> None:
-    from reconciler import render
-
-    _echo_styled(lambda style: render.render_text(made, style=style))
+    _print(PLAN_FORMATS, "text", (made, None))
 
 
 @cli.command(epilog=APPLY_EXIT_CODES)
@@ -429,7 +507,7 @@ def _show_plan(made: Plan) -> None:
     help="Its address, recorded in the history [env OCPI_PARTIES_PULL_REQUEST_URL].",
 )
 @database_options
-def apply(
+def apply_command(
     *,
     settings: Settings,
     target: Path,
@@ -448,11 +526,8 @@ def apply(
     file saved by `plan --out`, which is applied exactly as it was reviewed or not at all. With --if-same-as,
     TARGET is the parties directory and the plan file reviewed decides what is applied (README: apply).
     """
-    from reconciler import apply as apply_module
-    from reconciler import migrations, planfile, state
-    from reconciler.connect import session
-
-    context = _ApplyContext(_actor(actor), pull_request, pull_request_url or None)
+    context = ApplyContext.of(actor, pull_request, pull_request_url)
+    console = _Console()
     if reviewed_file is not None:
         if allow_delete or auto_approve:
             raise UsageError(
@@ -460,96 +535,55 @@ def apply(
                 "neither --auto-approve nor --allow-delete with it"
             )
         _apply_if_same_as(
-            settings=settings,
-            target=target,
-            reviewed_file=reviewed_file,
+            target,
+            reviewed_file,
             report_file=report_file,
+            console=console,
+            settings=settings,
             revision=revision,
             context=context,
         )
         return
     if report_file is not None:
         raise UsageError("--report is written by `apply --if-same-as REVIEWED_PLAN` only")
-    saved = planfile.load(target) if target.is_file() else None
-    with session(settings, read_only=False, notify=_notify) as opened:
-        migrations.refuse_newer(opened.connection, opened.target.label)
-        # The plan applied is shown once its transaction has ended: never while apply holds a lock, so a
-        # terminal, pager or log pipe that stops reading cannot keep MaEVe's location writes waiting.
-        show_after = True
-        if saved is not None:
-            desired, expected, allow = saved.desired, saved.fingerprint, saved.allow_delete
-            revision = revision or saved.revision
-        else:
-            desired, expected, allow = _desired(target), None, allow_delete
-            revision = _revision(revision, target)
-        if saved is None and not auto_approve:
-            if not sys.stdin.isatty():
-                raise ReconcilerError(
-                    "stdin is not a terminal, so apply cannot ask for confirmation: review the plan and "
-                    "run with --auto-approve, or save it with `plan --out FILE` and run `apply FILE`"
-                )
-            made, expected = state.plan_against(opened.connection, desired, allow_delete=allow)
-            _show_plan(made)
-            show_after = False
-            if made.has_changes and made.can_apply and not _confirmed("Apply these changes?"):
-                raise ReconcilerError("not applied: the changes were not confirmed")
-        try:
-            outcome = apply_module.apply(
-                opened.connection,
-                desired,
-                label=opened.target.label,
-                allow_delete=allow,
-                expected=expected,
-                revision=revision,
-                actor=context.actor,
-                pull_request=context.pull_request,
-                pull_request_url=context.pull_request_url,
+    with _showing_refused(console):
+        if target.is_file():
+            outcome = operations.apply_plan_file(
+                settings, target, revision=revision, context=context, console=console
             )
-        except apply_module.NothingApplied as refused:
-            if show_after and refused.plan is not None:
-                _show_plan(refused.plan)  # rolled back: no lock is held any more
-            raise
-    if show_after:
-        _show_plan(outcome.plan)  # committed (or nothing to do): no lock is held any more
+        else:
+            outcome = operations.apply_parties(
+                settings,
+                target,
+                allow_delete=allow_delete,
+                confirm=not auto_approve,
+                revision=revision,
+                context=context,
+                console=console,
+            )
+    # The transaction has ended: no lock is held while the plan applied is printed.
+    if not console.plan_shown:
+        _show_plan(outcome.plan)
     _show_outcome(outcome)
 
 
-@dataclasses.dataclass(frozen=True)
-class _ApplyContext:
-    """Who applies, and the pull request the files come from: recorded in the history row."""
-
-    actor: str
-    pull_request: int | None
-    pull_request_url: str | None
-
-
-def _revision(revision: str | None, path: Path) -> str | None:
-    """--revision (or GITHUB_SHA), else the git revision of the parties directory if it is in a work tree."""
-    from reconciler import git
-
-    if revision:
-        return revision
-    return git.revision(path) if path.is_dir() else None
-
-
-def _complete_line(outcome: Outcome) -> str:
-    from reconciler.render import number
-
-    made = outcome.plan
-    return (
-        f"Apply complete: {made.to_add:,} added, {made.to_change:,} changed, {made.to_delete:,} deleted, "
-        f"{made.to_adopt:,} adopted"
-        + (f", {made.to_release:,} released" if made.to_release else "")
-        + f"; {number(outcome.locations_moved, 'location')} moved. "
-        f"Recorded as apply #{outcome.history_id}."
-    )
+@contextlib.contextmanager
+def _showing_refused(console: _Console) -> Iterator[None]:
+    """Show the plan that an apply refused (blocked deletions, a change it cannot make) once it has rolled
+    back, unless it was shown already, then end with the refusal."""
+    try:
+        yield
+    except NothingApplied as refused:
+        if refused.plan is not None and not console.plan_shown:
+            _show_plan(refused.plan)
+        raise
 
 
 def _show_outcome(outcome: Outcome) -> None:
     """The line that says what an apply changed, and what keeps the location owner key NOT VALID."""
     if outcome.history_id is None:
         return
-    click.echo("\n" + _complete_line(outcome))
+    click.echo("\n" + operations.complete_line(outcome))
     if outcome.key_needs_owner:
         click.echo(
             "Note: the location owner key stays NOT VALID: only the owner of the locations table may "
@@ -564,50 +598,18 @@ def _show_outcome(outcome: Outcome) -> None:
         )
 
 
-#: The outcomes `apply --if-same-as` reports (README: apply).
-APPLIED_REVIEWED, APPLIED_CURRENT, NOTHING_TO_APPLY, DIFFERENT, FAILED = (
-    "applied-reviewed",
-    "applied-current",
-    "nothing-to-apply",
-    "different",
-    "failed",
-)
-
-
-@dataclasses.dataclass
-class _Report:
-    """What `apply --if-same-as` did, written as JSON to its --report file (README: apply)."""
-
-    outcome: str = FAILED
-    history_id: int | None = None
-    summary: str | None = None
-    reviewed_summary: str | None = None
-    current_summary: str | None = None
-    moves: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    difference_markdown: str | None = None
-    error: str | None = None
-
-    def write(self, path: Path | None) -> None:
-        if path is None:
-            return
-        text = json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False) + "\n"
-        try:
-            path.write_text(text, encoding="utf-8")
-        except OSError as error:
-            message = f"cannot write the report {path}: {error.strerror or error}"
-            if not committed():
-                raise ReconcilerError(message) from None
-            click.echo(f"warning: {message}; the apply was committed", err=True)
-
-
-def _moves(made: Plan) -> list[dict[str, Any]]:
-    from reconciler.plan import MoveLocations
-
-    return [
-        {"reason": c.reason, "to": str(c.to), "count": c.count}
-        for c in made.applicable
-        if isinstance(c, MoveLocations)
-    ]
+def _write_report(report: Report, path: Path | None) -> None:
+    """Write the --report file of `apply --if-same-as`; a failure to write it after COMMIT is a warning."""
+    if path is None:
+        return
+    text = json.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=False) + "\n"
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        message = f"cannot write the report {path}: {error.strerror or error}"
+        if not committed():
+            raise ReconcilerError(message) from error
+        click.echo(f"warning: {message}; the apply was committed", err=True)
 
 
 def _failure(error: BaseException) -> str:
@@ -621,141 +623,89 @@ def _failure(error: BaseException) -> str:
 
 
 def _apply_if_same_as(
-    *,
-    settings: Settings,
     target: Path,
     reviewed_file: Path,
+    *,
     report_file: Path | None,
+    console: _Console,
+    settings: Settings,
     revision: str | None,
-    context: _ApplyContext,
+    context: ApplyContext,
 ) -> None:
-    """`apply --if-same-as`: the decision table of the README's apply section. The report is written before
-    anything is printed, and on every failure before the command exits."""
-    report = _Report()
+    """`apply --if-same-as`. The report is written before anything is printed, and on every failure before
+    the command exits."""
+    report = Report()
     try:
-        _decide_and_apply(
-            settings=settings,
-            target=target,
-            reviewed_file=reviewed_file,
-            report=report,
-            report_file=report_file,
-            revision=revision,
-            context=context,
-        )
+        with _showing_refused(console):
+            reviewed = operations.apply_if_same_as(
+                settings,
+                target,
+                reviewed_file,
+                report=report,
+                revision=revision,
+                context=context,
+                console=console,
+            )
+        _write_report(report, report_file)
     except BaseException as error:
         if report.outcome == FAILED:
             report.error = _failure(error)
             try:
-                report.write(report_file)
+                _write_report(report, report_file)
             except ReconcilerError as unwritten:
                 click.echo(f"warning: {unwritten.message}", err=True)  # the first error is the one to see
         raise
-
-
-def _decide_and_apply(
-    *,
-    settings: Settings,
-    target: Path,
-    reviewed_file: Path,
-    report: _Report,
-    report_file: Path | None,
-    revision: str | None,
-    context: _ApplyContext,
-) -> None:
-    from reconciler import apply as apply_module
-    from reconciler import migrations, planfile, render, state
-    from reconciler.connect import session
-
-    reviewed = planfile.load(reviewed_file)
-    shown = planfile.reviewed_plan(reviewed, reviewed_file)
-    report.reviewed_summary = str(reviewed.rendered.get("summary", {}).get("text") or render.summary(shown))
-    desired = _desired(target)
-    revision = _revision(revision, target)
-    outcome: Outcome | None = None
-    with session(settings, read_only=False, notify=_notify) as opened:
-        migrations.refuse_newer(opened.connection, opened.target.label)
-        current, facts = state.plan_against(opened.connection, desired, allow_delete=reviewed.allow_delete)
-        report.current_summary = render.summary(current)
-        fresh = planfile.desired_digest(desired) == reviewed.desired_digest and facts == reviewed.fingerprint
-        same = render.same_changes(reviewed.rendered, render.plan_document(current))
-        if fresh or (same and current.has_changes):
-            try:
-                outcome = apply_module.apply(
-                    opened.connection,
-                    reviewed.desired if fresh else desired,
-                    label=opened.target.label,
-                    allow_delete=reviewed.allow_delete,
-                    expected=reviewed.fingerprint if fresh else facts,
-                    revision=revision or (reviewed.revision if fresh else None),
-                    actor=context.actor,
-                    pull_request=context.pull_request,
-                    pull_request_url=context.pull_request_url,
-                )
-            except apply_module.NothingApplied as refused:
-                if refused.plan is not None:
-                    _show_plan(refused.plan)  # rolled back: no lock is held any more
-                raise
-    if outcome is not None and outcome.history_id is not None:
-        report.outcome = APPLIED_REVIEWED if fresh else APPLIED_CURRENT
-        report.history_id = outcome.history_id
-        report.summary = _complete_line(outcome)
-        report.moves = _moves(outcome.plan)
-        report.write(report_file)
-        _show_plan(outcome.plan)
-        _show_outcome(outcome)
-        return
-    if outcome is not None or (not current.has_changes and current.can_apply):
-        report.outcome = NOTHING_TO_APPLY
-        report.write(report_file)
-        _show_plan(outcome.plan if outcome is not None else current)
-        return
-    report.outcome = DIFFERENT
-    report.difference_markdown = render.difference_markdown(shown, current)
-    report.error = (
-        "the plan differs from the reviewed one: nothing was applied; review the current plan "
-        f"(`ocpi-parties plan {target}`) in a new pull request"
-    )
-    report.write(report_file)
-    _show_plan(current)
-    raise ReconcilerError(report.error, exit_code=ExitCode.DIFFERS)
+    _show_plan(reviewed.plan)
+    if reviewed.outcome is not None:
+        _show_outcome(reviewed.outcome)
+    if reviewed.differs is not None:
+        raise reviewed.differs
 
 
 @cli.command("show", epilog=NO_DATABASE_EXIT_CODES, short_help="Show a saved plan file again.")
 @click.argument("planfile", type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="As plan prints it: text for a terminal, json for programs, markdown for a pull-request comment.",
+@_format_option(
+    PLAN_FORMATS,
+    "As plan prints it: text for a terminal, json for programs, markdown for a pull-request comment.",
 )
 def show_command(planfile: Path, output_format: str) -> None:
     """Print the plan saved in PLANFILE by `plan --out` again, without a database (as `terraform show`)."""
     from reconciler import planfile as planfile_module
-    from reconciler import render
 
     made = planfile_module.reviewed_plan(planfile_module.load(planfile), planfile)
-    if output_format == "json":
-        click.echo(render.render_json(made))
-    elif output_format == "markdown":
-        click.echo(render.render_markdown(made))
-    else:
-        _show_plan(made)
+    _print(PLAN_FORMATS, output_format, (made, None))
 
 
-class _HistoryGroup(click.Group):
+class _HistoryGroup(_SubGroup):
     """`history` lists the applies; `history show N` shows one."""
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write_usage(ctx.command_path, "[OPTIONS] | show N [OPTIONS]")
 
 
+def _history_text(entries: Sequence[HistoryEntry]) -> str:
+    if not entries:
+        return "No apply has been recorded."
+    lines = []
+    for entry in entries:
+        pull = f"  {_pull_request(entry)}" if entry.pull_request_number or entry.pull_request_url else ""
+        lines.append(
+            f"#{entry.id}  {entry.applied_at}  {entry.revision or '(no revision)'}{pull}  {entry.actor}"
+        )
+        lines.append(f"    {entry.summary}")
+    return "\n".join(lines)
+
+
+HISTORY_FORMATS = _text_or_json(
+    _history_text, lambda entries: _json([dataclasses.asdict(e) for e in entries])
+)
+
+
 @cli.group(cls=_HistoryGroup, invoke_without_command=True, epilog=EXIT_CODES)
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many applies to list."
 )
-@_FORMAT
+@_format(HISTORY_FORMATS)
 @database_options
 @click.pass_context
 def history(ctx: click.Context, settings: Settings, limit: int, output_format: str) -> None:
@@ -763,25 +713,14 @@ def history(ctx: click.Context, settings: Settings, limit: int, output_format: s
 
     `history show N` shows one apply and its changes.
     """
-    from reconciler import apply as apply_module
+    from reconciler import apply
 
     if ctx.invoked_subcommand is not None:
         return
     with _reader(settings) as opened:
         _current(opened)
-        entries = apply_module.history(opened.connection, limit)
-    if output_format == "json":
-        click.echo(json.dumps([dataclasses.asdict(e) for e in entries], indent=2, ensure_ascii=False))
-        return
-    if not entries:
-        click.echo("No apply has been recorded.")
-        return
-    for entry in entries:
-        pull = f"  {_pull_request(entry)}" if entry.pull_request_number or entry.pull_request_url else ""
-        click.echo(
-            f"#{entry.id}  {entry.applied_at}  {entry.revision or '(no revision)'}{pull}  {entry.actor}"
-        )
-        click.echo(f"    {entry.summary}")
+        entries = apply.history(opened.connection, limit)
+    _print(HISTORY_FORMATS, output_format, entries)
 
 
 def _pull_request(entry: HistoryEntry) -> str:
@@ -793,44 +732,56 @@ def _pull_request(entry: HistoryEntry) -> str:
     return " ".join(["pull request", *(part for part in (number, url) if part)])
 
 
+def _entry_text(entry: HistoryEntry, style: Style) -> str:
+    """One apply of the history: who, when, from what, and its changes as the plan showed them."""
+    from reconciler import render
+
+    try:
+        made = render.recorded_plan(entry.changes)
+    except PlanDocumentError as error:
+        raise ReconcilerError(
+            f"apply #{entry.id} recorded changes this ocpi-parties cannot read ({error}): "
+            "`history show --format json` shows them as recorded"
+        ) from error
+    pull = _pull_request(entry) if entry.pull_request_number or entry.pull_request_url else "(none)"
+    lines = [
+        f"Apply #{entry.id}",
+        f"  applied at:   {entry.applied_at}",
+        f"  revision:     {render.safe(entry.revision or '(none)')}",
+        f"  pull request: {pull.removeprefix('pull request ')}",
+        f"  actor:        {render.safe(entry.actor)}",
+        f"  tool version: {render.safe(entry.tool_version)}",
+        "",
+    ]
+    return "\n".join([*lines, render.render_text(made, style=style)])
+
+
+ENTRY_FORMATS: dict[str, _Format[HistoryEntry]] = {
+    "text": _Format(_entry_text, styled=True),
+    "json": _Format(lambda entry, _: _json(dataclasses.asdict(entry))),
+}
+
+
 @history.command("show", epilog=EXIT_CODES)
 @click.argument("number", metavar="N", type=click.IntRange(min=1))
-@_FORMAT
+@_format(ENTRY_FORMATS)
 @database_options
 def history_show(settings: Settings, number: int, output_format: str) -> None:
     """Show apply #N: when, which revision and pull request, who, and its changes as the plan showed them."""
-    from reconciler import apply as apply_module
-    from reconciler import render
+    from reconciler import apply
 
     with _reader(settings) as opened:
         _current(opened)
-        entry = apply_module.history_entry(opened.connection, number)
+        entry = apply.history_entry(opened.connection, number)
     if entry is None:
         raise ReconcilerError(f"no apply #{number} in the history of {opened.target.label}")
-    if output_format == "json":
-        click.echo(json.dumps(dataclasses.asdict(entry), indent=2, ensure_ascii=False))
-        return
-    try:
-        made = render.recorded_plan(entry.changes)
-    except render.PlanDocumentError as error:
-        raise ReconcilerError(
-            f"apply #{number} recorded changes this ocpi-parties cannot read ({error}): "
-            "`history show --format json` shows them as recorded"
-        ) from None
-    pull = _pull_request(entry) if entry.pull_request_number or entry.pull_request_url else "(none)"
-    click.echo(f"Apply #{entry.id}")
-    click.echo(f"  applied at:   {entry.applied_at}")
-    click.echo(f"  revision:     {render.safe(entry.revision or '(none)')}")
-    click.echo(f"  pull request: {pull.removeprefix('pull request ')}")
-    click.echo(f"  actor:        {render.safe(entry.actor)}")
-    click.echo(f"  tool version: {render.safe(entry.tool_version)}")
-    click.echo("")
-    _show_plan(made)
+    _print(ENTRY_FORMATS, output_format, entry)
 
 
-def _written(written: Sequence[str], drafts: Sequence[Draft]) -> None:
+def _written(files: FilesWritten) -> None:
     from reconciler import importer, render
 
+    written, drafts = files.written, files.drafts
     roles = {f"{d.identity}.yaml": ", ".join(r.role for r in d.roles) for d in drafts}
     for path in written:
         described = roles.get(Path(path).name)
@@ -886,36 +837,23 @@ def import_command(
     overwritten without --force. Read-only on the database. Afterwards, `plan` shows these parties as
     adopted.
     """
-    from reconciler import importer, migrations
-
-    wanted = tuple(_identity(text) for text in identities)
-    with _reader(settings) as opened:
-        migrations.refuse_newer(opened.connection, opened.target.label)
-        rows, default = importer.read_party_rows(opened.connection)
-    result = importer.plan_import(rows, roles=tuple(r.upper() for r in roles), identities=wanted)
-    for skipped in result.skipped:
+    wanted = tuple(parse_identity(text) for text in identities)
+    read = operations.read_import(
+        settings, roles=tuple(r.upper() for r in roles), identities=wanted, console=_Console()
+    )
+    for skipped in read.result.skipped:
         click.echo(
             f"warning: {skipped.identity} is not imported: {skipped.reason}; its rows stay as they are, "
             "not managed by ocpi-parties",
             err=True,
         )
-    if not result.drafts:
-        if roles or identities or result.skipped:
-            raise ReconcilerError(
-                f"no party rows in {opened.target.label} to import as asked: nothing was written"
-            )
-        click.echo(f"{opened.target.label} holds no party rows: nothing to import.")
+    files = operations.write_import(read, directory, force=force, filtered=bool(roles or identities))
+    if files is None:
+        click.echo(f"{read.label} holds no party rows: nothing to import.")
         return
-    files = {draft.file_name: importer.render(draft) for draft in result.drafts}
-    imported = {
-        d.identity for d in result.drafts if any(r.role == CPO and r.kind is Kind.HOSTED for r in d.roles)
-    }
-    if default is not None and default in imported and not (directory / DEFAULT_FILE).exists():
-        files[DEFAULT_FILE] = importer.render_default(default)
-    written = importer.write_files(directory, str(directory), files, force=force)
-    _written(written, result.drafts)
+    _written(files)
     _editor_files(directory)
-    if DEFAULT_FILE not in files and not (directory / DEFAULT_FILE).exists():
+    if files.default_missing:
         click.echo(
             f"No {directory}/{DEFAULT_FILE} yet: write it with "
             "`ocpi-parties init --from-maeve-config manager.toml` (MaEVe's own party is in its config)."
@@ -945,58 +883,35 @@ def init_command(
     this is how it enters the database: through git, on the next apply. Needs no database. An own party file
     that exists already and declares a hosted CPO role is kept.
     """
-    from reconciler import importer
-
-    if (config is None) == (party is None):
-        raise UsageError("give either --from-maeve-config FILE or --party CC-PID")
-    if config is not None:
-        draft = importer.draft_from_maeve_config(config, str(config), name=name)
-    else:
-        identity = _identity(str(party))
-        draft = importer.own_party_draft(identity, name)
-    problem = importer.check(draft, importer.render(draft))
-    if problem is not None:
-        raise ReconcilerError(f"{draft.file_name} cannot be written: {problem}")
-    files = {}
-    if not force and importer.declared_cpo(directory / draft.file_name):
+    done = operations.init(directory, config=config, party=party, name=name, force=force)
+    identity = done.draft.identity
+    if done.kept_party_file:
         click.echo(
-            f"kept {directory}/{draft.file_name}, which declares the hosted CPO role of {draft.identity}"
+            f"kept {directory}/{done.draft.file_name}, which declares the hosted CPO role of {identity}"
         )
-    else:
-        files[draft.file_name] = importer.render(draft)
-    if not force and importer.names_default(directory / DEFAULT_FILE, draft.identity):
-        click.echo(f"kept {directory}/{DEFAULT_FILE}, which names {draft.identity}")
-    else:
-        files[DEFAULT_FILE] = importer.render_default(draft.identity)
-    # A kept own party file is the user's: a name missing there is not this command's to report.
-    written = importer.write_files(directory, str(directory), files, force=force)
-    _written(written, [draft] if draft.file_name in files else [])
+    if done.kept_default_file:
+        click.echo(f"kept {directory}/{DEFAULT_FILE}, which names {identity}")
+    _written(done.files)
     _editor_files(directory, gitignore=True)
     click.echo(f"Next: `ocpi-parties validate {directory}`, then `ocpi-parties plan {directory}`.")
 
 
-def _schemas_written(directory: Path, *, say_unchanged: bool) -> None:
-    from reconciler import editor
-
-    for written in editor.write_schemas(directory):
-        if written.status == "updated":
-            click.echo(f"updated {written.path}: it differed from the schema of ocpi-parties {__version__}")
-        elif written.status == "wrote":
-            click.echo(f"wrote {written.path}")
+def _schemas_written(written: Sequence[Written], *, say_unchanged: bool) -> None:
+    for schema in written:
+        if schema.status == "updated":
+            click.echo(f"updated {schema.path}: it differed from the schema of ocpi-parties {__version__}")
+        elif schema.status == "wrote":
+            click.echo(f"wrote {schema.path}")
         elif say_unchanged:
-            click.echo(f"{written.path} is up to date")
+            click.echo(f"{schema.path} is up to date")
 
 
 def _editor_files(parties: Path, *, gitignore: bool = False) -> None:
     """The schemas that the party files' modelines name, and (init) the repository's .gitignore."""
-    from reconciler import editor
-
-    _schemas_written(editor.beside(parties, "schema"), say_unchanged=False)
-    if gitignore:
-        ignore = editor.beside(parties, ".gitignore")
-        added = editor.extend_gitignore(ignore)
-        if added:
-            click.echo(f"added {', '.join(added)} to {ignore}")
+    schemas, ignore, added = operations.editor_files(parties, gitignore=gitignore)
+    _schemas_written(schemas, say_unchanged=False)
+    if added:
+        click.echo(f"added {', '.join(added)} to {ignore}")
 
 
 @cli.command(
@@ -1017,22 +932,24 @@ def schema_command(directory: Path) -> None:
     editor running the YAML language server completion and inline errors from them. They belong to the tool:
     one that differs (an older version's) is replaced, and said so. `init` and `import` write them too.
     """
-    _schemas_written(directory, say_unchanged=True)
+    from reconciler import editor
+
+    _schemas_written(editor.write_schemas(directory), say_unchanged=True)
 
 
-def credentials_roles_of(desired: DesiredState) -> list[dict[str, Any]]:
-    """OCPI 2.2.1 CredentialsRole objects of the hosted roles (CPO): what the CSMS presents in `roles`."""
-    return [
-        {
-            "role": role.role,
-            "business_details": role.business_details.to_ocpi(),
-            "party_id": party.identity.party_id,
-            "country_code": party.identity.country_code,
-        }
-        for party in sorted(desired.parties, key=lambda p: p.identity)
-        for role in party.roles
-        if role.hosted
-    ]
+def _roles_text(roles: Sequence[Mapping[str, Any]]) -> str:
+    lines = [] if roles else ["No hosted party: this CSMS presents no role of its own."]
+    for entry in roles:
+        details = entry["business_details"]
+        lines.append(f"{entry['country_code']}-{entry['party_id']} {entry['role']}: {details['name']}")
+        if "website" in details:
+            lines.append(f"    website: {details['website']}")
+        if "logo" in details:
+            lines.append(f"    logo:    {details['logo']['url']}")
+    return "\n".join(lines)
+
+
+ROLES_FORMATS = _text_or_json(_roles_text, _json)
 
 
 @cli.command(
@@ -1041,32 +958,17 @@ def credentials_roles_of(desired: DesiredState) -> list[dict[str, Any]]:
     short_help="Print the OCPI CredentialsRole list of the hosted parties.",
 )
 @click.argument("path", default="parties", type=click.Path(path_type=Path))
-@_FORMAT
+@_format(ROLES_FORMATS)
 def credentials_roles(path: Path, output_format: str) -> None:
     """Print the CredentialsRole list (OCPI 2.2.1) of the hosted parties in PATH: what this CSMS's
     credentials endpoint should return in `roles`, each with its business details. Needs no database."""
-    roles = credentials_roles_of(_desired(path))
-    if output_format == "json":
-        click.echo(json.dumps(roles, indent=2, ensure_ascii=False))
-        return
-    if not roles:
-        click.echo("No hosted party: this CSMS presents no role of its own.")
-    for entry in roles:
-        details = entry["business_details"]
-        click.echo(f"{entry['country_code']}-{entry['party_id']} {entry['role']}: {details['name']}")
-        if "website" in details:
-            click.echo(f"    website: {details['website']}")
-        if "logo" in details:
-            click.echo(f"    logo:    {details['logo']['url']}")
+    roles = operations.credentials_roles(operations.desired_state(path, _Console()))
+    _print(ROLES_FORMATS, output_format, roles)
 
 
 @cli.command(
     "fmt",
-    epilog=exit_codes_help(
-        WITHOUT_DATABASE,
-        OK="success: every file is in canonical form (or, without --check, now is)",
-        INVALID="a file is not YAML that can be read, or (--check) a file is not in canonical form",
-    ),
+    epilog=FMT_EXIT_CODES,
     short_help="Rewrite party files in canonical form, keeping comments.",
 )
 @click.argument("path", default="parties", type=click.Path(path_type=Path))
@@ -1141,8 +1043,9 @@ def db_migrate(settings: Settings, version: int | None, yes: bool) -> None:
     Reverting removes data (the apply history, business details, the default party): it is listed and
     confirmed on a terminal first; without a terminal, --yes is required.
     """
-    from reconciler import db_report, migrations, store
+    from reconciler import migrations, store
     from reconciler.connect import session
+    from reconciler.output import database as database_output
 
     with session(settings, read_only=False, notify=_notify) as opened:
         if version is not None and not yes:
@@ -1151,7 +1054,7 @@ def db_migrate(settings: Settings, version: int | None, yes: bool) -> None:
         key_valid = None
         if version is None or version >= migrations.latest_version():
             key_valid = store.validate_location_key(opened.connection)
-    click.echo(db_report.steps_text(steps, key_valid))
+    click.echo(database_output.steps_text(steps, key_valid))
 
 
 def _confirm_revert(reverting: Sequence[Any], version: int, label: str) -> None:
@@ -1176,11 +1079,12 @@ def _confirm_revert(reverting: Sequence[Any], version: int, label: str) -> None:
 @database_options
 def db_status(settings: Settings) -> None:
     """Show what is migrated, managed and unmanaged parties, orphan locations. Read-only."""
-    from reconciler import db_report, store
+    from reconciler import store
+    from reconciler.output import database as database_output
 
     with _reader(settings) as opened:
         result = store.status(opened.connection)
-    click.echo(db_report.status_text(result, opened.target.label))
+    click.echo(database_output.status_text(result, opened.target.label))
 
 
 @cli.group(epilog=EXIT_CODES)
@@ -1188,70 +1092,88 @@ def parties() -> None:
     """Read the parties recorded in the database."""
 
 
+def _database_output() -> ModuleType:
+    """reconciler.output.database, imported by the commands that read the database."""
+    from reconciler.output import database
+
+    return database
+
+
+PARTIES_FORMATS: dict[str, _Format[Page[PartyRow]]] = _text_or_json(
+    lambda page: _database_output().parties_text(page), lambda page: _database_output().parties_json(page)
+)
+PARTY_FORMATS: dict[str, _Format[PartyDetails]] = _text_or_json(
+    lambda details: _database_output().party_text(details),
+    lambda details: _database_output().party_json(details),
+)
+#: The formats of `locations`: the party with the page of its locations.
+LOCATIONS_FORMATS: dict[str, _Format[tuple[Identity, Page[LocationRow]]]] = _text_or_json(
+    lambda shown: _database_output().locations_text(*shown),
+    lambda shown: _database_output().locations_json(*shown),
+)
+
+
 @parties.command("list", epilog=EXIT_CODES)
 @database_options
 @click.option("--role", type=_RoleChoice(ROLES, case_sensitive=False))
-@_FORMAT
+@_format(PARTIES_FORMATS)
 @_OFFSET
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
 def parties_list(settings: Settings, role: str | None, output_format: str, offset: int, limit: int) -> None:
     """List party rows (one per role), optionally of one role. Read-only."""
-    from reconciler import db_report, store
+    from reconciler import store
 
     with _reader(settings) as opened:
         _readable(opened)
         page = store.party_page(opened.connection, role=role, offset=offset, limit=limit)
-    click.echo(db_report.parties_json(page) if output_format == "json" else db_report.parties_text(page))
+    _print(PARTIES_FORMATS, output_format, page)
 
 
 @parties.command("show", epilog=EXIT_CODES)
 @database_options
 @click.argument("party")
-@_FORMAT
+@_format(PARTY_FORMATS)
 def parties_show(settings: Settings, party: str, output_format: str) -> None:
     """Show every role of PARTY (e.g. GB-TWK) and its location count. Read-only."""
-    from reconciler import db_report, store
+    from reconciler import store
 
-    identity = _identity(party)
+    identity = parse_identity(party)
     with _reader(settings) as opened:
         _readable(opened)
         details = store.get_party(opened.connection, identity)
     if details is None:
         raise ReconcilerError(f"no party {identity} in the database")
-    click.echo(db_report.party_json(details) if output_format == "json" else db_report.party_text(details))
+    _print(PARTY_FORMATS, output_format, details)
 
 
 @cli.command("locations", epilog=EXIT_CODES, short_help="List the locations recorded under a party.")
 @database_options
 @click.argument("party")
-@_FORMAT
+@_format(LOCATIONS_FORMATS)
 @_OFFSET
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 def locations_command(settings: Settings, party: str, output_format: str, offset: int, limit: int) -> None:
     """List the locations recorded under PARTY (e.g. GB-TWK, or XX-XXX for MaEVe's orphans). Read-only."""
-    from reconciler import db_report, store
+    from reconciler import store
 
-    identity = _identity(party)
+    identity = parse_identity(party)
     with _reader(settings) as opened:
         _readable(opened)
         page = store.location_page(opened.connection, identity, offset=offset, limit=limit)
-    if output_format == "json":
-        click.echo(db_report.locations_json(identity, page))
-    else:
-        click.echo(db_report.locations_text(identity, page))
+    _print(LOCATIONS_FORMATS, output_format, (identity, page))
 
 
 @cli.command("default", epilog=EXIT_CODES, short_help="Show the default party.")
 @database_options
 def default_command(settings: Settings) -> None:
     """Show the default party: the CPO that owns every location nobody else claims. Read-only."""
-    from reconciler import db_report, state
+    from reconciler import state
 
     with _reader(settings) as opened:
         _readable(opened)
         recorded = state.default_recorded(opened.connection)
         identity = state.get_default_party(opened.connection)
-    click.echo(db_report.default_text(identity, recorded))
+    click.echo(_database_output().default_text(identity, recorded))
 
 
 #: Allocations between two runs of Python's cycle collector while a command runs (Python's default: 700).
@@ -1282,11 +1204,12 @@ def main(args: Sequence[str] | None = None, prog_name: str | None = None) -> Non
 
 
 def _main(args: Sequence[str] | None, prog_name: str | None) -> None:
-    argv, show_traceback = _without_traceback(list(sys.argv[1:] if args is None else args))
+    argv = list(sys.argv[1:] if args is None else args)
     detailed = _detailed_exitcode(argv)
+    options = _RunOptions()
     forget_commit()
     try:
-        cli.main(args=argv, prog_name=prog_name or "ocpi-parties", standalone_mode=False)
+        cli.main(args=argv, prog_name=prog_name or "ocpi-parties", standalone_mode=False, obj=options)
     except click.exceptions.Exit as done:
         sys.exit(_error_code(done.exit_code, detailed))
     except click.ClickException as error:
@@ -1300,12 +1223,14 @@ def _main(args: Sequence[str] | None, prog_name: str | None) -> None:
         click.echo("Aborted.", err=True)
         sys.exit(ExitCode.INVALID)
     except ReconcilerError as error:
+        if options.traceback:
+            traceback.print_exception(error)  # with the errors that caused it
         click.echo(f"error: {error.message}", err=True)
         sys.exit(_error_code(error.exit_code, detailed))
     except _OutputLost:
         _output_lost(_command(argv))
     except Exception as error:
-        if show_traceback:
+        if options.traceback:
             raise
         click.echo(
             f"internal error: {type(error).__name__}: {error}\n"
@@ -1314,19 +1239,6 @@ def _main(args: Sequence[str] | None, prog_name: str | None) -> None:
         )
         sys.exit(ExitCode.INTERNAL)
     sys.exit(ExitCode.OK)
-
-
-#: Options of the whole program that may also stand after the command (`ocpi-parties plan --no-color`).
-_GLOBAL_FLAGS = ("--traceback", "--no-color")
-
-
-def _without_traceback(argv: list[str]) -> tuple[list[str], bool]:
-    """The command line with the global flags moved before the command, where the group declares them, and
-    --traceback taken out (the error handler reads it), with whether it was there. Before any `--`."""
-    end = argv.index("--") if "--" in argv else len(argv)
-    found = {flag for flag in _GLOBAL_FLAGS if flag in argv[:end]}
-    kept = [token for token in argv[:end] if token not in _GLOBAL_FLAGS] + argv[end:]
-    return (["--no-color"] if "--no-color" in found else []) + kept, "--traceback" in found
 
 
 def _detailed_exitcode(argv: Sequence[str]) -> bool:
@@ -1347,43 +1259,57 @@ def _command(argv: Sequence[str]) -> str | None:
     return next((token for token in argv if not token.startswith("-")), None)
 
 
-def _interrupted(command: str | None) -> NoReturn:
-    """Ctrl-C (click turns KeyboardInterrupt into Abort). An apply before its COMMIT has rolled back.
+@dataclasses.dataclass(frozen=True)
+class _Ending:
+    """How a run cut short ends. What happened to the database alone decides the exit code: after an
+    apply's COMMIT that is success, with a warning; before it, nothing was changed."""
 
-    Each line goes to stderr where it still can: stderr may be a closed pipe too.
-    """
-    with contextlib.suppress(OSError):
-        if committed():
-            click.echo(
-                "warning: interrupted after the apply was committed: the changes are in the database, only "
-                "its output is incomplete; `ocpi-parties history` shows what it changed",
-                err=True,
-            )
-            sys.exit(ExitCode.OK)
-        if command == "apply":
-            click.echo("error: interrupted: nothing was changed (rolled back)", err=True)
-        else:
-            click.echo("error: interrupted", err=True)
-    sys.exit(ExitCode.INTERRUPTED)
+    after_commit: str
+    before_commit: str
+    #: The line of any other command, if any.
+    other: str | None
+    code: ExitCode
+
+
+#: Ctrl-C (click turns KeyboardInterrupt into Abort). An apply before its COMMIT has rolled back.
+_INTERRUPTED = _Ending(
+    after_commit="warning: interrupted after the apply was committed: the changes are in the database, only "
+    "its output is incomplete; `ocpi-parties history` shows what it changed",
+    before_commit="error: interrupted: nothing was changed (rolled back)",
+    other="error: interrupted",
+    code=ExitCode.INTERRUPTED,
+)
+
+#: Standard output was closed (`| head`).
+_OUTPUT_LOST = _Ending(
+    after_commit="warning: the apply was committed, but standard output was closed (a pipe whose reader has "
+    "exited), so part of its output was lost; `ocpi-parties history` shows what it changed",
+    before_commit="error: standard output was closed before the apply committed: nothing was changed "
+    "(rolled back)",
+    other=None,
+    code=ExitCode.INVALID,
+)
+
+
+def _interrupted(command: str | None) -> NoReturn:
+    _ended_early(command, _INTERRUPTED)
 
 
 def _output_lost(command: str | None) -> NoReturn:
-    """Standard output was closed (`| head`): say what happened to the database, which alone decides the
-    exit code; no second error while Python flushes stdout at exit."""
+    """No second error while Python flushes the closed stdout at exit."""
     with contextlib.suppress(OSError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _ended_early(command, _OUTPUT_LOST)
+
+
+def _ended_early(command: str | None, ending: _Ending) -> NoReturn:
+    """Say what happened to the database and exit with its code. Each line goes to stderr where it still can:
+    stderr may be a closed pipe too."""
     with contextlib.suppress(OSError):
         if committed():
-            click.echo(
-                "warning: the apply was committed, but standard output was closed (a pipe whose reader has "
-                "exited), so part of its output was lost; `ocpi-parties history` shows what it changed",
-                err=True,
-            )
+            click.echo(ending.after_commit, err=True)
             sys.exit(ExitCode.OK)
-        if command == "apply":
-            click.echo(
-                "error: standard output was closed before the apply committed: nothing was changed "
-                "(rolled back)",
-                err=True,
-            )
-    sys.exit(ExitCode.INVALID)
+        message = ending.before_commit if command == "apply" else ending.other
+        if message is not None:
+            click.echo(message, err=True)
+    sys.exit(ending.code)

@@ -36,7 +36,7 @@ from reconciler.database import (
     configure,
     map_error,
 )
-from reconciler.errors import ExitCode, ReconcilerError
+from reconciler.errors import UsageError
 from reconciler.secret import SECRET_SETTINGS, mask_conninfo
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -72,11 +72,10 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else text.strip()
 
 
-def _invalid(source: str, reason: str) -> ReconcilerError:
-    return ReconcilerError(
+def _invalid(source: str, reason: str) -> UsageError:
+    return UsageError(
         f"{source} is not a valid connection string: {reason} (in a URL, write @ : / % and spaces in a "
-        "password as %40 %3A %2F %25 %20, or keep the password out of it)",
-        exit_code=ExitCode.USAGE,
+        "password as %40 %3A %2F %25 %20, or keep the password out of it)"
     )
 
 

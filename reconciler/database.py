@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from reconciler.errors import ExitCode, ReconcilerError
+from reconciler.errors import DatabaseError, ReconcilerError, UsageError
 from reconciler.secret import scrub
 
 URL_VARIABLE = "OCPI_PARTIES_DATABASE_URL"
@@ -54,12 +54,6 @@ _TIMEOUT = re.compile(r"^\s*(\d+)\s*(ms|s|min|h)?\s*$")
 Notify = Callable[[str], None]
 #: A session's connection: every one is opened with psycopg's default rows, tuples.
 Connection = psycopg.Connection[TupleRow]
-
-
-class DatabaseError(ReconcilerError):
-    """The database could not be reached, refused the login, timed out or lacks MaEVe's tables."""
-
-    exit_code = ExitCode.DATABASE
 
 
 @dataclass(frozen=True)
@@ -115,10 +109,9 @@ def _setting(option: str | None, name: str, variable: str, env: Mapping[str, str
     """
     value, source = (option, name) if option is not None else (env.get(variable), variable)
     if value is not None and not value.strip():
-        raise ReconcilerError(
+        raise UsageError(
             f"{source} is set but empty: give it a value or unset it (an empty CI secret is not a "
-            "missing one)",
-            exit_code=ExitCode.USAGE,
+            "missing one)"
         )
     return value, source
 
@@ -127,9 +120,8 @@ def parse_timeout(text: str, what: str) -> str:
     """`30s`, `500ms`, `2min`, `1h` or a number of milliseconds -> PostgreSQL's spelling; 0 disables."""
     match = _TIMEOUT.match(text)
     if match is None:
-        raise ReconcilerError(
-            f"invalid {what} {text!r}: use milliseconds or a number with ms, s, min or h (e.g. 30s)",
-            exit_code=ExitCode.USAGE,
+        raise UsageError(
+            f"invalid {what} {text!r}: use milliseconds or a number with ms, s, min or h (e.g. 30s)"
         )
     return f"{match.group(1)}{match.group(2) or 'ms'}"
 

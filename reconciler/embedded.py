@@ -27,7 +27,8 @@ from types import ModuleType
 import psycopg
 from psycopg import errors, sql
 
-from reconciler.database import DatabaseError, Notify, Target, failure
+from reconciler.database import Notify, Target, failure
+from reconciler.errors import DatabaseError
 from reconciler.migrations import create_maeve_base
 
 DATA_FOLDER = ".ocpi-parties"

@@ -1,13 +1,19 @@
 """One error base class and the exit codes the command line documents.
 
-Every failure the tool expects is a `ReconcilerError` (or a subclass) carrying the exit code it maps to;
-`cli.main` turns it into one line on stderr. Anything else is a bug and gets `EXIT_INTERNAL`.
+Every failure the tool expects is a `ReconcilerError`; its subclass is its category and carries the exit code
+it maps to. Every error class of the package is defined here. `cli.main` turns one into a line on stderr.
+Anything else is a bug and gets `ExitCode.INTERNAL`.
 """
 
 from __future__ import annotations
 
+import copy
 import textwrap
 from enum import IntEnum
+from typing import TYPE_CHECKING, ClassVar, Self
+
+if TYPE_CHECKING:
+    from reconciler.plan import Plan
 
 
 class ExitCode(IntEnum):
@@ -72,24 +78,79 @@ def exit_codes_help(names: tuple[str, ...] = tuple(MEANINGS), **meanings: str) -
 
 
 class ReconcilerError(Exception):
-    """An expected failure: its message is shown on one line and the process exits with `exit_code`."""
+    """An expected failure: its message is shown on one line and the process exits with `exit_code`.
 
-    exit_code: int = ExitCode.INVALID
+    The exit code is the class's: each category of failure is a subclass (UsageError, DatabaseError, Busy,
+    DiffersError...), never an argument.
+    """
 
-    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+    exit_code: ClassVar[ExitCode] = ExitCode.INVALID
+
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        if exit_code is not None:
-            self.exit_code = exit_code
 
     @property
     def message(self) -> str:
         return str(self.args[0])
+
+    def reworded(self, message: str) -> Self:
+        """The same failure (its class, exit code and attributes) in other words; raise it `from` self."""
+        error = copy.copy(self)
+        error.args = (message,)
+        return error
 
 
 class UsageError(ReconcilerError):
     """The command line asks for something that cannot be done (a missing directory, say)."""
 
     exit_code = ExitCode.USAGE
+
+
+class DatabaseError(ReconcilerError):
+    """The database could not be reached, refused the login, timed out or lacks MaEVe's tables or the
+    reconciler's migrations (or a newer ocpi-parties migrated it)."""
+
+    exit_code = ExitCode.DATABASE
+
+
+class DiffersError(ReconcilerError):
+    """apply --if-same-as: the reviewed plan is stale and the current plan's changes differ from it."""
+
+    exit_code = ExitCode.DIFFERS
+
+
+class StoreError(ReconcilerError):
+    """A store operation that cannot be done as asked (unknown party, not a CPO, ...); exit code 1."""
+
+
+class PlanFileError(ReconcilerError):
+    """A plan file that cannot be used: unreadable, of another version, or stale."""
+
+
+class PlanDocumentError(ValueError):
+    """A plan document that `plan_from_document` cannot read (the callers word it as their own error)."""
+
+
+class NothingApplied(ReconcilerError):
+    """apply refused before anything was written; the message says why and that nothing was changed.
+
+    `plan` is the plan that was refused (refused or blocked changes), for the caller to show after the
+    rollback; None when the refusal came before a plan could be trusted (a stale plan, a busy lock).
+    """
+
+    def __init__(self, message: str, *, plan: Plan | None = None) -> None:
+        super().__init__(message)
+        self.plan = plan
+
+
+class StalePlan(NothingApplied):
+    """The database (or the files) changed since the plan was made."""
+
+
+class Busy(NothingApplied):
+    """Another apply (or `db migrate`) holds the lock."""
+
+    exit_code = ExitCode.BUSY
 
 
 class _Applied:

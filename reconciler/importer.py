@@ -254,11 +254,11 @@ def draft_from_maeve_config(path: Path, shown: str, *, name: str | None = None) 
     try:
         config = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise ReconcilerError(f"{shown}: cannot read the file: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise ReconcilerError(f"{shown}: the file is not UTF-8 text") from None
+        raise ReconcilerError(f"{shown}: cannot read the file: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise ReconcilerError(f"{shown}: the file is not UTF-8 text") from error
     except tomllib.TOMLDecodeError as error:
-        raise ReconcilerError(f"{shown}: invalid TOML: {error}") from None
+        raise ReconcilerError(f"{shown}: invalid TOML: {error}") from error
     ocpi = config.get("ocpi")
     if not isinstance(ocpi, dict):
         raise ReconcilerError(

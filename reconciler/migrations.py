@@ -28,7 +28,7 @@ from importlib import resources
 from psycopg import sql
 
 from reconciler.database import Connection, exists, lock_database
-from reconciler.errors import ExitCode, ReconcilerError
+from reconciler.errors import DatabaseError, UsageError
 
 BOOKKEEPING = "reconciler_migrations"
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.up\.sql$")
@@ -267,10 +267,9 @@ def unknown(connection: Connection) -> list[int]:
 def refuse_newer(connection: Connection, label: str) -> None:
     newer = unknown(connection)
     if newer:
-        raise ReconcilerError(
+        raise DatabaseError(
             f"{label} was migrated by a newer ocpi-parties (migrations {', '.join(map(str, newer))} are "
-            "unknown to this one): upgrade ocpi-parties",
-            exit_code=ExitCode.DATABASE,
+            "unknown to this one): upgrade ocpi-parties"
         )
 
 
@@ -281,17 +280,15 @@ def require_current(connection: Connection, label: str) -> None:
     waiting = [m for m in available() if m.version not in done]
     if waiting:
         names = ", ".join(m.label for m in waiting)
-        raise ReconcilerError(
-            f"{label} is not migrated for ocpi-parties (pending: {names}): run `ocpi-parties db migrate`",
-            exit_code=ExitCode.DATABASE,
+        raise DatabaseError(
+            f"{label} is not migrated for ocpi-parties (pending: {names}): run `ocpi-parties db migrate`"
         )
     gone = _missing(connection, done)
     if gone:
-        raise ReconcilerError(
+        raise DatabaseError(
             f"{label} lacks objects that ocpi-parties' applied migrations provide "
             f"({describe_missing(gone)}); MaEVe's own migrations may have dropped and created its tables "
-            "again: run `ocpi-parties db migrate` to restore them",
-            exit_code=ExitCode.DATABASE,
+            "again: run `ocpi-parties db migrate` to restore them"
         )
 
 
@@ -336,7 +333,7 @@ def _goal(to: int | None) -> int:
     goal = versions[-1] if to is None else to
     if goal != 0 and goal not in versions:
         known = ", ".join(str(v) for v in versions)
-        raise ReconcilerError(f"no migration {goal}: use 0 or one of {known}", exit_code=ExitCode.USAGE)
+        raise UsageError(f"no migration {goal}: use 0 or one of {known}")
     return goal
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
-from reconciler.errors import ReconcilerError, UsageError
+from reconciler.errors import PlanDocumentError, PlanFileError, UsageError
 from reconciler.model import (
     BusinessDetails,
     Declared,
@@ -40,10 +40,6 @@ if TYPE_CHECKING:
 #: (hosted or partner), which decides whether apply may create, write or delete its row. 3: a source is an
 #: object `{"file", "line", "column"}`, not its display text, which a path holding `:` made ambiguous.
 PLAN_FILE_VERSION = 3
-
-
-class PlanFileError(ReconcilerError):
-    """A plan file that cannot be used: unreadable, of another version, or stale."""
 
 
 def _source_json(source: Source) -> dict[str, Any]:
@@ -257,7 +253,7 @@ def reviewed_plan(saved: SavedPlan, path: Path) -> Plan:
         raise PlanFileError(f"{path} holds no plan to show: run plan again")
     try:
         return render.plan_from_document(saved.rendered)
-    except render.PlanDocumentError as error:
+    except PlanDocumentError as error:
         raise PlanFileError(f"{path} holds a plan that cannot be read ({error}): run plan again") from None
 
 

@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, assert_never
 
+from reconciler.errors import PlanDocumentError
 from reconciler.model import Identity, Source
+from reconciler.output import Style, plain
 from reconciler.plan import (
     AdoptParty,
     AwaitRegistration,
@@ -47,14 +49,8 @@ NO_CHANGES = "No changes. The database matches the party files."
 #: GitHub refuses comments over 65,536 characters; the default leaves room for what CI wraps around it.
 MARKDOWN_LIMIT = 60_000
 
-Style = Callable[[str, str], str]
-
 #: Lists the ids of the locations a move gives away (`plan --show-locations`).
 LocationLister = Callable[[MoveLocations], Iterable[str]]
-
-
-def plain(text: str, _color: str) -> str:
-    return text
 
 
 CREATE, UPDATE, ADOPT, MOVE, DELETE, BLOCKED = "+", "~", "*", ">", "-", "x"
@@ -603,10 +599,6 @@ def render_json(plan: Plan) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-
-
-class PlanDocumentError(ValueError):
-    """A plan document that `plan_from_document` cannot read."""
 
 
 def _identity_of(text: Any) -> Identity:

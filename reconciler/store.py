@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.rows import RowFactory, kwargs_row
 
 from reconciler.database import Connection, exists
-from reconciler.errors import ReconcilerError
+from reconciler.errors import StoreError
 from reconciler.migrations import Applied, DatabaseObject, Migration, applied, available, missing, unknown
 from reconciler.model import CPO, Identity
 from reconciler.state import (
@@ -33,10 +33,6 @@ MOVE_SETTING = "ocpi_parties.move_locations"
 
 
 T = TypeVar("T")
-
-
-class StoreError(ReconcilerError):
-    """A store operation that cannot be done as asked (unknown party, not a CPO, ...); exit code 1."""
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ import pytest
 from conftest import Run
 from maeve_sql import save_location, save_party, snapshot
 
-from reconciler import db_report, migrations, store
+from reconciler import migrations, store
 from reconciler.connect import LIBPQ_VARIABLES
 from reconciler.database import Connection
 from reconciler.model import Identity
+from reconciler.output import database as database_output
 
 
 @pytest.fixture(autouse=True)
@@ -300,10 +301,10 @@ def test_parties_list_pages(run: Run, seeded: Connection, database_url: str) -> 
 
 def test_showing_says_where_the_page_is_in_thousands() -> None:
     page = store.Page(rows=list(range(50)), offset=50, limit=50, total=1234)
-    assert db_report.showing(page, "party rows") == [
+    assert database_output.showing(page, "party rows") == [
         "showing 51–100 of 1,234 party rows; the next page: --offset 100"  # noqa: RUF001
     ]
-    assert db_report.showing(store.Page(rows=[1, 2], offset=0, limit=50, total=2), "locations") == []
+    assert database_output.showing(store.Page(rows=[1, 2], offset=0, limit=50, total=2), "locations") == []
 
 
 def test_json_time_stamps_carry_the_time_zone_maeve_wrote_them_in(

@@ -21,7 +21,7 @@ from conftest import Run
 
 import reconciler
 from reconciler import cli as cli_module
-from reconciler.errors import ExitCode
+from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.model import ROLES
 
 ROOT = Path(__file__).parent.parent
@@ -138,7 +138,7 @@ def test_github_format_annotates_inline_and_escapes() -> None:
 
 def test_github_escapes_newlines_and_percent(tmp_path: Path) -> None:
     from reconciler.model import Problem, Source
-    from reconciler.report import render_github
+    from reconciler.output.validation import render_github
     from reconciler.validate import ValidationResult
 
     problem = Problem(Source("a,b:c.yaml", 1, 2), "schema", "100% bad\nsecond line")
@@ -207,6 +207,37 @@ def test_unexpected_error_exit_70_and_points_to_traceback(
         cli_module.main(["--traceback", "validate", str(ROOT / "parties")])
     with pytest.raises(RuntimeError, match="boom"):  # after the command too, where people add it
         cli_module.main(["validate", str(ROOT / "parties"), "--traceback"])
+
+
+def test_traceback_shows_an_expected_error_with_its_cause(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unreadable(*_: object) -> None:
+        try:
+            raise OSError("the disk is gone")
+        except OSError as error:
+            raise ReconcilerError("cannot read the parties") from error
+
+    monkeypatch.setattr(cli_module, "validate_path", unreadable)
+    with pytest.raises(SystemExit) as exited:
+        cli_module.main(["validate", str(ROOT / "parties")])
+    assert exited.value.code == ExitCode.INVALID
+    assert capsys.readouterr().err == "error: cannot read the parties\n"
+    for args in (["--traceback", "validate", "parties"], ["validate", "parties", "--traceback"]):
+        with pytest.raises(SystemExit) as exited:
+            cli_module.main(args)
+        assert exited.value.code == ExitCode.INVALID
+        err = capsys.readouterr().err
+        assert "OSError: the disk is gone" in err and "direct cause of the following exception" in err
+        assert err.endswith("ReconcilerError: cannot read the parties\nerror: cannot read the parties\n")
+
+
+def test_the_program_options_stand_after_a_command_of_a_group_too(run: Run) -> None:
+    code, _, err = run(
+        "db", "status", "--no-color", "--traceback", "--database-url", "postgresql://u@127.0.0.1:1/x"
+    )
+    assert code == ExitCode.DATABASE
+    assert "Traceback (most recent call last)" in err and err.endswith("Connection refused\n")
 
 
 def _on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:

@@ -21,14 +21,13 @@ from reconciler.connect import parse_conninfo, resolve, session
 from reconciler.database import (
     Cause,
     Connection,
-    DatabaseError,
     Settings,
     exists,
     failure,
     parse_timeout,
     secrets_of,
 )
-from reconciler.errors import ExitCode, ReconcilerError
+from reconciler.errors import DatabaseError, ExitCode, ReconcilerError
 from reconciler.secret import mask_conninfo, scrub
 
 SECRET = "s3cret-Pw"

@@ -32,6 +32,7 @@ from maeve_sql import LIST_OCPI_PARTIES_FOR_ROLE, location_data
 from psycopg.rows import tuple_row
 
 from reconciler import apply
+from reconciler.errors import NothingApplied
 from reconciler.model import BusinessDetails, Declared, DesiredState, Identity, Kind, Party, PartyRole
 from reconciler.plan import location_owner
 from reconciler.sample import SET_LOCATION, SET_OCPI_PARTY
@@ -201,7 +202,7 @@ class Ownership(RuleBasedStateMachine):
 
         if plan.refused:
             # moved_from names an identity that registration gave a CPO row: apply refuses, changing nothing.
-            with pytest.raises(apply.NothingApplied):
+            with pytest.raises(NothingApplied):
                 run()
             COUNTS["refused applies"] += 1
             return

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.planfile import PLAN_FILE_VERSION, PlanFileError, desired_digest, load, save
+from reconciler.errors import PlanFileError
+from reconciler.planfile import PLAN_FILE_VERSION, desired_digest, load, save
 from reconciler.validate import validate_path
 
 EXAMPLES = Path(__file__).parent / "examples" / "valid"

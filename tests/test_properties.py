@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from reconciler.cli import cli
 from reconciler.load import parse_text
 from reconciler.model import PROBLEM_CODES, Problem
-from reconciler.report import render_github, render_json, render_text
+from reconciler.output.validation import render_github, render_json, render_text
 from reconciler.validate import ValidationResult, validate_path
 
 DEFAULT = "default_party: GB-TWK\n"

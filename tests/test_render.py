@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from render_cases import GON, OLD, TWK, VLT, creates, every_change
 
+from reconciler.errors import PlanDocumentError
 from reconciler.model import Identity, Source
+from reconciler.output import plain
 from reconciler.plan import (
     AdoptParty,
     AwaitRegistration,
@@ -34,8 +36,6 @@ from reconciler.plan import (
 )
 from reconciler.render import (
     NO_CHANGES,
-    PlanDocumentError,
-    plain,
     plan_document,
     plan_from_document,
     render_json,
@@ -782,7 +782,7 @@ def test_apply_and_its_errors_count_in_english() -> None:
     """`1 location moved` and `1 deletion blocked`, never `1 locations moved` or `deletion(s)`."""
     from reconciler import render
     from reconciler.apply import Outcome
-    from reconciler.cli import _complete_line
+    from reconciler.operations import complete_line as _complete_line
     from reconciler.plan import Plan
 
     assert "; 1 location moved." in _complete_line(Outcome(Plan(()), history_id=1, locations_moved=1))

@@ -13,11 +13,12 @@ import pytest
 from conftest import Run
 from maeve_sql import save_party
 
-from reconciler import db_report, store
+from reconciler import store
 from reconciler.connect import resolve
 from reconciler.database import Connection, Settings
 from reconciler.migrations import migrate
 from reconciler.model import Identity
+from reconciler.output import database as database_output
 from reconciler.plan import FieldChange, Plan, UpdateParty
 from reconciler.plan import PartyRow as PlanRow
 from reconciler.render import render_json, render_markdown, render_text
@@ -110,7 +111,7 @@ def test_the_read_commands_never_show_a_password_of_a_party_url(
         assert (code, err) == (0, "")
         assert SECRET not in out and "password=***" in out, command
     page = store.party_page(connection)
-    for output in (db_report.parties_text(page), db_report.parties_json(page)):
+    for output in (database_output.parties_text(page), database_output.parties_json(page)):
         assert SECRET not in output
 
 

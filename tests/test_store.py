@@ -7,9 +7,9 @@ from maeve_sql import location_owner, save_location, save_party
 
 from reconciler import migrations, state, store
 from reconciler.database import Connection
+from reconciler.errors import StoreError
 from reconciler.migrations import migrate
 from reconciler.model import Identity
-from reconciler.store import StoreError
 
 GB_TWK = Identity("GB", "TWK")
 ES_CPO = Identity("ES", "CPO")

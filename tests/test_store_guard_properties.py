@@ -14,10 +14,10 @@ from maeve_sql import save_location, save_party
 
 from reconciler import store
 from reconciler.database import Connection
+from reconciler.errors import StoreError
 from reconciler.model import Identity
 from reconciler.plan import location_owner
 from reconciler.sample import SET_LOCATION
-from reconciler.store import StoreError
 
 IDENTITIES = [Identity("GB", "TWK"), Identity("ES", "CPO"), Identity("PT", "CPO")]
 LOCATIONS = ["L0", "L1", "L2"]

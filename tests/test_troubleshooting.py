@@ -1,8 +1,10 @@
 """docs/troubleshooting.md lists every message the tool can print when something goes wrong.
 
 A static check of the source: every error the package constructs (ReconcilerError and each subclass of it,
-found in the source, so a new module's errors are checked without touching this test), every message that
-`map_error` composes, and every line written to standard error with `click.echo(..., err=True)`. Each
+found in the source, so a new module's errors are checked without touching this test) or rewords
+(`error.reworded(...)`), every message that `map_error` composes, and every line written to standard error
+with `click.echo(..., err=True)` or kept, as an argument given by name, to be written there later (starting
+`error: ` or `warning: `). Each
 message is reduced to its key, the first run of literal words (up to six) in it, without what is filled in
 at run time; the key must appear on the page. Backticks and line breaks do not count on either side.
 The problems that validate reports in party files are listed by their problem code, each with what to do.
@@ -72,6 +74,26 @@ def _error_classes(trees: list[ast.Module]) -> set[str]:
     return names
 
 
+def _called(function: ast.expr) -> set[str]:
+    """The names a call may call: `f(...)`, `module.f(...)`, or either class of `(A if lost else B)(...)`."""
+    if isinstance(function, ast.IfExp):
+        return _called(function.body) | _called(function.orelse)
+    return {function.id if isinstance(function, ast.Name) else getattr(function, "attr", "")}
+
+
+def _kept_messages(node: ast.AST) -> list[ast.expr]:
+    """Messages kept as data to be printed later: the arguments, given by name, that start as the lines on
+    stderr do (`error: `, `warning: `)."""
+    if not isinstance(node, ast.Call):
+        return []
+    found = []
+    for keyword in node.keywords:
+        parts = _literals(keyword.value)
+        if parts and parts[0].startswith(("error: ", "warning: ")):
+            found.append(keyword.value)
+    return found
+
+
 def _no_cover(source: list[str], node: ast.AST) -> bool:
     """Code that coverage is told never runs (the line itself, or the `if` just above it)."""
     line = getattr(node, "lineno", 1)
@@ -86,11 +108,11 @@ def messages() -> Iterator[Message]:
         for node in ast.walk(tree):
             found: ast.expr | None = None
             if isinstance(node, ast.Call) and node.args:
-                name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+                names = _called(node.func)
                 to_stderr = any(
                     k.arg == "err" and getattr(k.value, "value", None) is True for k in node.keywords
                 )
-                if name in errors or (name == "echo" and to_stderr):
+                if names & (errors | {"reworded"}) or ("echo" in names and to_stderr):
                     found = node.args[0]
             elif (
                 path.name == "database.py"
@@ -98,9 +120,11 @@ def messages() -> Iterator[Message]:
                 and any(getattr(t, "id", "") == "message" for t in node.targets)
             ):
                 found = node.value  # map_error composes its messages before it wraps them
-            parts = _literals(found) if found is not None else None
-            if parts is not None and not _no_cover(lines, node):
-                yield Message(f"{path.relative_to(ROOT)}:{node.lineno}", tuple(parts))
+            kept = _kept_messages(node) if found is None else []
+            for message in [found] if found is not None else kept:
+                parts = _literals(message)
+                if parts is not None and not _no_cover(lines, node):
+                    yield Message(f"{path.relative_to(ROOT)}:{message.lineno}", tuple(parts))
 
 
 def _flat(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Render what the database commands read: parties, locations, the default party and `db status`.
+"""What the database commands show: parties, locations, the default party, `db status` and `db migrate`.
 
 Pure functions from store values to text or JSON; the command line prints what they return.
 """
@@ -218,9 +218,10 @@ def default_text(identity: Identity | None, recorded: bool = True) -> str:
     return str(identity) if identity else "No default party is set."
 
 
-def status_text(status: Status, label: str) -> str:
-    lines = [f"Database: {label}", "Migrations:"]
+def _migration_lines(status: Status) -> list[str]:
+    """Each migration, applied (when) or pending, then those only a newer ocpi-parties knows."""
     width = max(len(state.migration.label) for state in status.migrations)
+    lines = []
     for state in status.migrations:
         if state.applied is None:
             mark = "pending"
@@ -229,36 +230,52 @@ def status_text(status: Status, label: str) -> str:
             if state.changed:
                 mark += " (the shipped file differs from the applied one)"
         lines.append(f"  {state.migration.label.ljust(width)}  {mark}")
-    for version in status.unknown_migrations:
-        lines.append(f"  {version:04d} (unknown to this version: applied by a newer ocpi-parties)")
-    if status.missing:
-        lines.append(
-            "  Missing (applied, but gone from the database: MaEVe's own migrations may have dropped and "
-            "created its tables again):"
-        )
-        for migration, objects in status.missing:
-            lines.append(f"    {migration.label}: missing {', '.join(map(str, objects))}")
-    pending = len(status.pending)
-    if status.missing:
-        waiting = f"{pending} pending; " if pending else ""
-        lines.append(f"  {waiting}run `ocpi-parties db migrate` to restore what is missing")
-    elif pending:
-        lines.append(f"  {pending} pending: run `ocpi-parties db migrate`")
-    else:
-        lines.append("  up to date")
-    if status.default_party is None:
-        default = "none"
-    elif status.default_is_cpo:
-        default = str(status.default_party)
-    else:
-        default = f"{status.default_party} (no CPO row: locations cannot land on it)"
     lines += [
-        f"Default party: {default}",
-        f"Parties: {status.parties} rows, {status.managed} managed, {status.unmanaged} not managed",
-        f"Locations: {status.locations}, {status.orphans} orphan (no CPO party)",
-        f"Location owner key: {status.location_key}",
+        f"  {version:04d} (unknown to this version: applied by a newer ocpi-parties)"
+        for version in status.unknown_migrations
     ]
-    return "\n".join(lines)
+    return lines
+
+
+def _missing_lines(status: Status) -> list[str]:
+    """What applied migrations made that is gone from the database, and what to run."""
+    pending = len(status.pending)
+    if not status.missing:
+        return [f"  {pending} pending: run `ocpi-parties db migrate`" if pending else "  up to date"]
+    lines = [
+        "  Missing (applied, but gone from the database: MaEVe's own migrations may have dropped and "
+        "created its tables again):"
+    ]
+    lines += [
+        f"    {migration.label}: missing {', '.join(map(str, objects))}"
+        for migration, objects in status.missing
+    ]
+    waiting = f"{pending} pending; " if pending else ""
+    return [*lines, f"  {waiting}run `ocpi-parties db migrate` to restore what is missing"]
+
+
+def _default_party(status: Status) -> str:
+    if status.default_party is None:
+        return "none"
+    if status.default_is_cpo:
+        return str(status.default_party)
+    return f"{status.default_party} (no CPO row: locations cannot land on it)"
+
+
+def status_text(status: Status, label: str) -> str:
+    """`db status`: the migrations, the default party, and the counts of parties and locations."""
+    return "\n".join(
+        [
+            f"Database: {label}",
+            "Migrations:",
+            *_migration_lines(status),
+            *_missing_lines(status),
+            f"Default party: {_default_party(status)}",
+            f"Parties: {status.parties} rows, {status.managed} managed, {status.unmanaged} not managed",
+            f"Locations: {status.locations}, {status.orphans} orphan (no CPO party)",
+            f"Location owner key: {status.location_key}",
+        ]
+    )
 
 
 _VERB = {"up": "applied ", "down": "reverted", "restore": "restored"}

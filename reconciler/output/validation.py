@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from reconciler.model import Problem, Severity
+from reconciler.output import Style, plain
 from reconciler.validate import ValidationResult
 
 #: Version of the JSON document `validate --format json` prints. Raised on any incompatible change.
 JSON_FORMAT_VERSION = 1
-
-Style = Callable[[str, str], str]
-
-
-def _plain(text: str, _color: str) -> str:
-    return text
 
 
 def _plural(count: int, noun: str) -> str:
@@ -36,7 +30,7 @@ def _location(problem: Problem) -> str:
     return f"{problem.source}: {problem.path}: " if problem.path else f"{problem.source}: "
 
 
-def render_text(result: ValidationResult, *, strict: bool = False, style: Style = _plain) -> str:
+def render_text(result: ValidationResult, *, strict: bool = False, style: Style = plain) -> str:
     """`file:line:col: $.path: message`, one problem a line, then a summary line."""
     lines = []
     for problem in result.problems:
