@@ -386,3 +386,40 @@ def test_a_credential_in_a_url_is_refused_without_being_shown() -> None:
 )
 def test_urls(url: object, valid: bool) -> None:
     assert schema.is_url(url) is valid
+
+
+_GB_TWK = "country_code: GB\nparty_id: TWK\nkind: hosted\nbusiness_details: {name: T}\nroles: [{role: CPO}]\n"
+
+
+def test_check_file_on_text_and_on_the_same_file_written(tmp_path: Path) -> None:
+    from_text = check_file("GB-TWK.yaml", text=_GB_TWK)
+    assert from_text.problems == () and not from_text.failed
+    assert from_text.party is not None and from_text.party.identity == Identity("GB", "TWK")
+    assert (from_text.tombstones, from_text.default) == ((), None)
+    (tmp_path / "GB-TWK.yaml").write_text(_GB_TWK, encoding="utf-8")
+    from_file = check_file("GB-TWK.yaml", path=tmp_path / "GB-TWK.yaml")
+    assert from_file == from_text
+    assert from_file.party is not None and str(from_file.party.source) == "GB-TWK.yaml:1:1"
+    assert check_file(str(tmp_path / "GB-TWK.yaml")) == check_file(
+        "GB-TWK.yaml", path=str(tmp_path / "GB-TWK.yaml")
+    )
+
+
+def test_check_file_reads_the_kind_of_file_from_its_name() -> None:
+    named = check_file("parties/default-party.yaml", text="default_party: gb-twk\n")
+    assert named.default is not None and named.default.value == Identity("GB", "TWK")
+    assert str(named.default.source) == "parties/default-party.yaml:1:16"
+    assert [p.code for p in named.problems] == ["case"] and not named.failed
+    assert named.party is None
+    renamed = check_file("parties/NL-VLT.yaml", text=_GB_TWK)
+    assert [p.code for p in renamed.problems] == ["file-name"] and renamed.failed
+    assert renamed.party is None
+
+
+def test_check_file_reports_what_keeps_a_file_from_loading_and_keeps_tombstones(tmp_path: Path) -> None:
+    unreadable = check_file("GB-TWK.yaml", path=tmp_path / "missing.yaml")
+    assert [p.code for p in unreadable.problems] == ["unreadable"] and unreadable.failed
+    assert check_file("default-party.yaml", text="default_party: [\n").default is None
+    deleted = check_file("NL-VLT.yaml", text="country_code: NL\nparty_id: VLT\ndeleted: true\n")
+    assert deleted.problems == () and deleted.party is None
+    assert [(str(t.identity), t.role) for t in deleted.tombstones] == [("NL-VLT", None)]
