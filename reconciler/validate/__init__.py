@@ -1,12 +1,11 @@
 """Check party files: each file against its JSON Schema, then the rules that span files.
 
-The stages, in the order a file passes them:
-
-- `normalise`: the loaded data as validate reads it (secrets left out, codes in canonical case), as new data;
-- `schema`: the JSON Schemas, applied by jsonschema-rs and worded by jsonschema;
-- `build`: the rules inside one file, and what a valid file declares (`file.check` runs one file through);
-- `rules`: the rules across the files of a parties directory;
-- `folder`: the directory scan, and `validate_path`, which returns every problem and the `DesiredState`.
+A file passes, in order: `normalise` (the loaded data as validate reads it, secrets left out and codes in
+canonical case, as new data), `schema` (the JSON Schemas, applied by jsonschema-rs and worded by jsonschema)
+and `build` (the rules inside one file, and what a valid file declares); `file.check_file` runs one file
+through them. `folder` scans a parties directory and checks the `rules` across its files: `validate_path`
+returns every problem and, when there are no errors, the `DesiredState`. `names` says what the files are
+called; `problems` reports a problem at its place in the file.
 """
 
 from reconciler.validate.file import Checked, check_file
