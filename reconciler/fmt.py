@@ -37,7 +37,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, PlainScalarString
 from reconciler.errors import UsageError
 from reconciler.load import MAX_FILE_BYTES, CoreResolver, decode, parse_text
 from reconciler.model import Problem, Source
-from reconciler.validate import _PARTY_FILE, DEFAULT_FILE, party_case_fields, read_back
+from reconciler.validate import DEFAULT_FILE, PARTY_FILE, case_fields, holder, read_back
 
 #: Key orders of the canonical form: the order of the properties in schema/party.schema.json.
 PARTY_KEYS = (
@@ -112,15 +112,15 @@ def _mappings(node: Any, key: str) -> Iterator[CommentedMap]:
 
 def _reorder(data: CommentedMap) -> None:
     _order(data, PARTY_KEYS)
-    holders = [data]
+    parents = [data]
     roles = data.get("roles")
     if isinstance(roles, CommentedSeq):
         for role in roles:
             if isinstance(role, CommentedMap):
                 _order(role, ROLE_KEYS)
-                holders.append(role)
-    for holder in holders:
-        for details in _mappings(holder, "business_details"):
+                parents.append(role)
+    for parent in parents:
+        for details in _mappings(parent, "business_details"):
             _order(details, DETAIL_KEYS)
             for logo in _mappings(details, "logo"):
                 _order(logo, LOGO_KEYS)
@@ -128,9 +128,8 @@ def _reorder(data: CommentedMap) -> None:
 
 def _codes(data: CommentedMap, plain_text: dict[Any, str], default: bool) -> None:
     """Codes in the case validate reads them in; an unquoted number in a code as the text written."""
-    for parent, last, path, upper in party_case_fields(data, default=default):
-        if isinstance(parent, dict) and last not in parent:
-            continue
+    for path, upper in case_fields(data, default=default):
+        parent, last = holder(data, path), path[-1]
         value = parent[last]
         written = plain_text.get(path)
         if written is not None and not isinstance(value, str | bool) and value is not None:
@@ -165,32 +164,41 @@ def _styled(value: Any, seen: dict[int, tuple[Any, Any]]) -> Any:
     """Block style for collections, one quoting rule for text, decimal integers; anchors and aliases kept."""
     if id(value) in seen:  # an alias: the value its anchor gave, so that it is written as *name again
         return seen[id(value)][1]
-    result = value
     if isinstance(value, CommentedMap | CommentedSeq):
-        # An empty one stays `[]` or `{}`: ruamel.yaml writes an empty block collection as a flow one anyway,
-        # after a comment on the key's line when there is one, which no longer reads back.
-        if value:
-            value.fa.set_block_style()
-        else:
-            value.fa.set_flow_style()
+        _style_collection(value, seen)
+        result = value
+    else:
+        result = _styled_scalar(value)
+    seen[id(value)] = (value, result)  # the value is kept alive so that its id is not reused
+    return result
+
+
+def _style_collection(value: CommentedMap | CommentedSeq, seen: dict[int, tuple[Any, Any]]) -> None:
+    # An empty one stays `[]` or `{}`: ruamel.yaml writes an empty block collection as a flow one anyway,
+    # after a comment on the key's line when there is one, which no longer reads back.
+    if value:
+        value.fa.set_block_style()
+    else:
+        value.fa.set_flow_style()
     if isinstance(value, CommentedMap):
         for key in value:
             value[key] = _styled(value[key], seen)
-    elif isinstance(value, CommentedSeq):
-        for index, item in enumerate(value):
-            _comment_into_block(value, index, item)
-        for index, item in enumerate(value):
-            value[index] = _styled(item, seen)
-    elif isinstance(value, str):
+        return
+    for index, item in enumerate(value):
+        _comment_into_block(value, index, item)
+    for index, item in enumerate(value):
+        value[index] = _styled(item, seen)
+
+
+def _styled_scalar(value: Any) -> Any:
+    if isinstance(value, str):
         name = _anchor(value)
-        if plain_ok(value):
-            result = PlainScalarString(value, anchor=name) if name else str(value)
-        else:
-            result = DoubleQuotedScalarString(value, anchor=name)
-    elif isinstance(value, int) and not isinstance(value, bool) and _anchor(value) is None:
-        result = int(value)
-    seen[id(value)] = (value, result)  # the value is kept alive so that its id is not reused
-    return result
+        if not plain_ok(value):
+            return DoubleQuotedScalarString(value, anchor=name)
+        return PlainScalarString(value, anchor=name) if name else str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and _anchor(value) is None:
+        return int(value)
+    return value
 
 
 def canonical_text(text: str, file: str, *, default: bool = False) -> str | Problem:
@@ -286,7 +294,7 @@ def party_files(path: Path) -> list[Path]:
         if not entry.name.startswith(".")
         and not entry.is_symlink()
         and entry.is_file()
-        and (_PARTY_FILE.match(entry.name) or is_default_file(entry))
+        and (PARTY_FILE.match(entry.name) or is_default_file(entry))
     )
 
 

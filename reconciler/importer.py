@@ -27,11 +27,11 @@ from psycopg.rows import dict_row
 from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
 from reconciler.fmt import DETAIL_KEYS, LOGO_KEYS, canonical_text, plain_ok
-from reconciler.model import CPO, NAME_NEEDED, ROLES, Identity, Kind, Severity
+from reconciler.model import CPO, NAME_NEEDED, ROLES, Identity, Kind
 from reconciler.plan import details_problem
 from reconciler.render import value_text
 from reconciler.state import get_default_party, party_rows_query
-from reconciler.validate import check_default_file, check_party_file, check_party_text
+from reconciler.validate import check_file
 
 #: The roles a party file may declare, in the order files list them.
 _CODE = re.compile(r"^[A-Z]{2}$")
@@ -295,16 +295,16 @@ def names_default(path: Path, identity: Identity) -> bool:
     """Whether `path` is a valid default-party file that names `identity`."""
     if not path.is_file():
         return False
-    problems, named = check_default_file(path, path.name)
-    return not problems and named is not None and named[0] == identity
+    found = check_file(path.name, path=path)
+    return not found.problems and found.default is not None and found.default.value == identity
 
 
 def declared_cpo(path: Path) -> bool:
     """Whether `path` is a valid party file that declares a hosted CPO role (what the default party needs)."""
     if not path.is_file():
         return False
-    problems, party, _ = check_party_file(path, path.name)
-    return not any(p.severity is Severity.ERROR for p in problems) and party is not None and party.hosted_cpo
+    found = check_file(path.name, path=path)
+    return not found.failed and found.party is not None and found.party.hosted_cpo
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -379,7 +379,8 @@ def render_default(identity: Identity) -> str:
 
 def check(draft: Draft, text: str) -> str | None:
     """None when `text` validates and declares exactly the draft; else the first reason it does not."""
-    problems, party, _ = check_party_text(text, draft.file_name)
+    found = check_file(draft.file_name, text=text)
+    party, problems = found.party, list(found.problems)
     problems = [p for p in problems if p.code != "placeholder-name"]  # init's, until someone writes a name
     if problems:
         first = problems[0]

@@ -68,35 +68,13 @@ CoreResolver.add_implicit_resolver(
 CoreResolver.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
 
 
-class _ComposingResolver(CoreResolver):
-    """CoreResolver's tags, told with one lookup per scalar: the parser asks for the tag of every node."""
-
-    def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
-        if kind is not ScalarNode:
-            return _SEQ if kind is SequenceNode else _MAP
-        if implicit[0]:
-            for tag, pattern in _IMPLICIT.get(value[:1], ()):
-                if pattern.match(value):
-                    return tag
-        return _STR
-
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        """No path resolvers are registered: nothing to track."""
-
-    def ascend_resolver(self) -> None:
-        """No path resolvers are registered: nothing to track."""
-
-
-_IMPLICIT: dict[str, list[tuple[str, re.Pattern[str]]]] = CoreResolver.yaml_implicit_resolvers
-assert None not in _IMPLICIT and not CoreResolver.yaml_path_resolvers  # what resolve() leaves out
-
 if yaml.__with_libyaml__:
     from yaml.cyaml import CParser  # type: ignore[attr-defined]
 
-    class _Composer(CParser, _ComposingResolver):
+    class _Composer(CParser, CoreResolver):
         def __init__(self, text: str) -> None:
             CParser.__init__(self, text)
-            _ComposingResolver.__init__(self)
+            CoreResolver.__init__(self)
 
 else:  # pragma: no cover - PyYAML built without libyaml
 
@@ -105,14 +83,14 @@ else:  # pragma: no cover - PyYAML built without libyaml
         yaml.scanner.Scanner,
         yaml.parser.Parser,
         yaml.composer.Composer,
-        _ComposingResolver,
+        CoreResolver,
     ):
         def __init__(self, text: str) -> None:
             yaml.reader.Reader.__init__(self, text)
             yaml.scanner.Scanner.__init__(self)
             yaml.parser.Parser.__init__(self)
             yaml.composer.Composer.__init__(self)
-            _ComposingResolver.__init__(self)
+            CoreResolver.__init__(self)
 
 
 @dataclass(frozen=True)
@@ -221,8 +199,6 @@ class _Builder:
     def _scalar(self, node: ScalarNode) -> Any:
         text: str = node.value
         try:
-            if node.tag == _STR:
-                return text
             if node.tag == _NULL:
                 return None
             if node.tag == _BOOL:
@@ -237,10 +213,10 @@ class _Builder:
                 if math.isnan(number) or math.isinf(number):
                     raise _Refused(node, "yaml-value", f"{text} is not a usable number")
                 return number
-        except ValueError:
+        except ValueError as error:
             raise _Refused(
                 node, "yaml-value", f"{text!r} is not a valid {node.tag.rsplit(':', 1)[-1]}"
-            ) from None
+            ) from error
         raise _Refused(node, "yaml-tag", f"the tag {_tag(node)} is not allowed in party files")
 
 
@@ -325,39 +301,43 @@ def _syntax_problem(error: yaml.YAMLError, file: str, text: str) -> Problem:
 
 def parse_text(text: str, file: str) -> LoadedFile | Problem:
     """Parse YAML text (already decoded) into a `LoadedFile`, or the first problem that prevents it."""
-    tab = _tab_in_indentation(text, file)
-    if tab is not None:
-        return tab
-    composer = _Composer(text)
-    try:
-        if not composer.check_node():
-            return Problem(Source(file, 1, 1), "empty-file", "the file is empty")
-        node = composer.get_node()
-        if node is None:  # pragma: no cover - check_node() said there is a document
-            return Problem(Source(file, 1, 1), "empty-file", "the file is empty")
-        if composer.check_node():
-            second = composer.get_node()
-            line = second.start_mark.line + 1 if second is not None else 1
-            # Point at the `---` that starts the second document rather than at its content.
-            lines = text.splitlines()
-            line = next(
-                (n for n in range(min(line, len(lines)), 0, -1) if lines[n - 1].startswith("---")), line
-            )
-            return Problem(
-                Source(file, line, 1),
-                "multiple-documents",
-                "more than one YAML document (---): a party file holds exactly one",
-            )
-    except yaml.YAMLError as error:
-        return _syntax_problem(error, file, text)
-    finally:
-        composer.dispose()
+    node = _tab_in_indentation(text, file) or _compose(text, file)
+    if isinstance(node, Problem):
+        return node
     builder = _Builder(file, node)
     try:
         data = builder.build(node, ())
     except _Refused as refused:
         return Problem(builder.source(refused.node), refused.code, str(refused))
     return LoadedFile(file, data, builder.value_marks, builder.key_marks, builder.plain_text)
+
+
+def _compose(text: str, file: str) -> Node | Problem:
+    """The node graph of the one YAML document in `text`."""
+    composer = _Composer(text)
+    try:
+        node = composer.get_node() if composer.check_node() else None
+        if node is None:
+            return Problem(Source(file, 1, 1), "empty-file", "the file is empty")
+        if composer.check_node():
+            return _second_document(composer.get_node(), text, file)
+    except yaml.YAMLError as error:
+        return _syntax_problem(error, file, text)
+    finally:
+        composer.dispose()
+    return node
+
+
+def _second_document(second: Node | None, text: str, file: str) -> Problem:
+    """Point at the `---` that starts the second document rather than at its content."""
+    line = second.start_mark.line + 1 if second is not None else 1
+    lines = text.splitlines()
+    line = next((n for n in range(min(line, len(lines)), 0, -1) if lines[n - 1].startswith("---")), line)
+    return Problem(
+        Source(file, line, 1),
+        "multiple-documents",
+        "more than one YAML document (---): a party file holds exactly one",
+    )
 
 
 def load_file(path: str | Path, file: str) -> LoadedFile | Problem:

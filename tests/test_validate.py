@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler import validate
 from reconciler.errors import UsageError
 from reconciler.load import load_file
 from reconciler.model import BusinessDetails, DesiredState, Identity, Image, Kind, Problem, Severity
 from reconciler.secret import hide_url_secrets, url_secrets
-from reconciler.validate import format_path, validate_path
+from reconciler.validate import DEFAULT_FILE, DEFAULT_SCHEMA, PARTY_SCHEMA, check_file, schema, validate_path
+from reconciler.validate.problems import format_path
 
 REPOSITORY = Path(__file__).parent.parent / "parties"
 
@@ -211,11 +211,12 @@ def test_a_tombstone_needs_no_kind_and_keeps_none(tmp_path: Path) -> None:
         "country_code: NL\nparty_id: EMO\nkind: partner\n"
         "roles: [{role: EMSP, kind: partner, deleted: true}]\n"
     )
-    problems, party, tombstones = validate.check_party_text(deleted_role, "NL-EMO.yaml")
+    found = check_file("NL-EMO.yaml", text=deleted_role)
+    problems, party, tombstones = found.problems, found.party, found.tombstones
     assert [(p.code, p.path, p.message) for p in problems] == [
         ("deleted-with-content", "$.roles[0].kind", "role EMSP is marked deleted: remove its kind")
     ]
-    assert (party, tombstones) == (None, [])
+    assert (party, tombstones) == (None, ())
 
 
 @pytest.mark.parametrize(
@@ -231,7 +232,8 @@ def test_a_tombstone_needs_no_kind_and_keeps_none(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_only_a_cpo_can_be_hosted_and_the_message_says_why(text: str, path: str, says: str) -> None:
     document = f"country_code: NL\nparty_id: VLT\nbusiness_details: {{name: V}}\n{text}\n"
-    problems, party, _ = validate.check_party_text(document, "NL-VLT.yaml")
+    found = check_file("NL-VLT.yaml", text=document)
+    problems, party = found.problems, found.party
     assert [(p.code, p.path) for p in problems] == [("hosted-not-cpo", path)]
     assert says in problems[0].message and "only a CPO can be hosted" in problems[0].message
     assert party is None
@@ -243,7 +245,8 @@ def test_only_a_cpo_can_be_hosted_and_the_message_says_why(text: str, path: str,
 def test_a_kind_that_is_not_a_word_gets_one_message_naming_both_values(value: str, shown: str) -> None:
     document = f"country_code: NL\nparty_id: VLT\nkind: {value}\nbusiness_details: {{name: V}}\n"
     document += "roles: [{role: EMSP}]\n"
-    problems, party, _ = validate.check_party_text(document, "NL-VLT.yaml")
+    found = check_file("NL-VLT.yaml", text=document)
+    problems, party = found.problems, found.party
     assert [(p.code, p.path) for p in problems] == [("schema", "$.kind")]
     assert problems[0].message.startswith("kind must be hosted (this CSMS operates it")
     assert problems[0].message.endswith(f"which creates its rows), not {shown}")
@@ -254,7 +257,7 @@ def test_an_unknown_role_is_not_also_reported_as_hosted() -> None:
     document = (
         "country_code: NL\nparty_id: VLT\nkind: hosted\nbusiness_details: {name: V}\nroles: [{role: CAR}]\n"
     )
-    problems, _, _ = validate.check_party_text(document, "NL-VLT.yaml")
+    problems = check_file("NL-VLT.yaml", text=document).problems
     assert [p.code for p in problems] == ["schema"]
 
 
@@ -262,9 +265,9 @@ EXAMPLES = Path(__file__).parent / "examples"
 _SCHEMA_FILES = sorted([*EXAMPLES.glob("*/*/parties/*.yaml"), *REPOSITORY.glob("*.yaml")])
 
 
-def _agree(data: object, schema: str) -> None:
+def _agree(data: object, name: str) -> None:
     """The fast check accepts a document exactly when jsonschema finds no problem in it."""
-    assert validate._fast_validator(schema).is_valid(data) == validate._validator(schema).is_valid(data), data
+    assert schema.fast_validator(name).is_valid(data) == schema.plain_validator(name).is_valid(data), data
 
 
 @pytest.mark.parametrize("path", _SCHEMA_FILES, ids=lambda p: str(p.relative_to(p.parents[2])))
@@ -272,8 +275,7 @@ def test_the_fast_schema_check_agrees_with_jsonschema_on_every_example(path: Pat
     loaded = load_file(path, path.name)
     if isinstance(loaded, Problem):
         return
-    schema = validate.DEFAULT_SCHEMA if path.name == validate.DEFAULT_FILE else validate.PARTY_SCHEMA
-    _agree(loaded.data, schema)
+    _agree(loaded.data, DEFAULT_SCHEMA if path.name == DEFAULT_FILE else PARTY_SCHEMA)
 
 
 _TEXT = st.sampled_from(
@@ -296,24 +298,23 @@ _VALUE = st.recursive(
 
 @given(st.dictionaries(st.sampled_from([*_PARTY_KEYS, "token"]), _VALUE, max_size=6))
 def test_the_fast_schema_check_agrees_with_jsonschema_on_any_party_document(data: dict[str, object]) -> None:
-    _agree(data, validate.PARTY_SCHEMA)
+    _agree(data, PARTY_SCHEMA)
 
 
 @given(st.dictionaries(st.sampled_from(["default_party", "extra"]), _VALUE, max_size=2))
 def test_the_fast_schema_check_agrees_with_jsonschema_on_any_default_document(
     data: dict[str, object],
 ) -> None:
-    _agree(data, validate.DEFAULT_SCHEMA)
+    _agree(data, DEFAULT_SCHEMA)
 
 
-@given(st.from_regex(validate._PLAIN_URL, fullmatch=True))
-def test_every_url_the_quick_url_check_accepts_passes_the_full_check(url: str) -> None:
-    assert validate._is_split_url(url), url
+#: The most common shape of a party URL: http(s), a host name, an optional port and a plain path.
+_PLAIN_URL = r"https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?"
 
 
-@given(st.from_regex(validate._PLAIN_URL, fullmatch=True))
-def test_a_url_the_quick_check_accepts_carries_no_credential(url: str) -> None:
-    """The secret check skips plain URLs; the full check must agree that they carry none."""
+@given(st.from_regex(_PLAIN_URL, fullmatch=True))
+def test_a_plain_url_is_a_url_and_carries_no_credential(url: str) -> None:
+    assert schema.is_url(url), url
     assert url_secrets(url) == [], url
 
 
@@ -360,7 +361,8 @@ def test_a_credential_in_a_url_is_refused_without_being_shown() -> None:
         + "\nbusiness_details:\n  name: ABC\n  website: https://abc.example/?token=abcdef\n"
         + "roles:\n  - role: CPO\n"
     )
-    problems, party, _ = validate.check_party_text(text, "GB-ABC.yaml")
+    found = check_file("GB-ABC.yaml", text=text)
+    problems, party = found.problems, found.party
     assert party is None
     assert [p.code for p in problems][:2] == ["secret-in-git", "secret-in-git"]
     shown = " ".join(p.message for p in problems)
@@ -372,7 +374,7 @@ def test_a_credential_in_a_url_is_refused_without_being_shown() -> None:
     [
         ("https://ocpi.example/versions", True),
         ("http://127.0.0.1:8080/ocpi", True),
-        ("https://ocpi.example/versions?token=x", True),  # not plain: the full check takes it
+        ("https://ocpi.example/versions?token=x", True),  # a URL; the credential is another check's
         ("HTTPS://ocpi.example/", True),
         ("https://", False),
         ("ftp://ocpi.example/", False),
@@ -383,4 +385,41 @@ def test_a_credential_in_a_url_is_refused_without_being_shown() -> None:
     ],
 )
 def test_urls(url: object, valid: bool) -> None:
-    assert validate._is_url(url) is valid
+    assert schema.is_url(url) is valid
+
+
+_GB_TWK = "country_code: GB\nparty_id: TWK\nkind: hosted\nbusiness_details: {name: T}\nroles: [{role: CPO}]\n"
+
+
+def test_check_file_on_text_and_on_the_same_file_written(tmp_path: Path) -> None:
+    from_text = check_file("GB-TWK.yaml", text=_GB_TWK)
+    assert from_text.problems == () and not from_text.failed
+    assert from_text.party is not None and from_text.party.identity == Identity("GB", "TWK")
+    assert (from_text.tombstones, from_text.default) == ((), None)
+    (tmp_path / "GB-TWK.yaml").write_text(_GB_TWK, encoding="utf-8")
+    from_file = check_file("GB-TWK.yaml", path=tmp_path / "GB-TWK.yaml")
+    assert from_file == from_text
+    assert from_file.party is not None and str(from_file.party.source) == "GB-TWK.yaml:1:1"
+    assert check_file(str(tmp_path / "GB-TWK.yaml")) == check_file(
+        "GB-TWK.yaml", path=str(tmp_path / "GB-TWK.yaml")
+    )
+
+
+def test_check_file_reads_the_kind_of_file_from_its_name() -> None:
+    named = check_file("parties/default-party.yaml", text="default_party: gb-twk\n")
+    assert named.default is not None and named.default.value == Identity("GB", "TWK")
+    assert str(named.default.source) == "parties/default-party.yaml:1:16"
+    assert [p.code for p in named.problems] == ["case"] and not named.failed
+    assert named.party is None
+    renamed = check_file("parties/NL-VLT.yaml", text=_GB_TWK)
+    assert [p.code for p in renamed.problems] == ["file-name"] and renamed.failed
+    assert renamed.party is None
+
+
+def test_check_file_reports_what_keeps_a_file_from_loading_and_keeps_tombstones(tmp_path: Path) -> None:
+    unreadable = check_file("GB-TWK.yaml", path=tmp_path / "missing.yaml")
+    assert [p.code for p in unreadable.problems] == ["unreadable"] and unreadable.failed
+    assert check_file("default-party.yaml", text="default_party: [\n").default is None
+    deleted = check_file("NL-VLT.yaml", text="country_code: NL\nparty_id: VLT\ndeleted: true\n")
+    assert deleted.problems == () and deleted.party is None
+    assert [(str(t.identity), t.role) for t in deleted.tombstones] == [("NL-VLT", None)]
