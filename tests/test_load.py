@@ -6,8 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.load import MAX_FILE_BYTES, LoadedFile, load_file, parse_text
+from reconciler import load
+from reconciler.load import MAX_FILE_BYTES, CoreResolver, LoadedFile, load_file, parse_text
 from reconciler.model import Problem, Source
 
 
@@ -236,3 +240,34 @@ def test_plain_scalars_are_read_as_the_yaml_1_2_core_schema_says(written: str, r
     """PyYAML's resolver with the core schema's implicit tags: no YAML 1.1 booleans, times or dates."""
     data = _loaded(f"a: {written}\n").data
     assert data == {"a": read} and type(data["a"]) is type(read)
+
+
+@given(value=st.text(max_size=12), plain=st.booleans(), quoted_implicit=st.booleans())
+def test_the_composer_tags_every_scalar_as_the_core_resolver_does(
+    value: str, plain: bool, quoted_implicit: bool
+) -> None:
+    implicit = (plain, quoted_implicit)
+    expected = CoreResolver().resolve(ScalarNode, value, implicit)
+    assert load._ComposingResolver().resolve(ScalarNode, value, implicit) == expected
+
+
+@pytest.mark.parametrize(
+    "written", ["true", "False", "~", "null", "", "0o17", "0x1F", "-1.5e3", ".inf", ".NaN"]
+)
+def test_the_composer_tags_the_core_schema_spellings_as_the_core_resolver_does(written: str) -> None:
+    expected = CoreResolver().resolve(ScalarNode, written, (True, False))
+    assert load._ComposingResolver().resolve(ScalarNode, written, (True, False)) == expected
+
+
+@pytest.mark.parametrize("kind", [MappingNode, SequenceNode])
+def test_the_composer_tags_collections_as_the_core_resolver_does(kind: type[Node]) -> None:
+    for implicit in (True, False):
+        assert load._ComposingResolver().resolve(kind, None, implicit) == CoreResolver().resolve(
+            kind, None, implicit
+        )
+
+
+def test_the_core_resolver_has_no_resolver_the_composer_leaves_out() -> None:
+    # The composer looks resolvers up by a scalar's first character and tracks no paths.
+    assert None not in load.IMPLICIT_RESOLVERS
+    assert not CoreResolver.yaml_path_resolvers

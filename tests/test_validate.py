@@ -308,14 +308,28 @@ def test_the_fast_schema_check_agrees_with_jsonschema_on_any_default_document(
     _agree(data, DEFAULT_SCHEMA)
 
 
-#: The most common shape of a party URL: http(s), a host name, an optional port and a plain path.
-_PLAIN_URL = r"https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?"
+@given(st.from_regex(schema.PLAIN_URL, fullmatch=True))
+def test_every_url_the_quick_url_check_accepts_passes_the_full_check(url: str) -> None:
+    assert schema.is_split_url(url), url
 
 
-@given(st.from_regex(_PLAIN_URL, fullmatch=True))
-def test_a_plain_url_is_a_url_and_carries_no_credential(url: str) -> None:
-    assert schema.is_url(url), url
+@given(st.from_regex(schema.PLAIN_URL, fullmatch=True))
+def test_a_plain_url_carries_no_credential(url: str) -> None:
     assert url_secrets(url) == [], url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example/ocpi",
+        "http://h:8080/x?y=1",
+        "https://\u00e9.example/",
+        "https://h/a b",
+        "ftp://h/",
+    ],
+)
+def test_the_quick_and_the_full_url_check_agree(url: str) -> None:
+    assert schema.is_url(url) == schema.is_split_url(url), url
 
 
 @pytest.mark.parametrize(

@@ -53,10 +53,22 @@ def schema_directory() -> Path:
     return packaged if packaged.is_dir() else package.resolve().parent / "schema"
 
 
+#: URLs of the plainest shape, accepted without parsing: at 10,000 files, parsing every URL with `urlsplit`
+#: made `validate` 7-11% slower. Every URL it accepts passes `_is_split_url` too (tests/test_validate.py).
+PLAIN_URL = re.compile(
+    r"https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?"
+)
+
+
 def is_url(value: object) -> bool:
     """The `uri` format of the schemas: an http or https URL with a host name (other values: the type's)."""
     if not isinstance(value, str):
         return True
+    return PLAIN_URL.fullmatch(value) is not None or is_split_url(value)
+
+
+def is_split_url(value: str) -> bool:
+    """The one definition of a valid URL, by `urlsplit`: ASCII, no white space, http(s), a host name."""
     if not value.isascii() or _SPACE.search(value):
         return False
     try:
