@@ -34,9 +34,9 @@ from reconciler.validate import DEFAULT_FILE, validate_path
 
 if TYPE_CHECKING:
     from reconciler.apply import HistoryEntry, Outcome
+    from reconciler.changes import Plan
     from reconciler.database import Session, Settings
     from reconciler.importer import Draft
-    from reconciler.plan import Plan
 
 # The modules behind the database and the other commands are imported by the commands that use them:
 # psycopg and the rest take a third of a second to import, which `validate` never needs.
@@ -302,6 +302,7 @@ def plan(
     Read-only: plan never writes to the database. Locations are shown as groups with counts.
     """
     from reconciler import migrations, planfile, render, state
+    from reconciler.plan_document import number, plan_document
 
     if out is not None:
         planfile.check_target(out)
@@ -324,7 +325,7 @@ def plan(
         raise ReconcilerError(made.refused[0] + ("; no plan file was written" if out else ""))
     if made.blocked:
         raise ReconcilerError(
-            f"{render.number(len(made.blocked), 'deletion')} blocked by deletion protection: add a tombstone "
+            f"{number(len(made.blocked), 'deletion')} blocked by deletion protection: add a tombstone "
             "(deleted: true) or run with --allow-delete" + ("; no plan file was written" if out else "")
         )
     if out is not None:
@@ -335,7 +336,7 @@ def plan(
             allow_delete=allow_delete,
             revision=revision,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            rendered=render.plan_document(made),
+            rendered=plan_document(made),
         )
         click.echo(f"Saved the plan to {out}: apply exactly it with `ocpi-parties apply {out}`.", err=True)
     if detailed_exitcode and made.has_changes:
@@ -532,7 +533,7 @@ def _revision(revision: str | None, path: Path) -> str | None:
 
 
 def _complete_line(outcome: Outcome) -> str:
-    from reconciler.render import number
+    from reconciler.plan_document import number
 
     made = outcome.plan
     return (
@@ -600,7 +601,7 @@ class _Report:
 
 
 def _moves(made: Plan) -> list[dict[str, Any]]:
-    from reconciler.plan import MoveLocations
+    from reconciler.changes import MoveLocations
 
     return [
         {"reason": c.reason, "to": str(c.to), "count": c.count}
@@ -664,19 +665,20 @@ def _decide_and_apply(
     from reconciler import apply as apply_module
     from reconciler import migrations, planfile, render, state
     from reconciler.database import session
+    from reconciler.plan_document import plan_document, same_changes, summary
 
     reviewed = planfile.load(reviewed_file)
     shown = planfile.reviewed_plan(reviewed, reviewed_file)
-    report.reviewed_summary = str(reviewed.rendered.get("summary", {}).get("text") or render.summary(shown))
+    report.reviewed_summary = str(reviewed.rendered.get("summary", {}).get("text") or summary(shown))
     desired = _desired(target)
     revision = _revision(revision, target)
     outcome: Outcome | None = None
     with session(settings, read_only=False, notify=_notify) as opened:
         migrations.refuse_newer(opened.connection, opened.target.label)
         current, facts = state.plan_against(opened.connection, desired, allow_delete=reviewed.allow_delete)
-        report.current_summary = render.summary(current)
+        report.current_summary = summary(current)
         fresh = planfile.desired_digest(desired) == reviewed.desired_digest and facts == reviewed.fingerprint
-        same = render.same_changes(reviewed.rendered, render.plan_document(current))
+        same = same_changes(reviewed.rendered, plan_document(current))
         if fresh or (same and current.has_changes):
             try:
                 outcome = apply_module.apply(
@@ -800,6 +802,7 @@ def history_show(settings: Settings, number: int, output_format: str) -> None:
     """Show apply #N: when, which revision and pull request, who, and its changes as the plan showed them."""
     from reconciler import apply as apply_module
     from reconciler import render
+    from reconciler.plan_document import PlanDocumentError, recorded_plan
 
     with _reader(settings) as opened:
         _current(opened)
@@ -810,8 +813,8 @@ def history_show(settings: Settings, number: int, output_format: str) -> None:
         click.echo(json.dumps(dataclasses.asdict(entry), indent=2, ensure_ascii=False))
         return
     try:
-        made = render.recorded_plan(entry.changes)
-    except render.PlanDocumentError as error:
+        made = recorded_plan(entry.changes)
+    except PlanDocumentError as error:
         raise ReconcilerError(
             f"apply #{number} recorded changes this ocpi-parties cannot read ({error}): "
             "`history show --format json` shows them as recorded"
@@ -828,7 +831,8 @@ def history_show(settings: Settings, number: int, output_format: str) -> None:
 
 
 def _written(written: Sequence[str], drafts: Sequence[Draft]) -> None:
-    from reconciler import importer, render
+    from reconciler import importer
+    from reconciler.plan_document import number
 
     roles = {f"{d.identity}.yaml": ", ".join(r.role for r in d.roles) for d in drafts}
     for path in written:
@@ -837,7 +841,7 @@ def _written(written: Sequence[str], drafts: Sequence[Draft]) -> None:
     unknown = sum(d.shared_name_unknown + sum(r.name_unknown for r in d.roles) for d in drafts)
     if unknown:
         click.echo(
-            f"{render.number(unknown, 'business name')} not known: the identity stands in; "
+            f"{number(unknown, 'business name')} not known: the identity stands in; "
             f"look for '{importer.NAME_UNKNOWN}' in the files."
         )
     for draft in drafts:

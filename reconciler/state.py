@@ -8,17 +8,15 @@ counted by PostgreSQL, never loaded; the result grows with parties and identitie
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import tuple_row
+from psycopg.rows import RowMaker, tuple_row
 
 from reconciler import migrations
-from reconciler.model import DesiredState, Identity
-from reconciler.plan import (
+from reconciler.changes import (
     ActualState,
     AppliedRow,
     ClaimedLocation,
@@ -27,9 +25,9 @@ from reconciler.plan import (
     MoveLocations,
     PartyRow,
     Plan,
-    compute_plan,
-    fingerprint,
 )
+from reconciler.model import DesiredState, Identity
+from reconciler.plan import compute_plan, fingerprint
 
 Connection = psycopg.Connection[Any]
 
@@ -154,37 +152,73 @@ def _holds_credentials(connection: Connection) -> sql.SQL:
     return sql.SQL("true")
 
 
-def party_rows_query(cursor: psycopg.Cursor[Any]) -> sql.Composed:
-    """Party rows with their management record and whether they hold OCPI credentials (never the token);
-    before the migrations, without the columns they add."""
-    details, managed, credentials, join = _party_columns(cursor.connection)
-    return sql.SQL(
-        "SELECT p.id, p.role, p.country_code, p.party_id, p.url, {details} AS business_details, p.updated_at,"
-        " {managed} AS managed, {credentials} AS credentials"
-        " FROM ocpi_parties AS p {join} ORDER BY p.country_code, p.party_id, p.role"
-    ).format(details=details, managed=managed, credentials=credentials, join=join)
-
-
-def _party_rows(connection: Connection) -> tuple[PartyRow, ...]:
-    """The party rows as the plan sees them, in no particular order (the plan sorts what it shows).
-
-    Unsorted, PostgreSQL need not sort 17,600 rows with their documents (on disk, past work_mem); the
-    documents come as text and are decoded in one `json.loads` rather than one call per row.
-    """
+def party_select(connection: Connection) -> sql.Composed:
+    """`SELECT <the columns of a PartyRow> FROM ocpi_parties AS p ...`, for `party_row` to read; a caller
+    adds WHERE and ORDER BY, as `p.<column>`. Before the migrations, the columns they add have stand-ins."""
     details, managed, credentials, join = _party_columns(connection)
-    query = sql.SQL(
-        "SELECT p.id, p.role, p.country_code, p.party_id, p.url, {details}::text, {managed}, {credentials}"
-        " FROM ocpi_parties AS p {join}"
-    ).format(details=details, managed=managed, credentials=credentials, join=join)
-    with connection.cursor(row_factory=tuple_row) as cursor:
-        records = cursor.execute(query).fetchall()
-    documents = json.loads("[" + ",".join("null" if r[5] is None else r[5] for r in records) + "]")
-    return tuple(
-        PartyRow(Identity(country_code, party_id), role, url, document, managed, str(row_id), credentials)
-        for (row_id, role, country_code, party_id, url, _, managed, credentials), document in zip(
-            records, documents, strict=True
-        )
+    return sql.SQL(
+        "SELECT p.id, p.role, p.country_code, p.party_id, p.url, {details}, {managed}, {credentials},"
+        " {created_at}, {updated_at}, {recorded} FROM ocpi_parties AS p {join}"
+    ).format(
+        details=details,
+        managed=managed,
+        credentials=credentials,
+        created_at=_zoned("p.created_at"),
+        updated_at=_zoned("p.updated_at"),
+        recorded=sql.Literal(_exists(connection, "ocpi_parties", "business_details")),
+        join=join,
     )
+
+
+def _zoned(column: str) -> sql.Composed:
+    """A `timestamp without time zone` column of MaEVe's as a `timestamptz`.
+
+    MaEVe writes NOW() into such columns, and so does ocpi-parties: PostgreSQL stores the time of day in the
+    writing session's TimeZone, which neither sets, so the database's (the server's `timezone`, or an
+    ALTER DATABASE/ROLE ... SET timezone). This session has the same TimeZone, so the value is read as a time
+    in it; docs/database.md says so.
+    """
+    return sql.SQL("({} AT TIME ZONE current_setting('TimeZone'))").format(sql.Identifier(*column.split(".")))
+
+
+def party_row(cursor: psycopg.Cursor[Any]) -> RowMaker[PartyRow]:
+    """The row factory of `party_select`: each record as a PartyRow."""
+
+    def make(record: Sequence[Any]) -> PartyRow:
+        (
+            row_id,
+            role,
+            country_code,
+            party_id,
+            url,
+            details,
+            managed,
+            credentials,
+            created,
+            updated,
+            recorded,
+        ) = record
+        return PartyRow(
+            Identity(country_code, party_id),
+            role,
+            url,
+            details,
+            managed,
+            row_id,
+            credentials,
+            created,
+            updated,
+            recorded,
+        )
+
+    return make
+
+
+def party_rows(connection: Connection) -> tuple[PartyRow, ...]:
+    """Every party row, in no particular order (the plan sorts what it shows): unsorted, PostgreSQL need not
+    sort 17,600 rows with their documents (on disk, past work_mem)."""
+    with connection.cursor(row_factory=party_row) as cursor:
+        return tuple(cursor.execute(party_select(connection)))
 
 
 def _applied_rows(state: Any) -> tuple[AppliedRow, ...] | None:
@@ -210,7 +244,7 @@ def read_actual_state(connection: Connection, desired: DesiredState) -> ActualSt
     """
     claimed_ids = sorted({claim.value for party in desired.parties for claim in party.locations})
     pending = tuple(migration.label for migration in migrations.pending(connection))
-    rows = _party_rows(connection)
+    rows = party_rows(connection)
     columns = _location_columns(connection)
     with connection.cursor(row_factory=tuple_row) as cursor:
         found = None
