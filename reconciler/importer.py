@@ -116,7 +116,7 @@ class ImportResult:
 # From the database
 
 
-def read_party_rows(connection: Connection) -> tuple[tuple[PartyRow, ...], Identity | None]:
+def read_party_rows(connection: Connection) -> tuple[list[PartyRow], Identity | None]:
     """Every party row without its token (business details None before migrating), and the default party."""
     return party_rows(connection), store.get_default_party(connection)
 

@@ -8,12 +8,13 @@ counted by PostgreSQL, never loaded; the result grows with parties and identitie
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import RowMaker, tuple_row
+from psycopg.rows import tuple_row
 
 from reconciler import migrations
 from reconciler.changes import (
@@ -152,24 +153,6 @@ def _holds_credentials(connection: Connection) -> sql.SQL:
     return sql.SQL("true")
 
 
-def party_select(connection: Connection) -> sql.Composed:
-    """`SELECT <the columns of a PartyRow> FROM ocpi_parties AS p ...`, for `party_row` to read; a caller
-    adds WHERE and ORDER BY, as `p.<column>`. Before the migrations, the columns they add have stand-ins."""
-    details, managed, credentials, join = _party_columns(connection)
-    return sql.SQL(
-        "SELECT p.id, p.role, p.country_code, p.party_id, p.url, {details}, {managed}, {credentials},"
-        " {created_at}, {updated_at}, {recorded} FROM ocpi_parties AS p {join}"
-    ).format(
-        details=details,
-        managed=managed,
-        credentials=credentials,
-        created_at=_zoned("p.created_at"),
-        updated_at=_zoned("p.updated_at"),
-        recorded=sql.Literal(_exists(connection, "ocpi_parties", "business_details")),
-        join=join,
-    )
-
-
 def _zoned(column: str) -> sql.Composed:
     """A `timestamp without time zone` column of MaEVe's as a `timestamptz`.
 
@@ -181,44 +164,54 @@ def _zoned(column: str) -> sql.Composed:
     return sql.SQL("({} AT TIME ZONE current_setting('TimeZone'))").format(sql.Identifier(*column.split(".")))
 
 
-def party_row(cursor: psycopg.Cursor[Any]) -> RowMaker[PartyRow]:
-    """The row factory of `party_select`: each record as a PartyRow."""
+def party_rows(
+    connection: Connection,
+    rest: sql.Composable | None = None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    times: bool = True,
+) -> list[PartyRow]:
+    """The party rows, never their token, that `rest` selects (WHERE and ORDER BY on the columns of
+    `ocpi_parties AS p`): the one query behind every PartyRow, for plan, import and the read commands.
 
-    def make(record: Sequence[Any]) -> PartyRow:
-        (
-            row_id,
-            role,
-            country_code,
-            party_id,
-            url,
-            details,
-            managed,
-            credentials,
-            created,
-            updated,
-            recorded,
-        ) = record
-        return PartyRow(
+    Before the migrations, the columns they add have stand-ins. Without ORDER BY the rows come in no
+    particular order, which spares PostgreSQL sorting 17,600 rows with their documents (on disk, past
+    work_mem). Without `times`, created_at and updated_at are not read (None): the plan does not show them,
+    and reading them as times in the session's time zone took a fortieth of a second over 17,600 rows. The
+    business details come as text, decoded here: psycopg's jsonb loader took as long again.
+    """
+    details, managed, credentials, join = _party_columns(connection)
+    never = sql.SQL("NULL::timestamptz")
+    query = sql.SQL(
+        "SELECT p.country_code, p.party_id, p.role, p.url, {details}::text, {managed}, p.id, {credentials},"
+        " {created_at}, {updated_at} FROM ocpi_parties AS p {join} {rest}"
+    ).format(
+        details=details,
+        managed=managed,
+        credentials=credentials,
+        created_at=_zoned("p.created_at") if times else never,
+        updated_at=_zoned("p.updated_at") if times else never,
+        join=join,
+        rest=rest or sql.SQL(""),
+    )
+    recorded = _exists(connection, "ocpi_parties", "business_details")
+    with connection.cursor(row_factory=tuple_row) as cursor:
+        records = cursor.execute(query, params).fetchall()
+    return [
+        PartyRow(
             Identity(country_code, party_id),
             role,
             url,
-            details,
-            managed,
+            None if text is None else json.loads(text),
+            is_managed,
             row_id,
-            credentials,
+            holds,
             created,
             updated,
             recorded,
         )
-
-    return make
-
-
-def party_rows(connection: Connection) -> tuple[PartyRow, ...]:
-    """Every party row, in no particular order (the plan sorts what it shows): unsorted, PostgreSQL need not
-    sort 17,600 rows with their documents (on disk, past work_mem)."""
-    with connection.cursor(row_factory=party_row) as cursor:
-        return tuple(cursor.execute(party_select(connection)))
+        for country_code, party_id, role, url, text, is_managed, row_id, holds, created, updated in records
+    ]
 
 
 def _applied_rows(state: Any) -> tuple[AppliedRow, ...] | None:
@@ -244,7 +237,7 @@ def read_actual_state(connection: Connection, desired: DesiredState) -> ActualSt
     """
     claimed_ids = sorted({claim.value for party in desired.parties for claim in party.locations})
     pending = tuple(migration.label for migration in migrations.pending(connection))
-    rows = party_rows(connection)
+    rows = tuple(party_rows(connection, times=False))
     columns = _location_columns(connection)
     with connection.cursor(row_factory=tuple_row) as cursor:
         found = None

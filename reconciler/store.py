@@ -20,7 +20,7 @@ from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
 from reconciler.migrations import Applied, DatabaseObject, Migration, applied, available, missing, unknown
 from reconciler.model import CPO, Identity
-from reconciler.state import _exists, _location_columns, _zoned, party_row, party_select
+from reconciler.state import _exists, _location_columns, _zoned, party_rows
 
 DEFAULT_PARTY_KEY = "default_party"
 LOCATION_KEY = "locations_party_fk"
@@ -210,12 +210,9 @@ def list_parties(
     """Party rows ordered by identity then role, optionally of one role, one page at a time."""
     _page(offset, limit)
     where = sql.SQL("WHERE p.role = %(role)s") if role else sql.SQL("")
-    query = sql.SQL("{select} {where} ORDER BY p.country_code, p.party_id, p.role, p.id").format(
-        select=party_select(connection), where=where
-    ) + sql.SQL(" OFFSET %(offset)s LIMIT %(limit)s")
+    rest = sql.SQL("{} ORDER BY p.country_code, p.party_id, p.role, p.id OFFSET %(offset)s LIMIT %(limit)s")
     params = {"role": role.upper() if role else None, "offset": offset, "limit": limit}
-    with connection.cursor(row_factory=party_row) as cursor:
-        return cursor.execute(query, params).fetchall()
+    return party_rows(connection, rest.format(where), params)
 
 
 def _count(connection: Connection, query: sql.Composed, params: tuple[str, ...] | None = None) -> int:
@@ -240,11 +237,10 @@ def party_page(
 
 def get_party(connection: Connection, identity: Identity) -> PartyDetails | None:
     """Every role of `identity`, the number of locations recorded under it, and whether it is the default."""
-    query = sql.SQL("{select} WHERE {identity} ORDER BY p.role, p.id").format(
-        select=party_select(connection), identity=_matching(identity, "p.country_code", "p.party_id")
+    rest = sql.SQL("WHERE {identity} ORDER BY p.role, p.id").format(
+        identity=_matching(identity, "p.country_code", "p.party_id")
     )
-    with connection.cursor(row_factory=party_row) as cursor:
-        roles = tuple(cursor.execute(query))
+    roles = tuple(party_rows(connection, rest))
     if not roles:
         return None
     count = connection.execute(
