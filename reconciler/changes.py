@@ -71,6 +71,7 @@ class PartyRow:
     id: int | None = field(default=None, compare=False)
     #: OCPI registration gave the row a token: registration owns it, its url and its token.
     credentials: bool = True
+    #: When the row was written, as the read commands show it; None where it was not read (by the plan).
     created_at: datetime | None = field(default=None, compare=False)
     updated_at: datetime | None = field(default=None, compare=False)
     #: False before migration 0002 adds `business_details`: the database does not record them yet.
