@@ -113,18 +113,16 @@ def _exists(connection: Connection, table: str, column: str | None = None) -> bo
     return bool(found and found[0])
 
 
-def _party_columns(connection: Connection) -> tuple[sql.SQL, sql.SQL, sql.SQL, sql.SQL]:
+def _party_columns(
+    connection: Connection, details_recorded: bool
+) -> tuple[sql.SQL, sql.SQL, sql.SQL, sql.SQL]:
     """The business details, managed and credentials columns and the join they need; stand-ins before the
-    migrations that add them.
+    migrations that add them (`business_details`: migration 0002, `details_recorded`).
 
     Before migration 0006 a row is taken to hold credentials unless ocpi-parties created it: the token
     itself is never read.
     """
-    details = (
-        sql.SQL("p.business_details")
-        if _exists(connection, "ocpi_parties", "business_details")
-        else sql.SQL("NULL::jsonb")
-    )
+    details = sql.SQL("p.business_details") if details_recorded else sql.SQL("NULL::jsonb")
     if _exists(connection, "reconciler_managed_parties", "row_created_at"):
         managed = sql.SQL("m.party_row_id IS NOT NULL")
         join = sql.SQL(
@@ -180,7 +178,8 @@ def party_rows(
     and reading them as times in the session's time zone took a fortieth of a second over 17,600 rows. The
     business details come as text, decoded here: psycopg's jsonb loader took as long again.
     """
-    details, managed, credentials, join = _party_columns(connection)
+    recorded = _exists(connection, "ocpi_parties", "business_details")
+    details, managed, credentials, join = _party_columns(connection, recorded)
     never = sql.SQL("NULL::timestamptz")
     query = sql.SQL(
         "SELECT p.country_code, p.party_id, p.role, p.url, {details}::text, {managed}, p.id, {credentials},"
@@ -194,7 +193,6 @@ def party_rows(
         join=join,
         rest=rest or sql.SQL(""),
     )
-    recorded = _exists(connection, "ocpi_parties", "business_details")
     with connection.cursor(row_factory=tuple_row) as cursor:
         records = cursor.execute(query, params).fetchall()
     return [
