@@ -26,6 +26,18 @@ from psycopg import errors, sql
 from psycopg.rows import dict_row
 
 from reconciler import __version__, migrations, store
+from reconciler.changes import (
+    AdoptParty,
+    CreateParty,
+    DeleteParty,
+    MoveLocations,
+    Plan,
+    ReleaseParty,
+    RunMigrations,
+    SetDefaultParty,
+    SetLocationRules,
+    UpdateParty,
+)
 from reconciler.database import (
     IDLE_IN_TRANSACTION_TIMEOUT,
     Cause,
@@ -43,19 +55,7 @@ from reconciler.errors import (
     record_commit,
 )
 from reconciler.model import DesiredState, Identity
-from reconciler.plan import (
-    AdoptParty,
-    CreateParty,
-    DeleteParty,
-    MoveLocations,
-    Plan,
-    ReleaseParty,
-    RunMigrations,
-    SetDefaultParty,
-    SetLocationRules,
-    UpdateParty,
-)
-from reconciler.render import number, plan_document, summary
+from reconciler.plan_document import number, plan_document, summary
 from reconciler.state import MOVED_GROUPS_FROM, MOVED_GROUPS_WHERE, moved_groups_parameters, plan_against
 
 
@@ -100,7 +100,7 @@ def _records(desired: DesiredState, changes: Sequence[CreateParty | AdoptParty |
             raise ReconcilerError(f"{change.identity} {change.role} is not declared")
         rows.append(
             {
-                "id": int(change.row_id) if not isinstance(change, CreateParty) else None,
+                "id": None if isinstance(change, CreateParty) else _row_id(change),
                 "role": change.role,
                 "country_code": change.identity.country_code,
                 "party_id": change.identity.party_id,
@@ -248,10 +248,21 @@ def _hosted_keys(desired: DesiredState) -> dict[str, list[str]]:
     }
 
 
+def _row_id(change: AdoptParty | UpdateParty | ReleaseParty | DeleteParty) -> int:
+    """The id of the row a change concerns: a plan computed from the database knows it, a plan read back
+    from its document does not, and is never applied."""
+    if change.row_id is None:  # pragma: no cover - apply executes only the plan it computed
+        raise ReconcilerError(f"{change.identity} {change.role}: the plan does not say which row it changes")
+    return change.row_id
+
+
 @dataclass
 class _Work:
-    """The plan's changes sorted by the statement that executes them."""
+    """The plan's changes sorted by the statement that executes them: the one place that dispatches on
+    every change type for apply."""
 
+    #: ocpi-parties' own migrations, which `apply` runs before anything else (the history row needs them).
+    migrations: RunMigrations | None = None
     creates: list[CreateParty] = field(default_factory=list)
     adopts: list[AdoptParty] = field(default_factory=list)
     own_updates: list[UpdateParty] = field(default_factory=list)
@@ -268,7 +279,7 @@ class _Work:
         for change in plan.applicable:
             match change:
                 case RunMigrations():
-                    pass  # run before anything else, by `apply`
+                    work.migrations = change
                 case CreateParty():
                     work.creates.append(change)
                 case AdoptParty():
@@ -285,17 +296,17 @@ class _Work:
                 case MoveLocations():
                     work.moves.append(change)
                 case ReleaseParty():
-                    work.released.append(int(change.row_id))
+                    work.released.append(_row_id(change))
                 case DeleteParty():
-                    work.deleted.append(int(change.row_id))
+                    work.deleted.append(_row_id(change))
                 case _:
                     assert_never(change)
         return work
 
 
-def _execute(connection: Connection, desired: DesiredState, plan: Plan, apply_id: int) -> tuple[int, bool]:
-    """Run the plan's changes in order; return the number of locations moved and whether the key is valid."""
-    work = _Work.of(plan)
+def _execute(connection: Connection, desired: DesiredState, work: _Work, apply_id: int) -> tuple[int, bool]:
+    """Run the plan's changes (its migrations already run) in order; return the number of locations moved
+    and whether the key is valid."""
     connection.execute(_FORGET_GONE)
     if work.creates:
         connection.execute(_CREATE, {"rows": _records(desired, work.creates), "apply": apply_id})
@@ -373,14 +384,14 @@ def apply(
             _lock(connection, label)
             # A newer ocpi-parties may have changed what this one writes: refused (exit code 3), as plan does.
             migrations.refuse_newer(connection, label)
-            plan, facts = plan_against(connection, desired, allow_delete=allow_delete)
+            plan, fingerprint = plan_against(connection, desired, allow_delete=allow_delete)
             if _owners_change(plan):
                 # A location MaEVe writes after the state is read and before the commit would miss both
                 # the moves and the new default party (its guard cannot see them yet) and stay an orphan.
                 # Its writes wait for the commit instead; the state is read again under the lock.
                 connection.execute("LOCK TABLE locations IN SHARE ROW EXCLUSIVE MODE")
-                plan, facts = plan_against(connection, desired, allow_delete=allow_delete)
-            if expected is not None and facts != expected:
+                plan, fingerprint = plan_against(connection, desired, allow_delete=allow_delete)
+            if expected is not None and fingerprint != expected:
                 raise StalePlan(
                     "stale plan: the database changed since the plan was made (rows it concerns, the default "
                     "party or the location counts); nothing was changed. Run plan again"
@@ -388,7 +399,8 @@ def apply(
             refuse_unapplicable(plan, "; nothing was changed")
             if not plan.has_changes:
                 return Outcome(plan)
-            if any(isinstance(c, RunMigrations) for c in plan.applicable):
+            work = _Work.of(plan)
+            if work.migrations is not None:
                 migrations.migrate(connection, label=label)
             # INSERT ... RETURNING returns exactly the one row inserted.
             [(history_id,)] = connection.execute(
@@ -398,7 +410,7 @@ def apply(
                 (revision, actor, __version__, summary(plan), pull_request, pull_request_url),
             ).fetchall()
             apply_id = int(history_id)
-            moved, valid = _execute(connection, desired, plan, apply_id)
+            moved, valid = _execute(connection, desired, work, apply_id)
             needs_owner = not valid and not store.owns_locations(connection)
             connection.execute(
                 "UPDATE reconciler_apply_history SET changes = %s, state = %s WHERE id = %s",

@@ -44,13 +44,13 @@ from reconciler.validate import DEFAULT_FILE, ValidationResult, validate_path
 
 if TYPE_CHECKING:
     from reconciler.apply import HistoryEntry, Outcome
+    from reconciler.changes import PartyRow, Plan
     from reconciler.connect import Session
     from reconciler.database import Settings
     from reconciler.editor import Written
     from reconciler.operations import FilesWritten
-    from reconciler.plan import Plan
     from reconciler.render import LocationLister
-    from reconciler.store import LocationRow, Page, PartyDetails, PartyRow
+    from reconciler.store import LocationRow, Page, PartyDetails
 
 # The modules behind the database and the other commands are imported by the commands that use them:
 # psycopg and the rest take a third of a second to import, which `validate` never needs.
@@ -735,9 +735,10 @@ def _pull_request(entry: HistoryEntry) -> str:
 def _entry_text(entry: HistoryEntry, style: Style) -> str:
     """One apply of the history: who, when, from what, and its changes as the plan showed them."""
     from reconciler import render
+    from reconciler.plan_document import recorded_plan
 
     try:
-        made = render.recorded_plan(entry.changes)
+        made = recorded_plan(entry.changes)
     except PlanDocumentError as error:
         raise ReconcilerError(
             f"apply #{entry.id} recorded changes this ocpi-parties cannot read ({error}): "
@@ -779,7 +780,8 @@ def history_show(settings: Settings, number: int, output_format: str) -> None:
 
 
 def _written(files: FilesWritten) -> None:
-    from reconciler import importer, render
+    from reconciler import importer
+    from reconciler.plan_document import number
 
     written, drafts = files.written, files.drafts
     roles = {f"{d.identity}.yaml": ", ".join(r.role for r in d.roles) for d in drafts}
@@ -789,7 +791,7 @@ def _written(files: FilesWritten) -> None:
     unknown = sum(d.shared_name_unknown + sum(r.name_unknown for r in d.roles) for d in drafts)
     if unknown:
         click.echo(
-            f"{render.number(unknown, 'business name')} not known: the identity stands in; "
+            f"{number(unknown, 'business name')} not known: the identity stands in; "
             f"look for '{importer.NAME_UNKNOWN}' in the files."
         )
     for draft in drafts:

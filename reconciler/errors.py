@@ -13,7 +13,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, ClassVar, Self
 
 if TYPE_CHECKING:
-    from reconciler.plan import Plan
+    from reconciler.changes import Plan
 
 
 class ExitCode(IntEnum):

@@ -22,15 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from psycopg.rows import dict_row
-
+from reconciler.changes import PartyRow, details_problem
 from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
 from reconciler.fmt import DETAIL_KEYS, LOGO_KEYS, canonical_text, plain_ok
 from reconciler.model import CPO, NAME_NEEDED, ROLES, Identity, Kind
-from reconciler.plan import details_problem
 from reconciler.render import value_text
-from reconciler.state import get_default_party, party_rows_query
+from reconciler.state import get_default_party, party_rows
 from reconciler.validate import check_file
 
 #: The roles a party file may declare, in the order files list them.
@@ -117,12 +115,9 @@ class ImportResult:
 # From the database
 
 
-def read_party_rows(connection: Connection) -> tuple[list[dict[str, Any]], Identity | None]:
-    """Every party row without its token (business details NULL before migrating), and the default party."""
-    with connection.cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(party_rows_query(cursor)).fetchall()
-    default = get_default_party(connection)
-    return rows, default
+def read_party_rows(connection: Connection) -> tuple[list[PartyRow], Identity | None]:
+    """Every party row without its token (business details None before migrating), and the default party."""
+    return party_rows(connection), get_default_party(connection)
 
 
 def _identity_problem(country_code: str, party_id: str, roles: Iterable[str]) -> str | None:
@@ -136,16 +131,16 @@ def _identity_problem(country_code: str, party_id: str, roles: Iterable[str]) ->
     return None
 
 
-def role_kind(row: Mapping[str, Any]) -> tuple[Kind, bool]:
+def role_kind(row: PartyRow) -> tuple[Kind, bool]:
     """A row's kind, and whether it awaits registration, from whether it holds OCPI credentials.
 
     Registration wrote a row that holds credentials: a partner's. A credential-less CPO row is one that
     ocpi-parties created for a hosted party. A credential-less row of another role is what an earlier
     ocpi-parties created for a partner: still a partner, awaiting registration (only a CPO can be hosted).
     """
-    if row.get("credentials", True):
+    if row.credentials:
         return Kind.PARTNER, False
-    if row["role"] == CPO:
+    if row.role == CPO:
         return Kind.HOSTED, False
     return Kind.PARTNER, True
 
@@ -156,10 +151,10 @@ def _shared(details: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {k: v for k, v in first.items() if all(k in other and other[k] == v for other in others)}
 
 
-def draft_from_rows(identity: Identity, rows: Sequence[Mapping[str, Any]]) -> Draft:
+def draft_from_rows(identity: Identity, rows: Sequence[PartyRow]) -> Draft:
     """One identity's rows (one per role) -> its party file: details shared where all roles agree."""
-    ordered = sorted(rows, key=lambda r: ROLES.index(r["role"]))
-    details = [dict(r["business_details"] or {}) for r in ordered]
+    ordered = sorted(rows, key=lambda r: ROLES.index(r.role))
+    details = [dict(r.business_details or {}) for r in ordered]
     known = [d for d in details if "name" in d]
     if len(known) == len(details):
         shared, shared_unknown = _shared(details), False
@@ -173,14 +168,14 @@ def draft_from_rows(identity: Identity, rows: Sequence[Mapping[str, Any]]) -> Dr
         named = {**own, "name": str(identity)} if unknown else own
         kind, awaiting = role_kind(row)
         roles.append(
-            Role(row["role"], {k: v for k, v in named.items() if k not in shared}, unknown, kind, awaiting)
+            Role(row.role, {k: v for k, v in named.items() if k not in shared}, unknown, kind, awaiting)
         )
     # Only a party whose every role is hosted (its CPO row, created by ocpi-parties) gets a url: a partner's
     # url belongs to OCPI registration, with its token.
     hosted = all(role.kind is Kind.HOSTED for role in roles)
-    urls = {r["url"] for r in ordered}
+    urls = {r.url for r in ordered}
     url = urls.pop() if hosted and len(urls) == 1 and "" not in urls else None
-    origin = {bool(r.get("managed")) for r in ordered}
+    origin = {r.managed for r in ordered}
     how = (
         "managed by ocpi-parties"
         if origin == {True}
@@ -194,35 +189,37 @@ def draft_from_rows(identity: Identity, rows: Sequence[Mapping[str, Any]]) -> Dr
     return Draft(identity, tuple(roles), url, shared, shared_unknown, header)
 
 
-def _details_problem(rows: Sequence[Mapping[str, Any]]) -> str | None:
+def _details_problem(rows: Sequence[PartyRow]) -> str | None:
     """Why rows cannot be imported as they are: a stored business_details that is no JSON object."""
     for row in rows:
-        problem = details_problem(row.get("business_details"))
+        problem = details_problem(row.business_details)
         if problem is not None:
-            shown = value_text(row["business_details"])
-            where = f"its {row['role']} row (id {row.get('id', '?')})"
+            shown = value_text(row.business_details)
+            where = f"its {row.role} row (id {'?' if row.id is None else row.id})"
             return f"{where} holds {shown}: {problem}; write its party file by hand"
     return None
 
 
 def plan_import(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[PartyRow],
     *,
     roles: Sequence[str] = (),
     identities: Sequence[Identity] = (),
 ) -> ImportResult:
-    """Group party rows per identity into drafts; report identities no party file can declare."""
-    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    """Group party rows per identity (as each row spells it) into drafts; report identities no party file
+    can declare."""
+    grouped: dict[tuple[str, str], list[PartyRow]] = defaultdict(list)
     for row in rows:
-        if roles and row["role"] not in roles:
+        if roles and row.role not in roles:
             continue
-        if identities and Identity(row["country_code"], row["party_id"]) not in identities:
+        if identities and row.identity not in identities:
             continue
-        grouped[(row["country_code"], row["party_id"])].append(row)
+        grouped[(row.identity.country_code, row.identity.party_id)].append(row)
     drafts: list[Draft] = []
     skipped: list[Skipped] = []
     for (country_code, party_id), group in sorted(grouped.items()):
-        problem = _identity_problem(country_code, party_id, (r["role"] for r in group)) or _details_problem(
+        group.sort(key=lambda r: r.role)
+        problem = _identity_problem(country_code, party_id, (r.role for r in group)) or _details_problem(
             group
         )
         if problem is not None:

@@ -23,7 +23,12 @@ _IDENTITY = re.compile(r"^([A-Za-z]{2})-([A-Za-z0-9]{3})$")
 
 @dataclass(frozen=True, order=True)
 class Identity:
-    """An OCPI party identity: country_code + party_id, written `GB-TWK`. Always upper case."""
+    """An OCPI party identity: country_code + party_id, written `GB-TWK`.
+
+    Upper case where it comes from the files (`parse`, and validation, read every code in canonical case);
+    an identity read from the database keeps the row's spelling, since MaEVe and OCPI registration may write
+    `gb-twk`. Rows match the files case-insensitively: `changes.row_key`.
+    """
 
     country_code: str
     party_id: str

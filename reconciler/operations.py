@@ -26,11 +26,11 @@ from reconciler.validate import DEFAULT_FILE, ValidationResult, validate_path
 
 if TYPE_CHECKING:
     from reconciler.apply import Outcome
+    from reconciler.changes import Plan
     from reconciler.connect import Session
     from reconciler.database import Settings
     from reconciler.editor import Written
     from reconciler.importer import Draft, ImportResult
-    from reconciler.plan import Plan
     from reconciler.render import LocationLister
 
 # The modules behind the database are imported by the workflows that use them: psycopg and the rest take a
@@ -126,7 +126,8 @@ def plan(
 
 def keep_plan(planned: Planned, *, out: Path | None, revision: str | None) -> None:
     """Refuse a plan that cannot be applied (exit 1); else save it to `out` for `apply FILE`, if given."""
-    from reconciler import apply, planfile, render
+    from reconciler import apply, planfile
+    from reconciler.plan_document import plan_document
 
     apply.refuse_unapplicable(planned.plan, "; no plan file was written" if out else "")
     if out is not None:
@@ -137,7 +138,7 @@ def keep_plan(planned: Planned, *, out: Path | None, revision: str | None) -> No
             allow_delete=planned.allow_delete,
             revision=revision,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            rendered=render.plan_document(planned.plan),
+            rendered=plan_document(planned.plan),
         )
 
 
@@ -297,7 +298,7 @@ class Reviewed:
 
 def complete_line(outcome: Outcome) -> str:
     """`Apply complete: 1 added, ...; 2 locations moved. Recorded as apply #7.`"""
-    from reconciler.render import number
+    from reconciler.plan_document import number
 
     made = outcome.plan
     return (
@@ -310,7 +311,7 @@ def complete_line(outcome: Outcome) -> str:
 
 
 def _moves(made: Plan) -> list[dict[str, Any]]:
-    from reconciler.plan import MoveLocations
+    from reconciler.changes import MoveLocations
 
     return [
         {"reason": c.reason, "to": str(c.to), "count": c.count}
@@ -333,18 +334,19 @@ def apply_if_same_as(
     applied while it holds; when it is stale, the current plan of `path` only if it makes the same changes;
     else nothing. `report` is filled in on the way."""
     from reconciler import planfile, render, state
+    from reconciler.plan_document import plan_document, same_changes, summary
 
     reviewed = planfile.load(reviewed_file)
     shown = planfile.reviewed_plan(reviewed, reviewed_file)
-    report.reviewed_summary = str(reviewed.rendered.get("summary", {}).get("text") or render.summary(shown))
+    report.reviewed_summary = str(reviewed.rendered.get("summary", {}).get("text") or summary(shown))
     desired = desired_state(path, console)
     revision = revision_of(revision, path)
     outcome: Outcome | None = None
     with _writer(settings, console) as opened:
         current, facts = state.plan_against(opened.connection, desired, allow_delete=reviewed.allow_delete)
-        report.current_summary = render.summary(current)
+        report.current_summary = summary(current)
         fresh = planfile.desired_digest(desired) == reviewed.desired_digest and facts == reviewed.fingerprint
-        same = render.same_changes(reviewed.rendered, render.plan_document(current))
+        same = same_changes(reviewed.rendered, plan_document(current))
         if fresh or (same and current.has_changes):
             outcome = _apply(
                 opened,

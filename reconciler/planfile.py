@@ -16,9 +16,10 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from reconciler import __version__
+from reconciler import __version__, plan_document
+from reconciler.changes import Plan
 from reconciler.errors import PlanDocumentError, PlanFileError, UsageError
 from reconciler.model import (
     BusinessDetails,
@@ -32,9 +33,6 @@ from reconciler.model import (
     Source,
     Tombstone,
 )
-
-if TYPE_CHECKING:
-    from reconciler.plan import Plan
 
 #: Version of the plan file layout; apply refuses files of another version. 2: each role says its `kind`
 #: (hosted or partner), which decides whether apply may create, write or delete its row. 3: a source is an
@@ -167,7 +165,7 @@ class SavedPlan:
     revision: str | None
     tool_version: str
     created_at: str
-    #: The plan as `render.plan_document` made it when it was saved: what the reviewers saw.
+    #: The plan as `plan_document.plan_document` made it when it was saved: what the reviewers saw.
     rendered: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -247,14 +245,12 @@ def _not_a_plan_file(path: Path) -> PlanFileError:
 
 def reviewed_plan(saved: SavedPlan, path: Path) -> Plan:
     """The plan the file shows its reviewers, read back from the document saved in it."""
-    from reconciler import render
-
     if not saved.rendered:
         raise PlanFileError(f"{path} holds no plan to show: run plan again")
     try:
-        return render.plan_from_document(saved.rendered)
+        return plan_document.plan_from_document(saved.rendered)
     except PlanDocumentError as error:
-        raise PlanFileError(f"{path} holds a plan that cannot be read ({error}): run plan again") from None
+        raise PlanFileError(f"{path} holds a plan that cannot be read ({error}): run plan again") from error
 
 
 def load(path: Path) -> SavedPlan:

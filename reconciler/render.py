@@ -1,4 +1,5 @@
-"""Render a `Plan` as Terraform-like text, a versioned JSON document, or a pull-request comment in Markdown.
+"""Render a `Plan` as Terraform-like text, as JSON (the document of `plan_document`), or as a pull-request
+comment in Markdown.
 
 Only strings; no printing. Each renderer dispatches on the change types of `plan`; the formats are described
 in docs/plan-format.md. Values that come from the database (peers' URLs and identities written by OCPI
@@ -15,10 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, assert_never
 
-from reconciler.errors import PlanDocumentError
-from reconciler.model import Identity, Source
-from reconciler.output import Style, plain
-from reconciler.plan import (
+from reconciler.changes import (
     AdoptParty,
     AwaitRegistration,
     Change,
@@ -30,7 +28,6 @@ from reconciler.plan import (
     LocationOwners,
     MoveLocations,
     MoveReason,
-    PartyRow,
     Plan,
     ReleaseParty,
     RunMigrations,
@@ -38,13 +35,10 @@ from reconciler.plan import (
     SetLocationRules,
     UpdateParty,
 )
+from reconciler.model import Identity, Source
+from reconciler.output import Style, plain
+from reconciler.plan_document import change_document, comparable, number, plan_document, public_value, summary
 from reconciler.secret import hide_secrets
-
-#: Version of the document `plan_document` returns. Raised on any incompatible change (docs/plan-format.md).
-PLAN_FORMAT_VERSION = 2
-
-#: The whole summary when there is nothing to apply and no deletion is blocked.
-NO_CHANGES = "No changes. The database matches the party files."
 
 #: GitHub refuses comments over 65,536 characters; the default leaves room for what CI wraps around it.
 MARKDOWN_LIMIT = 60_000
@@ -113,24 +107,11 @@ def safe(text: str) -> str:
     return "".join(_escape_char(c) if _is_unsafe(c) else c for c in text)
 
 
-def _public(value: Any) -> Any:
-    """`value` as JSON data (mappings to dicts, sequences to lists) with URL passwords hidden."""
-    if isinstance(value, str):
-        return hide_secrets(value)
-    if isinstance(value, Mapping):
-        return {str(key): _public(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_public(item) for item in value]
-    if isinstance(value, Identity):
-        return str(value)
-    return value
-
-
 def value_text(value: Any) -> str:
     """A field value as the text plan shows it: JSON (strings quoted), `(none)` when unset."""
     if value is None:
         return "(none)"
-    return safe(json.dumps(_public(value), ensure_ascii=False, separators=(", ", ": ")))
+    return safe(json.dumps(public_value(value), ensure_ascii=False, separators=(", ", ": ")))
 
 
 def _leaves(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
@@ -168,11 +149,6 @@ def _who(identity: Identity, role: str) -> str:
 
 def _from(source: Source) -> str:
     return f" ({safe(str(source))})" if source.file else ""
-
-
-def number(count: int, noun: str, plural: str | None = None) -> str:
-    """`1 location`, `2 locations`, `1,500 identities` (with `plural` where adding an s is wrong)."""
-    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
 # ---------------------------------------------------------------------------------------------- text
@@ -216,7 +192,7 @@ def _change_pairs(changes: Sequence[FieldChange]) -> list[tuple[str, str]]:
 
 
 def _move_lines(move: MoveLocations, locations: LocationLister | None) -> list[_Line]:
-    heading = _MOVE_HEADINGS.get(move.reason, "{n} will move to {to} (" + safe(move.reason) + ")")
+    heading = _MOVE_HEADINGS[move.reason]
     lines = [
         _Line(
             heading.format(n=number(move.count, "location"), to=safe(str(move.to))) + _from(move.source),
@@ -252,59 +228,93 @@ def _action(symbol: str, text: str, source: Source = _NOWHERE) -> _Line:
     return _Line(text + _from(source), symbol, _ACTION)
 
 
+def _create_lines(change: CreateParty) -> list[_Line]:
+    fields = [("url", change.url), *_leaves("business_details", change.business_details)]
+    return [
+        _action(CREATE, f"{_who(change.identity, change.role)} will be created", change.source),
+        *_assignments(CREATE, [(safe(name), value_text(value)) for name, value in fields]),
+    ]
+
+
+def _adopt_lines(change: AdoptParty) -> list[_Line]:
+    heading = f"{_who(change.identity, change.role)} will be adopted: managed by ocpi-parties from now on"
+    details = _assignments(UPDATE, _change_pairs(change.changes))
+    return [_action(ADOPT, heading, change.source), *(details or [_Line("no field changes", indent=_DETAIL)])]
+
+
+def _update_lines(change: UpdateParty) -> list[_Line]:
+    return [
+        _action(UPDATE, f"{_who(change.identity, change.role)} will be updated in place", change.source),
+        *_assignments(UPDATE, _change_pairs(change.changes)),
+    ]
+
+
+def _default_lines(change: SetDefaultParty) -> list[_Line]:
+    was = safe(str(change.before)) if change.before else "(none)"
+    return [_action(UPDATE, f"default party will change: {was} -> {safe(str(change.after))}")]
+
+
+def _migration_lines(change: RunMigrations) -> list[_Line]:
+    names = change.migrations
+    return [
+        _action(UPDATE, f"database: {number(len(names), 'migration')} of ocpi-parties will run first"),
+        *(_Line(safe(name), indent=_DETAIL) for name in names),
+    ]
+
+
+def _rules_lines(change: SetLocationRules) -> list[_Line]:
+    return [
+        _action(UPDATE, "location rules for MaEVe's new writes will be recorded:"),
+        _Line(
+            f"{number(len(change.claims), 'location')} claimed by id (was {change.claims_before:,}), "
+            f"{number(len(change.moved_from), 'identity', 'identities')} moved_from (was "
+            f"{change.moved_from_before:,})",
+            indent=_DETAIL,
+        ),
+    ]
+
+
+def _release_lines(change: ReleaseParty) -> list[_Line]:
+    return [
+        _action(
+            RELEASE, f"{_who(change.identity, change.role)} will no longer be managed: {safe(change.reason)}"
+        )
+    ]
+
+
+def _delete_lines(change: DeleteParty) -> list[_Line]:
+    who, reason = _who(change.identity, change.role), safe(change.reason)
+    if not change.blocked:
+        return [_action(DELETE, f"{who} will be deleted: {reason}")]
+    return [
+        _action(BLOCKED, f"{who} will NOT be deleted: {reason}"),
+        _Line("to keep it instead, declare it again under parties/", indent=_DETAIL),
+    ]
+
+
 def _change_lines(change: Change, locations: LocationLister | None) -> list[_Line]:
     match change:
-        case CreateParty(identity=identity, role=role, source=source):
-            fields = [("url", change.url), *_leaves("business_details", change.business_details)]
-            return [
-                _action(CREATE, f"{_who(identity, role)} will be created", source),
-                *_assignments(CREATE, [(safe(name), value_text(value)) for name, value in fields]),
-            ]
-        case AdoptParty(identity=identity, role=role, source=source):
-            heading = f"{_who(identity, role)} will be adopted: managed by ocpi-parties from now on"
-            details = _assignments(UPDATE, _change_pairs(change.changes))
-            return [
-                _action(ADOPT, heading, source),
-                *(details or [_Line("no field changes", indent=_DETAIL)]),
-            ]
-        case UpdateParty(identity=identity, role=role, source=source):
-            return [
-                _action(UPDATE, f"{_who(identity, role)} will be updated in place", source),
-                *_assignments(UPDATE, _change_pairs(change.changes)),
-            ]
-        case SetDefaultParty(before=before, after=after):
-            was = safe(str(before)) if before else "(none)"
-            return [_action(UPDATE, f"default party will change: {was} -> {safe(str(after))}")]
-        case RunMigrations(migrations=names):
-            return [
-                _action(
-                    UPDATE, f"database: {number(len(names), 'migration')} of ocpi-parties will run first"
-                ),
-                *(_Line(safe(name), indent=_DETAIL) for name in names),
-            ]
+        case CreateParty():
+            lines = _create_lines(change)
+        case AdoptParty():
+            lines = _adopt_lines(change)
+        case UpdateParty():
+            lines = _update_lines(change)
+        case SetDefaultParty():
+            lines = _default_lines(change)
+        case RunMigrations():
+            lines = _migration_lines(change)
         case MoveLocations():
-            return _move_lines(change, locations)
-        case SetLocationRules(claims=claims, moved_from=moved):
-            return [
-                _action(UPDATE, "location rules for MaEVe's new writes will be recorded:"),
-                _Line(
-                    f"{number(len(claims), 'location')} claimed by id (was {change.claims_before:,}), "
-                    f"{number(len(moved), 'identity', 'identities')} moved_from (was "
-                    f"{change.moved_from_before:,})",
-                    indent=_DETAIL,
-                ),
-            ]
-        case ReleaseParty(identity=identity, role=role, reason=reason):
-            return [_action(RELEASE, f"{_who(identity, role)} will no longer be managed: {safe(reason)}")]
-        case DeleteParty(identity=identity, role=role, reason=reason, blocked=True):
-            return [
-                _action(BLOCKED, f"{_who(identity, role)} will NOT be deleted: {safe(reason)}"),
-                _Line("to keep it instead, declare it again under parties/", indent=_DETAIL),
-            ]
-        case DeleteParty(identity=identity, role=role, reason=reason):
-            return [_action(DELETE, f"{_who(identity, role)} will be deleted: {safe(reason)}")]
+            lines = _move_lines(change, locations)
+        case SetLocationRules():
+            lines = _rules_lines(change)
+        case ReleaseParty():
+            lines = _release_lines(change)
+        case DeleteParty():
+            lines = _delete_lines(change)
         case _:
             assert_never(change)
+    return lines
 
 
 def _awaiting_lines(awaiting: AwaitRegistration) -> list[_Line]:
@@ -392,30 +402,6 @@ def _legend_lines(symbols: set[str]) -> list[_Line]:
     return [_Line("Symbols used above:"), *(_Line(_LEGEND[s], s, _ACTION) for s in _LEGEND if s in symbols)]
 
 
-def summary(plan: Plan) -> str:
-    """`Plan: 2 to add, 1 to change, 0 to delete, 1 to adopt; 1,234 locations to move.` or NO_CHANGES.
-
-    Releases and partners awaiting registration are counted only when there are any.
-    """
-    if not plan.has_changes and not plan.blocked:
-        if plan.awaiting:
-            waiting = number(len(plan.awaiting), "partner role")
-            return f"{NO_CHANGES[:-1]}; {waiting} awaiting OCPI registration."
-        return NO_CHANGES
-    text = f"Plan: {plan.to_add:,} to add, {plan.to_change:,} to change, {plan.to_delete:,} to delete, "
-    text += f"{plan.to_adopt:,} to adopt"
-    if plan.to_release:
-        text += f", {plan.to_release:,} to release"
-    text += f"; {number(plan.locations_to_move, 'location')} to move"
-    if plan.awaiting:
-        text += f"; {len(plan.awaiting):,} awaiting registration"
-    if plan.migrations_to_run:
-        text += f"; {number(plan.migrations_to_run, 'migration')} to run"
-    if plan.blocked:
-        text += f"; {number(len(plan.blocked), 'deletion')} blocked"
-    return text + "."
-
-
 @dataclass(frozen=True)
 class _Sections:
     """The text plan cut into the parts the Markdown comment shows separately."""
@@ -467,262 +453,8 @@ def render_text(plan: Plan, *, style: Style = plain, locations: LocationLister |
 # ---------------------------------------------------------------------------------------------- JSON
 
 
-def _source_document(source: Source) -> dict[str, Any] | None:
-    if not source.file:
-        return None
-    return {"file": source.file, "line": source.line or None, "column": source.column or None}
-
-
-def _changes_document(changes: Sequence[FieldChange]) -> list[dict[str, Any]]:
-    return [{"field": c.field, "before": _public(c.before), "after": _public(c.after)} for c in changes]
-
-
-def _change_document(change: Change) -> dict[str, Any]:
-    match change:
-        case CreateParty():
-            return {
-                "action": "create",
-                "identity": str(change.identity),
-                "role": change.role,
-                "url": _public(change.url),
-                "business_details": _public(change.business_details),
-                "source": _source_document(change.source),
-            }
-        case AdoptParty() | UpdateParty():
-            return {
-                "action": "adopt" if isinstance(change, AdoptParty) else "update",
-                "identity": str(change.identity),
-                "role": change.role,
-                "changes": _changes_document(change.changes),
-                "source": _source_document(change.source),
-            }
-        case DeleteParty():
-            return {
-                "action": "delete",
-                "identity": str(change.identity),
-                "role": change.role,
-                "reason": change.reason,
-                "blocked": change.blocked,
-            }
-        case ReleaseParty():
-            return {
-                "action": "release",
-                "identity": str(change.identity),
-                "role": change.role,
-                "reason": change.reason,
-            }
-        case SetLocationRules():
-            return {
-                "action": "set_location_rules",
-                "claims": {key: str(value) for key, value in sorted(change.claims.items())},
-                "moved_from": {str(k): str(v) for k, v in sorted(change.moved_from.items())},
-                "claims_before": change.claims_before,
-                "moved_from_before": change.moved_from_before,
-            }
-        case RunMigrations():
-            return {"action": "run_migrations", "migrations": list(change.migrations)}
-        case SetDefaultParty():
-            return {
-                "action": "set_default_party",
-                "before": str(change.before) if change.before else None,
-                "after": str(change.after),
-            }
-        case MoveLocations():
-            return {
-                "action": "move_locations",
-                "reason": change.reason,
-                "to": str(change.to),
-                "count": change.count,
-                "groups": [
-                    {
-                        "identity": str(g.owner),
-                        "recorded": str(g.recorded) if g.recorded else None,
-                        "owned": g.owned,
-                        "count": g.count,
-                    }
-                    for g in change.groups
-                ],
-                "location_ids": list(change.location_ids),
-                "source": _source_document(change.source),
-            }
-        case _:
-            assert_never(change)
-
-
-def plan_document(plan: Plan) -> dict[str, Any]:
-    """The plan as JSON data, keys in a fixed order; docs/plan-format.md describes every key."""
-    return {
-        "format_version": PLAN_FORMAT_VERSION,
-        "has_changes": plan.has_changes,
-        "summary": {
-            "text": summary(plan),
-            "to_add": plan.to_add,
-            "to_change": plan.to_change,
-            "to_delete": plan.to_delete,
-            "to_adopt": plan.to_adopt,
-            "to_release": plan.to_release,
-            "awaiting_registration": len(plan.awaiting),
-            "locations_to_move": plan.locations_to_move,
-            "migrations_to_run": plan.migrations_to_run,
-            "deletions_blocked": len(plan.blocked),
-        },
-        "changes": [_change_document(c) for c in plan.changes],
-        "unmanaged": [
-            {"identity": str(r.identity), "role": r.role, "url": _public(r.url)} for r in plan.unmanaged
-        ],
-        "drift": [
-            {
-                "identity": str(d.identity),
-                "role": d.role,
-                "missing": d.missing,
-                "changes": _changes_document(d.changes),
-            }
-            for d in plan.drift
-        ],
-        "awaiting_registration": [
-            {"identity": str(a.identity), "role": a.role, "source": _source_document(a.source)}
-            for a in plan.awaiting
-        ],
-        "warnings": list(plan.warnings),
-        "refused": list(plan.refused),
-        "notes": list(plan.notes),
-        "locations": {
-            "recorded": plan.owners.recorded,
-            "unowned_now": plan.owners.unowned_now,
-            "unowned_after": plan.owners.unowned_after,
-        },
-    }
-
-
 def render_json(plan: Plan) -> str:
     return json.dumps(plan_document(plan), indent=2, ensure_ascii=False)
-
-
-# ---------------------------------------------------------------------------------------------- reading
-
-
-def _identity_of(text: Any) -> Identity:
-    """An identity as `plan_document` wrote it, spelled as it was (a row's identity may be in lower case)."""
-    if not isinstance(text, str) or "-" not in text:
-        raise PlanDocumentError(f"{text!r} is not a party identity")
-    country_code, _, party_id = text.partition("-")
-    return Identity(country_code, party_id)
-
-
-def _source_of(data: Any) -> Source:
-    if data is None:
-        return _NOWHERE
-    return Source(str(data["file"]), int(data.get("line") or 0), int(data.get("column") or 0))
-
-
-def _field_changes_of(items: Any) -> tuple[FieldChange, ...]:
-    return tuple(FieldChange(str(c["field"]), c["before"], c["after"]) for c in items)
-
-
-def _change_of(data: Mapping[str, Any]) -> Change:
-    """The inverse of `_change_document`, for rendering: row ids are not in the document and stay unknown."""
-    action = data["action"]
-    match action:
-        case "create":
-            return CreateParty(
-                _identity_of(data["identity"]),
-                str(data["role"]),
-                data["url"],
-                data["business_details"],
-                _source_of(data["source"]),
-            )
-        case "adopt" | "update":
-            kind = AdoptParty if action == "adopt" else UpdateParty
-            return kind(
-                _identity_of(data["identity"]),
-                str(data["role"]),
-                _field_changes_of(data["changes"]),
-                _source_of(data["source"]),
-            )
-        case "delete":
-            return DeleteParty(
-                _identity_of(data["identity"]), str(data["role"]), str(data["reason"]), bool(data["blocked"])
-            )
-        case "release":
-            return ReleaseParty(_identity_of(data["identity"]), str(data["role"]), str(data["reason"]))
-        case "set_location_rules":
-            return SetLocationRules(
-                {str(k): _identity_of(v) for k, v in data["claims"].items()},
-                {_identity_of(k): _identity_of(v) for k, v in data["moved_from"].items()},
-                int(data.get("claims_before", 0)),
-                int(data.get("moved_from_before", 0)),
-            )
-        case "run_migrations":
-            return RunMigrations(tuple(str(name) for name in data["migrations"]))
-        case "set_default_party":
-            before = data["before"]
-            return SetDefaultParty(
-                _identity_of(before) if before is not None else None, _identity_of(data["after"])
-            )
-        case "move_locations":
-            return MoveLocations(
-                str(data["reason"]),
-                _identity_of(data["to"]),
-                tuple(
-                    LocationGroup(
-                        _identity_of(g["recorded"]) if g["recorded"] is not None else None,
-                        _identity_of(g["identity"]),
-                        int(g["count"]),
-                        bool(g["owned"]),
-                    )
-                    for g in data["groups"]
-                ),
-                tuple(str(i) for i in data["location_ids"]),
-                _source_of(data["source"]),
-            )
-    raise PlanDocumentError(f"unknown action {action!r}")
-
-
-def plan_from_document(document: Mapping[str, Any]) -> Plan:
-    """The plan a `plan_document` describes: the inverse of `plan_document` as far as rendering goes.
-
-    Row ids and what the database held besides are not in the document, so the plan read back renders as the
-    original did in every format, and can be compared and shown, but never applied. A document of only
-    `changes` (as the apply history records them) reads as a plan with nothing else to say.
-    Raises PlanDocumentError when the document is not one `plan_document` could have written.
-    """
-    try:
-        version = document.get("format_version", PLAN_FORMAT_VERSION)
-        if version != PLAN_FORMAT_VERSION:
-            raise PlanDocumentError(f"plan format version {version!r}; this is {PLAN_FORMAT_VERSION}")
-        locations = document.get("locations") or {}
-        return Plan(
-            changes=tuple(_change_of(c) for c in document.get("changes", [])),
-            unmanaged=tuple(
-                PartyRow(_identity_of(r["identity"]), str(r["role"]), r["url"], None, False)
-                for r in document.get("unmanaged", [])
-            ),
-            drift=tuple(
-                Drift(
-                    _identity_of(d["identity"]),
-                    str(d["role"]),
-                    _field_changes_of(d["changes"]),
-                    bool(d["missing"]),
-                )
-                for d in document.get("drift", [])
-            ),
-            notes=tuple(str(n) for n in document.get("notes", [])),
-            owners=LocationOwners(
-                int(locations.get("recorded", 0)),
-                int(locations.get("unowned_now", 0)),
-                int(locations.get("unowned_after", 0)),
-            ),
-            awaiting=tuple(
-                AwaitRegistration(_identity_of(a["identity"]), str(a["role"]), _source_of(a["source"]))
-                for a in document.get("awaiting_registration", [])
-            ),
-            warnings=tuple(str(w) for w in document.get("warnings", [])),
-            refused=tuple(str(r) for r in document.get("refused", [])),
-        )
-    except PlanDocumentError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise PlanDocumentError(f"the plan document is malformed ({type(error).__name__}: {error})") from None
 
 
 # ---------------------------------------------------------------------------------------------- Markdown
@@ -869,10 +601,7 @@ def _facts(plan: Plan) -> list[str]:
     moves = [c for c in plan.applicable if isinstance(c, MoveLocations)]
     if moves:
         facts.append(f"- **Locations to move:** {plan.locations_to_move:,}")
-        items = [
-            f"{m.count:,} to {_code(str(m.to))}, {_markdown_text(_MOVE_FACTS.get(m.reason, m.reason))}"
-            for m in moves
-        ]
+        items = [f"{m.count:,} to {_code(str(m.to))}, {_markdown_text(_MOVE_FACTS[m.reason])}" for m in moves]
         facts.extend(f"  {line}" for line in _bullets(items, "moves (see the full plan)"))
     if plan.awaiting:
         facts.append(f"- **Awaiting OCPI registration (nothing to apply):** {len(plan.awaiting):,}")
@@ -941,59 +670,12 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     return "\n\n".join([head, *_fit(blocks, limit - _size(head) - 2)]) + "\n"
 
 
-#: The order of OCPI BusinessDetails' fields, as the files' values are written (`BusinessDetails.to_ocpi`).
-_OCPI_ORDER = {key: index for index, key in enumerate(("name", "website", "logo", "url", "thumbnail"))}
-_OCPI_ORDER.update(category=5, type=6, width=7, height=8)
-
-
-def _ocpi_ordered(value: Any) -> Any:
-    """Business details with their fields in OCPI's order again (unknown keys after them, as they come)."""
-    if not isinstance(value, Mapping):
-        return value
-    keys = sorted(value, key=lambda key: _OCPI_ORDER.get(key, len(_OCPI_ORDER)))
-    return {key: _ocpi_ordered(value[key]) for key in keys}
-
-
-def recorded_plan(changes: Sequence[Mapping[str, Any]]) -> Plan:
-    """The plan of the changes an apply recorded in its history (`plan_document(plan)["changes"]`).
-
-    PostgreSQL's jsonb keeps an object's keys in an order of its own, so the values the files gave (a
-    created row's business details, what an update sets) get their fields back in OCPI's order, the order
-    the plan showed them in; the values read from the database were in jsonb's order already.
-    """
-    ordered = []
-    for recorded in changes:
-        change = dict(recorded)
-        if change.get("action") == "create":
-            change["business_details"] = _ocpi_ordered(change.get("business_details"))
-        if change.get("action") in ("adopt", "update") and isinstance(change.get("changes"), list):
-            change["changes"] = [
-                {**item, "after": _ocpi_ordered(item.get("after"))} if isinstance(item, Mapping) else item
-                for item in change["changes"]
-            ]
-        ordered.append(change)
-    return plan_from_document({"changes": ordered})
-
-
 # ---------------------------------------------------------------------------------------------- comparing
 
 
-def _comparable(change: Mapping[str, Any]) -> dict[str, Any]:
-    """A change of a plan document without where the files declare it: moving a line changes no change."""
-    return {key: value for key, value in change.items() if key != "source"}
-
-
-def same_changes(reviewed: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
-    """Two plan documents make the same changes: the same change list in the same order, with the same
-    values and move counts; the source positions, and what the plans say besides their changes, aside."""
-    return [_comparable(c) for c in reviewed.get("changes", [])] == [
-        _comparable(c) for c in current.get("changes", [])
-    ]
-
-
 def _only_in(plan: Plan, other: Plan) -> list[Change]:
-    others = [_comparable(_change_document(c)) for c in other.changes]
-    return [c for c in plan.changes if _comparable(_change_document(c)) not in others]
+    others = [comparable(change_document(c)) for c in other.changes]
+    return [c for c in plan.changes if comparable(change_document(c)) not in others]
 
 
 def difference_markdown(reviewed: Plan, current: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:

@@ -12,14 +12,11 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
 from reconciler import migrations
-from reconciler.database import Connection, exists
-from reconciler.model import DesiredState, Identity
-from reconciler.plan import (
+from reconciler.changes import (
     ActualState,
     AppliedRow,
     ClaimedLocation,
@@ -28,9 +25,10 @@ from reconciler.plan import (
     MoveLocations,
     PartyRow,
     Plan,
-    compute_plan,
-    fingerprint,
 )
+from reconciler.database import Connection, exists
+from reconciler.model import DesiredState, Identity
+from reconciler.plan import compute_plan, fingerprint
 
 #: The key of `system_config` (migration 0001) that records the default party.
 DEFAULT_PARTY_KEY = "default_party"
@@ -116,18 +114,16 @@ def get_default_party(connection: Connection) -> Identity | None:
     return Identity.parse(row[0]) if row else None
 
 
-def _party_columns(connection: Connection) -> tuple[sql.SQL, sql.SQL, sql.SQL, sql.SQL]:
+def _party_columns(
+    connection: Connection, details_recorded: bool
+) -> tuple[sql.SQL, sql.SQL, sql.SQL, sql.SQL]:
     """The business details, managed and credentials columns and the join they need; stand-ins before the
-    migrations that add them.
+    migrations that add them (`business_details`: migration 0002, `details_recorded`).
 
     Before migration 0006 a row is taken to hold credentials unless ocpi-parties created it: the token
     itself is never read.
     """
-    details = (
-        sql.SQL("p.business_details")
-        if exists(connection, "ocpi_parties", "business_details")
-        else sql.SQL("NULL::jsonb")
-    )
+    details = sql.SQL("p.business_details") if details_recorded else sql.SQL("NULL::jsonb")
     if exists(connection, "reconciler_managed_parties", "row_created_at"):
         managed = sql.SQL("m.party_row_id IS NOT NULL")
         join = sql.SQL(
@@ -156,37 +152,65 @@ def _holds_credentials(connection: Connection) -> sql.SQL:
     return sql.SQL("true")
 
 
-def party_rows_query(cursor: psycopg.Cursor[Any]) -> sql.Composed:
-    """Party rows with their management record and whether they hold OCPI credentials (never the token);
-    before the migrations, without the columns they add."""
-    details, managed, credentials, join = _party_columns(cursor.connection)
-    return sql.SQL(
-        "SELECT p.id, p.role, p.country_code, p.party_id, p.url, {details} AS business_details, p.updated_at,"
-        " {managed} AS managed, {credentials} AS credentials"
-        " FROM ocpi_parties AS p {join} ORDER BY p.country_code, p.party_id, p.role"
-    ).format(details=details, managed=managed, credentials=credentials, join=join)
+def _zoned(column: str) -> sql.Composed:
+    """A `timestamp without time zone` column of MaEVe's as a `timestamptz`.
 
-
-def _party_rows(connection: Connection) -> tuple[PartyRow, ...]:
-    """The party rows as the plan sees them, in no particular order (the plan sorts what it shows).
-
-    Unsorted, PostgreSQL need not sort 17,600 rows with their documents (on disk, past work_mem); the
-    documents come as text and are decoded in one `json.loads` rather than one call per row.
+    MaEVe writes NOW() into such columns, and so does ocpi-parties: PostgreSQL stores the time of day in the
+    writing session's TimeZone, which neither sets, so the database's (the server's `timezone`, or an
+    ALTER DATABASE/ROLE ... SET timezone). This session has the same TimeZone, so the value is read as a time
+    in it; docs/database.md says so.
     """
-    details, managed, credentials, join = _party_columns(connection)
+    return sql.SQL("({} AT TIME ZONE current_setting('TimeZone'))").format(sql.Identifier(*column.split(".")))
+
+
+def party_rows(
+    connection: Connection,
+    rest: sql.Composable | None = None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    times: bool = True,
+) -> list[PartyRow]:
+    """The party rows, never their token, that `rest` selects (WHERE and ORDER BY on the columns of
+    `ocpi_parties AS p`): the one query behind every PartyRow, for plan, import and the read commands.
+
+    Before the migrations, the columns they add have stand-ins. Without ORDER BY the rows come in no
+    particular order, which spares PostgreSQL sorting 17,600 rows with their documents (on disk, past
+    work_mem). Without `times`, created_at and updated_at are not read (None): the plan does not show them,
+    and reading them as times in the session's time zone took a fortieth of a second over 17,600 rows. The
+    business details come as text, decoded here: psycopg's jsonb loader took as long again.
+    """
+    recorded = exists(connection, "ocpi_parties", "business_details")
+    details, managed, credentials, join = _party_columns(connection, recorded)
+    never = sql.SQL("NULL::timestamptz")
     query = sql.SQL(
-        "SELECT p.id, p.role, p.country_code, p.party_id, p.url, {details}::text, {managed}, {credentials}"
-        " FROM ocpi_parties AS p {join}"
-    ).format(details=details, managed=managed, credentials=credentials, join=join)
-    with connection.cursor(row_factory=tuple_row) as cursor:
-        records = cursor.execute(query).fetchall()
-    documents = json.loads("[" + ",".join("null" if r[5] is None else r[5] for r in records) + "]")
-    return tuple(
-        PartyRow(Identity(country_code, party_id), role, url, document, managed, str(row_id), credentials)
-        for (row_id, role, country_code, party_id, url, _, managed, credentials), document in zip(
-            records, documents, strict=True
-        )
+        "SELECT p.country_code, p.party_id, p.role, p.url, {details}::text, {managed}, p.id, {credentials},"
+        " {created_at}, {updated_at} FROM ocpi_parties AS p {join} {rest}"
+    ).format(
+        details=details,
+        managed=managed,
+        credentials=credentials,
+        created_at=_zoned("p.created_at") if times else never,
+        updated_at=_zoned("p.updated_at") if times else never,
+        join=join,
+        rest=rest or sql.SQL(""),
     )
+    with connection.cursor(row_factory=tuple_row) as cursor:
+        records = cursor.execute(query, params).fetchall()
+    return [
+        PartyRow(
+            Identity(country_code, party_id),
+            role,
+            url,
+            None if text is None else json.loads(text),
+            is_managed,
+            row_id,
+            holds,
+            created,
+            updated,
+            recorded,
+        )
+        for country_code, party_id, role, url, text, is_managed, row_id, holds, created, updated in records
+    ]
 
 
 def _applied_rows(state: Any) -> tuple[AppliedRow, ...] | None:
@@ -212,7 +236,7 @@ def read_actual_state(connection: Connection, desired: DesiredState) -> ActualSt
     """
     claimed_ids = sorted({claim.value for party in desired.parties for claim in party.locations})
     pending = tuple(migration.label for migration in migrations.pending(connection))
-    rows = _party_rows(connection)
+    rows = tuple(party_rows(connection, times=False))
     columns = _location_columns(connection)
     default = get_default_party(connection)
     with connection.cursor(row_factory=tuple_row) as cursor:

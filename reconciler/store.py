@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from psycopg import sql
 from psycopg.rows import RowFactory, kwargs_row
 
+from reconciler.changes import PartyRow
 from reconciler.database import Connection, exists
 from reconciler.errors import StoreError
 from reconciler.migrations import Applied, DatabaseObject, Migration, applied, available, missing, unknown
@@ -22,9 +23,10 @@ from reconciler.model import CPO, Identity
 from reconciler.state import (
     DEFAULT_PARTY_KEY,
     _location_columns,
-    _party_columns,
+    _zoned,
     default_recorded,
     get_default_party,
+    party_rows,
 )
 
 LOCATION_KEY = "locations_party_fk"
@@ -33,26 +35,6 @@ MOVE_SETTING = "ocpi_parties.move_locations"
 
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class PartyRow:
-    """One row of `ocpi_parties` (one role of a party), without its token."""
-
-    id: int
-    role: str
-    identity: Identity
-    url: str
-    business_details: Mapping[str, Any] | None
-    #: "created" or "adopted" when ocpi-parties manages the row, None when it does not. A row that holds no
-    #: credentials was created by ocpi-parties (registration always gives a token), whatever was recorded.
-    managed: str | None
-    created_at: datetime
-    updated_at: datetime
-    #: OCPI registration gave the row a token: it owns the row, its url and its token.
-    credentials: bool = True
-    #: False before migration 0002 adds `business_details`: the database does not record them yet.
-    details_recorded: bool = True
 
 
 @dataclass(frozen=True)
@@ -200,37 +182,6 @@ def set_default_party(connection: Connection, identity: Identity) -> None:
         )
 
 
-def _party_select(connection: Connection) -> sql.Composed:
-    """`SELECT <party row columns> FROM ocpi_parties AS p ...`, reading only the columns and tables the
-    database has: before the migrations, the stand-ins that plan reads (`state._party_columns`)."""
-    details, managed, credentials, join = _party_columns(connection)
-    return sql.SQL(
-        "SELECT p.id, p.role, p.country_code, p.party_id, p.url, {details} AS business_details,"
-        " CASE WHEN {managed} THEN CASE WHEN {credentials} THEN 'adopted' ELSE 'created' END END AS managed,"
-        " {created_at} AS created_at, {updated_at} AS updated_at, {credentials} AS credentials,"
-        " {recorded} AS details_recorded FROM ocpi_parties AS p {join}"
-    ).format(
-        details=details,
-        managed=managed,
-        credentials=credentials,
-        created_at=_zoned("p.created_at"),
-        updated_at=_zoned("p.updated_at"),
-        recorded=sql.Literal(exists(connection, "ocpi_parties", "business_details")),
-        join=join,
-    )
-
-
-def _zoned(column: str) -> sql.Composed:
-    """A `timestamp without time zone` column of MaEVe's as a `timestamptz`.
-
-    MaEVe writes NOW() into such columns, and so does ocpi-parties: PostgreSQL stores the time of day in the
-    writing session's TimeZone, which neither sets, so the database's (the server's `timezone`, or an
-    ALTER DATABASE/ROLE ... SET timezone). This session has the same TimeZone, so the value is read as a time
-    in it; docs/database.md says so.
-    """
-    return sql.SQL("({} AT TIME ZONE current_setting('TimeZone'))").format(sql.Identifier(*column.split(".")))
-
-
 def _with_identity(make: Callable[..., T]) -> RowFactory[T]:
     """Rows with country_code and party_id columns -> `make(identity=..., **the other columns)`."""
 
@@ -246,12 +197,9 @@ def list_parties(
     """Party rows ordered by identity then role, optionally of one role, one page at a time."""
     _page(offset, limit)
     where = sql.SQL("WHERE p.role = %(role)s") if role else sql.SQL("")
-    query = sql.SQL("{select} {where} ORDER BY p.country_code, p.party_id, p.role, p.id").format(
-        select=_party_select(connection), where=where
-    ) + sql.SQL(" OFFSET %(offset)s LIMIT %(limit)s")
+    rest = sql.SQL("{} ORDER BY p.country_code, p.party_id, p.role, p.id OFFSET %(offset)s LIMIT %(limit)s")
     params = {"role": role.upper() if role else None, "offset": offset, "limit": limit}
-    with connection.cursor(row_factory=_with_identity(PartyRow)) as cursor:
-        return cursor.execute(query, params).fetchall()
+    return party_rows(connection, rest.format(where), params)
 
 
 def _count(
@@ -278,11 +226,10 @@ def party_page(
 
 def get_party(connection: Connection, identity: Identity) -> PartyDetails | None:
     """Every role of `identity`, the number of locations recorded under it, and whether it is the default."""
-    query = sql.SQL("{select} WHERE {identity} ORDER BY p.role, p.id").format(
-        select=_party_select(connection), identity=_matching(identity, "p.country_code", "p.party_id")
+    rest = sql.SQL("WHERE {identity} ORDER BY p.role, p.id").format(
+        identity=_matching(identity, "p.country_code", "p.party_id")
     )
-    with connection.cursor(row_factory=_with_identity(PartyRow)) as cursor:
-        roles = tuple(cursor.execute(query))
+    roles = tuple(party_rows(connection, rest))
     if not roles:
         return None
     count = connection.execute(

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from reconciler.changes import (
+    ActualState,
+    AppliedRow,
+    ClaimedLocation,
+    CreateParty,
+    LocationGroup,
+    LocationRules,
+    PartyRow,
+    Plan,
+)
 from reconciler.model import (
     BusinessDetails,
     Declared,
@@ -14,17 +24,7 @@ from reconciler.model import (
     Source,
     Tombstone,
 )
-from reconciler.plan import (
-    ActualState,
-    AppliedRow,
-    ClaimedLocation,
-    CreateParty,
-    LocationGroup,
-    LocationRules,
-    PartyRow,
-    Plan,
-    compute_plan,
-)
+from reconciler.plan import compute_plan
 
 TWK = Identity("GB", "TWK")
 ES = Identity("ES", "CPO")
@@ -103,17 +103,17 @@ def every_change() -> Plan:
     actual = ActualState(
         rows=(
             PartyRow(
-                TWK, "CPO", "https://ocpi.twinkle.example/versions", {"name": "Twinkle"}, True, "1", False
+                TWK, "CPO", "https://ocpi.twinkle.example/versions", {"name": "Twinkle"}, True, 1, False
             ),
-            PartyRow(ES, "CPO", "", {"name": "Carga Ibérica"}, True, "2", False),
-            PartyRow(OLD, "CPO", "https://old.example/versions", {"name": "Old Charging"}, True, "3", False),
-            PartyRow(OFF, "CPO", "", {"name": "Off Charging"}, True, "4", False),
-            PartyRow(GON, "EMSP", "https://gone.example/versions", {"name": "Gone"}, True, "5"),
-            PartyRow(*emo_emsp, True, "6", False),
-            PartyRow(PEER, "CPO", "https://ocpi.peer.example/versions", None, False, "7"),
-            PartyRow(PEER, "EMSP", "https://ocpi.peer.example/versions", None, False, "8"),
+            PartyRow(ES, "CPO", "", {"name": "Carga Ibérica"}, True, 2, False),
+            PartyRow(OLD, "CPO", "https://old.example/versions", {"name": "Old Charging"}, True, 3, False),
+            PartyRow(OFF, "CPO", "", {"name": "Off Charging"}, True, 4, False),
+            PartyRow(GON, "EMSP", "https://gone.example/versions", {"name": "Gone"}, True, 5),
+            PartyRow(*emo_emsp, True, 6, False),
+            PartyRow(PEER, "CPO", "https://ocpi.peer.example/versions", None, False, 7),
+            PartyRow(PEER, "EMSP", "https://ocpi.peer.example/versions", None, False, 8),
             PartyRow(
-                Identity("nl", "vlt"), "EMSP", "https://api.voltaro.example/ocpi/versions", None, False, "9"
+                Identity("nl", "vlt"), "EMSP", "https://api.voltaro.example/ocpi/versions", None, False, 9
             ),
         ),
         default_party=TWK,

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 from reconciler import fmt, importer
+from reconciler.changes import PartyRow
 from reconciler.model import Identity, Problem
 from reconciler.validate import check_file, read_back
 
@@ -295,15 +296,14 @@ def test_init_writes_files_fmt_leaves_as_they_are(
 )
 def test_import_renders_files_in_canonical_form(specs: list[dict[str, Any]]) -> None:
     rows = [
-        {
-            "role": spec["role"],
-            "country_code": "GB",
-            "party_id": "ABC",
-            "url": "https://abc.example/versions",
-            "business_details": {k: spec[k] for k in ("name", "website") if k in spec} or None,
-            "managed": not spec["credentials"],
-            "credentials": spec["credentials"],
-        }
+        PartyRow(
+            Identity("GB", "ABC"),
+            spec["role"],
+            "https://abc.example/versions",
+            {k: spec[k] for k in ("name", "website") if k in spec} or None,
+            not spec["credentials"],
+            credentials=spec["credentials"],
+        )
         for spec in specs
     ]
     for draft in importer.plan_import(rows).drafts:

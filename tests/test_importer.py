@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler import importer, migrations
+from reconciler.changes import PartyRow
 from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
 from reconciler.model import Identity, Kind
@@ -23,27 +25,19 @@ def row(
     *,
     credentials: bool = True,
     **details: Any,
-) -> dict[str, Any]:
+) -> PartyRow:
     """A row as `import` reads it; by default one OCPI registration wrote (it holds credentials)."""
-    return {
-        "role": role,
-        "country_code": cc,
-        "party_id": pid,
-        "url": url,
-        "business_details": details or None,
-        "managed": not credentials,
-        "credentials": credentials,
-    }
+    return PartyRow(Identity(cc, pid), role, url, details or None, not credentials, credentials=credentials)
 
 
 def created(
     role: str, cc: str, pid: str, url: str = "https://own.example/versions", **details: Any
-) -> dict[str, Any]:
+) -> PartyRow:
     """A row ocpi-parties created: it holds no OCPI credentials."""
     return row(role, cc, pid, url, credentials=False, **details)
 
 
-def only(rows: list[dict[str, Any]]) -> importer.Draft:
+def only(rows: list[PartyRow]) -> importer.Draft:
     result = importer.plan_import(rows)
     assert result.skipped == ()
     (draft,) = result.drafts
@@ -158,9 +152,9 @@ def test_before_migration_0006_only_created_rows_count_as_credential_less(
             "INSERT INTO reconciler_managed_parties (party_row_id, how) VALUES (901, %s)", (how,)
         )
     rows, _ = importer.read_party_rows(connection)
-    (found,) = [r for r in rows if r["party_id"] == "QQQ"]
-    assert found["credentials"] is credentials
-    assert "token" not in found and "secret-token" not in str(rows)
+    (found,) = [r for r in rows if r.identity.party_id == "QQQ"]
+    assert found.credentials is credentials
+    assert "token" not in {f.name for f in dataclasses.fields(found)} and "secret-token" not in str(rows)
 
 
 def test_the_holds_credentials_column_decides_once_it_exists(connection: Connection) -> None:
@@ -180,7 +174,7 @@ def test_the_holds_credentials_column_decides_once_it_exists(connection: Connect
         "INSERT INTO reconciler_managed_parties (party_row_id, how) VALUES (901, 'created'), (902, 'created')"
     )
     rows, _ = importer.read_party_rows(connection)
-    assert {r["party_id"]: r["credentials"] for r in rows} == {"QQQ": True, "RRR": False}
+    assert {r.identity.party_id: r.credentials for r in rows} == {"QQQ": True, "RRR": False}
 
 
 def _has_column(connection: Connection) -> bool:
@@ -234,7 +228,7 @@ def test_details_with_a_credential_skip_the_party_without_showing_it() -> None:
     ],
 )
 def test_rows_no_party_file_can_declare_are_skipped_with_the_reason(
-    rows: list[dict[str, Any]], reason: str
+    rows: list[PartyRow], reason: str
 ) -> None:
     result = importer.plan_import(rows)
     assert result.drafts == ()

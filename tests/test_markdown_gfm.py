@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from render_cases import OLD, creates, every_change
 from test_render import hostile_plan
 
-from reconciler.plan import Drift, PartyRow, Plan
-from reconciler.render import NO_CHANGES, render_markdown, render_text, summary
+from reconciler.changes import Drift, PartyRow, Plan
+from reconciler.plan_document import NO_CHANGES, summary
+from reconciler.render import render_markdown, render_text
 
 #: Options as GitHub's wrapper sets them, and raw HTML kept.
 OPTIONS = cmarkgfm.Options.CMARK_OPT_GITHUB_PRE_LANG | cmarkgfm.Options.CMARK_OPT_UNSAFE

@@ -11,20 +11,7 @@ from deepdiff import DeepDiff
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.model import (
-    BusinessDetails,
-    Declared,
-    DesiredState,
-    Identity,
-    Image,
-    Kind,
-    Party,
-    PartyRole,
-    Source,
-    Tombstone,
-)
-from reconciler.plan import (
-    CREDENTIAL_LESS,
+from reconciler.changes import (
     ActualState,
     AdoptParty,
     AppliedRow,
@@ -44,12 +31,20 @@ from reconciler.plan import (
     SetDefaultParty,
     SetLocationRules,
     UpdateParty,
-    _same,
-    compute_plan,
-    details_changes,
-    fingerprint,
-    location_owner,
 )
+from reconciler.model import (
+    BusinessDetails,
+    Declared,
+    DesiredState,
+    Identity,
+    Image,
+    Kind,
+    Party,
+    PartyRole,
+    Source,
+    Tombstone,
+)
+from reconciler.plan import CREDENTIAL_LESS, _same, compute_plan, details_changes, fingerprint, location_owner
 
 TWK = Identity("GB", "TWK")
 ES = Identity("ES", "CPO")
@@ -102,7 +97,7 @@ def row(
         url,
         {"name": name} if name is not None else None,
         managed,
-        str(next(_IDS)),
+        next(_IDS),
         (not managed) if credentials is None else credentials,
     )
 
@@ -179,7 +174,7 @@ def test_update_reports_field_level_before_and_after() -> None:
         "https://ocpi.example/v1",
         {"name": "Old", "logo": {"url": "https://i.example/l.png", "category": "OWNER", "type": "png"}},
         True,
-        "1",
+        1,
         credentials=False,
     )
     plan = compute_plan(desired(wanted), actual(current))
@@ -689,9 +684,9 @@ def test_the_quick_comparison_agrees_with_the_strict_walk(
 def test_fingerprint_follows_rows_in_scope_only() -> None:
     state = desired(party(TWK, "CPO"), party(VLT, "EMSP"))
     base = actual(
-        PartyRow(TWK, "CPO", "", {"name": "N"}, True, "1", False),
-        PartyRow(VLT, "EMSP", "https://v", None, False, "2"),
-        PartyRow(PEER, "EMSP", "https://peer", None, False, "3"),
+        PartyRow(TWK, "CPO", "", {"name": "N"}, True, 1, False),
+        PartyRow(VLT, "EMSP", "https://v", None, False, 2),
+        PartyRow(PEER, "EMSP", "https://peer", None, False, 3),
         groups=(orphans(ORPHAN_GB, 10),),
     )
 
@@ -715,8 +710,8 @@ def test_fingerprint_follows_rows_in_scope_only() -> None:
     # deleted and registered again, a new CPO, a count of locations to move or the default.
     assert with_rows(replace(twk, url="https://twk"), vlt, peer) != same
     assert with_rows(twk, replace(vlt, business_details={"name": "V"}), peer) != same
-    assert with_rows(twk, replace(vlt, row_id="9"), peer) != same
-    assert with_rows(twk, vlt, peer, PartyRow(PEER, "CPO", "", None, False, "4")) != same
+    assert with_rows(twk, replace(vlt, id=9), peer) != same
+    assert with_rows(twk, vlt, peer, PartyRow(PEER, "CPO", "", None, False, 4)) != same
     assert with_rows(twk, vlt, peer, location_groups=(orphans(ORPHAN_GB, 11),)) != same
     assert with_rows(twk, vlt, peer, default_party=None) != same
     assert with_rows(twk, vlt, peer, rules=LocationRules({"L": TWK}, {})) != same

@@ -21,7 +21,7 @@ from reliability import LONG, run_cli, seed_live
 
 from reconciler.database import ADVISORY_LOCK_KEY, Connection
 from reconciler.migrations import migrate
-from reconciler.render import NO_CHANGES
+from reconciler.plan_document import NO_CHANGES
 
 ROOT = Path(__file__).parent.parent
 PROCESSES = 8 if LONG else 4

@@ -28,12 +28,12 @@ from reliability import cli_environment, command, seed_live, wait_for
 
 from reconciler import apply as apply_module
 from reconciler import database
+from reconciler.changes import Plan
 from reconciler.connect import session
 from reconciler.database import Connection, Settings
 from reconciler.errors import ExitCode
 from reconciler.migrations import migrate
 from reconciler.model import DesiredState
-from reconciler.plan import Plan
 from reconciler.state import plan_against
 
 #: MaEVe's own patience for one statement in this test.

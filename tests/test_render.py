@@ -13,10 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from render_cases import GON, OLD, TWK, VLT, creates, every_change
 
-from reconciler.errors import PlanDocumentError
-from reconciler.model import Identity, Source
-from reconciler.output import plain
-from reconciler.plan import (
+from reconciler.changes import (
     AdoptParty,
     AwaitRegistration,
     CreateParty,
@@ -34,16 +31,11 @@ from reconciler.plan import (
     SetLocationRules,
     UpdateParty,
 )
-from reconciler.render import (
-    NO_CHANGES,
-    plan_document,
-    plan_from_document,
-    render_json,
-    render_markdown,
-    render_text,
-    safe,
-    summary,
-)
+from reconciler.errors import PlanDocumentError
+from reconciler.model import Identity, Source
+from reconciler.output import plain
+from reconciler.plan_document import NO_CHANGES, plan_document, plan_from_document, summary
+from reconciler.render import render_json, render_markdown, render_text, safe
 
 GOLDEN = Path(__file__).parent / "golden"
 GB_XXX = Identity("GB", "XXX")
@@ -482,7 +474,7 @@ def test_json_summary_counts_match_the_plan() -> None:
 
 
 def test_pending_migrations_come_first_in_every_format() -> None:
-    from reconciler.plan import RunMigrations
+    from reconciler.changes import RunMigrations
 
     plan = Plan((RunMigrations(("0001_system_config", "0002_business_details")),))
     text = render_text(plan)
@@ -758,7 +750,7 @@ def test_a_document_of_changes_only_reads_as_a_plan_of_those_changes() -> None:
     plan = every_change()
     changes_only = plan_from_document({"changes": plan_document(plan)["changes"]})
     assert changes_only.changes == tuple(
-        dataclasses.replace(c, row_id="") if hasattr(c, "row_id") else c for c in plan.changes
+        dataclasses.replace(c, row_id=None) if hasattr(c, "row_id") else c for c in plan.changes
     )
     assert plan_document(changes_only)["changes"] == plan_document(plan)["changes"]
     assert summary(changes_only) == summary(dataclasses.replace(plan, awaiting=()))
@@ -780,12 +772,12 @@ def test_a_document_plan_document_could_not_have_written_is_refused(document: di
 
 def test_apply_and_its_errors_count_in_english() -> None:
     """`1 location moved` and `1 deletion blocked`, never `1 locations moved` or `deletion(s)`."""
-    from reconciler import render
     from reconciler.apply import Outcome
+    from reconciler.changes import Plan
     from reconciler.operations import complete_line as _complete_line
-    from reconciler.plan import Plan
+    from reconciler.plan_document import number
 
     assert "; 1 location moved." in _complete_line(Outcome(Plan(()), history_id=1, locations_moved=1))
     assert "; 2,000 locations moved." in _complete_line(Outcome(Plan(()), history_id=1, locations_moved=2000))
-    assert render.number(1, "deletion") == "1 deletion"
-    assert render.number(2, "identity", "identities") == "2 identities"
+    assert number(1, "deletion") == "1 deletion"
+    assert number(2, "identity", "identities") == "2 identities"

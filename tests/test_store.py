@@ -95,11 +95,11 @@ def test_list_parties_orders_by_identity_then_role(seeded: Connection) -> None:
         ("NL-VLT", "EMSP"),
     ]
     own = rows[3]
-    assert own.managed == "created"
+    assert own.how == "created"
     assert own.credentials is False
     assert own.business_details == {"name": "The Wallbox Co"}
     assert own.url == "https://twk/versions"
-    assert all(r.managed is None and r.credentials for r in rows if r is not own)
+    assert all(r.how is None and r.credentials for r in rows if r is not own)
     assert not hasattr(own, "token")
 
 
@@ -238,7 +238,7 @@ def test_managed_says_created_for_a_row_without_credentials_and_adopted_for_a_re
     registered = save_party(migrated, "EMSP", "NL", "VLT", token="vlt-token")
     record(migrated, registered, "adopted")
     save_party(migrated, "CPO", "BE", "PEE", token="pee-token")
-    managed = {(str(r.identity), r.role): (r.managed, r.credentials) for r in store.list_parties(migrated)}
+    managed = {(str(r.identity), r.role): (r.how, r.credentials) for r in store.list_parties(migrated)}
     assert managed == {
         ("GB-TWK", "CPO"): ("created", False),
         ("NL-VLT", "EMSP"): ("adopted", True),
@@ -257,10 +257,10 @@ def test_created_or_adopted_follows_the_credentials_not_the_record(migrated: Con
     taken = create_own(migrated, "CPO", "ES", "CPO")
     save_party(migrated, "CPO", "ES", "CPO", token="registered-later")  # SetOcpiParty's upsert: same row
     rows = {str(r.identity): r for r in store.list_parties(migrated)}
-    assert (rows["GB-TWK"].managed, rows["GB-TWK"].credentials) == ("created", False)
-    assert (rows["ES-CPO"].managed, rows["ES-CPO"].credentials) == ("adopted", True)
+    assert (rows["GB-TWK"].how, rows["GB-TWK"].credentials) == ("created", False)
+    assert (rows["ES-CPO"].how, rows["ES-CPO"].credentials) == ("adopted", True)
     details = store.get_party(migrated, ES_CPO)
-    assert details is not None and [(r.managed, r.credentials) for r in details.roles] == [("adopted", True)]
+    assert details is not None and [(r.how, r.credentials) for r in details.roles] == [("adopted", True)]
     assert taken[0] == details.roles[0].id
 
 
@@ -273,9 +273,9 @@ def test_a_record_of_an_earlier_row_with_the_same_id_manages_nothing(migrated: C
         " WHERE party_row_id = %s",
         (own[0],),
     )
-    assert [r.managed for r in store.list_parties(migrated)] == [None]
+    assert [r.how for r in store.list_parties(migrated)] == [None]
     details = store.get_party(migrated, GB_TWK)
-    assert details is not None and details.roles[0].managed is None
+    assert details is not None and details.roles[0].how is None
     assert store.status(migrated).managed == 0
 
 

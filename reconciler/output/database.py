@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
+from reconciler.changes import PartyRow, details_problem
 from reconciler.migrations import Step
 from reconciler.model import Identity
-from reconciler.plan import details_problem
 from reconciler.render import safe, value_text
 from reconciler.secret import hide_secrets
-from reconciler.store import LocationRow, Page, PartyDetails, PartyRow, Status
+from reconciler.store import LocationRow, Page, PartyDetails, Status
 
 #: What the text shows for business details or a default party that an unmigrated database does not record.
 NOT_RECORDED = "(not recorded yet: run `ocpi-parties db migrate`)"
@@ -66,10 +67,15 @@ def _party_json(row: PartyRow) -> dict[str, Any]:
         # A hosted row that ocpi-parties created without a url holds '' (the column is NOT NULL): absent.
         "url": hide_secrets(row.url) or None,
         "business_details": row.business_details,
-        "managed": row.managed,
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
+        "managed": row.how,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
     }
+
+
+def _iso(when: datetime | None) -> str | None:
+    """A time read from the database (every row read has its times) in ISO 8601."""
+    return None if when is None else when.isoformat()
 
 
 def _paging(page: Page[Any]) -> dict[str, Any]:
@@ -101,9 +107,7 @@ def parties_text(page: Page[PartyRow]) -> str:
             if page.total == 0
             else f"No parties from offset {page.offset:,} (of {page.total:,})."
         )
-    body = [
-        (str(r.identity), safe(r.role), r.managed or "no", _name(r), safe(hide_secrets(r.url))) for r in rows
-    ]
+    body = [(str(r.identity), safe(r.role), r.how or "no", _name(r), safe(hide_secrets(r.url))) for r in rows]
     return "\n".join(
         [
             _table(("PARTY", "ROLE", "MANAGED", "NAME", "URL"), body),
@@ -155,8 +159,9 @@ def party_text(details: PartyDetails) -> str:
         if logo is not None:
             lines.append(f"    logo:     {logo}")
         lines.append(f"    url:      {safe(hide_secrets(row.url))}")
-        lines.append(f"    managed:  {row.managed or 'no (written by MaEVe or by hand)'}")
-        lines.append(f"    updated:  {row.updated_at.isoformat(sep=' ', timespec='seconds')}")
+        lines.append(f"    managed:  {row.how or 'no (written by MaEVe or by hand)'}")
+        updated = row.updated_at.isoformat(sep=" ", timespec="seconds") if row.updated_at else "-"
+        lines.append(f"    updated:  {updated}")
     lines.append(f"  locations: {details.locations}")
     return "\n".join([*lines, *_odd_rows(details.roles)])
 
