@@ -140,7 +140,7 @@ def desired_from_json(data: Mapping[str, Any]) -> DesiredState:
             ),
         )
     except (KeyError, TypeError, ValueError) as error:
-        raise PlanFileError(f"plan file: the desired state is malformed ({error})") from None
+        raise PlanFileError(f"plan file: the desired state is malformed ({error})") from error
 
 
 def desired_digest(desired: DesiredState) -> str:
@@ -209,7 +209,7 @@ def save(
                 os.unlink(temporary)
             raise
     except OSError as error:
-        raise PlanFileError(f"cannot write the plan file {path}: {error.strerror or error}") from None
+        raise PlanFileError(f"cannot write the plan file {path}: {error.strerror or error}") from error
 
 
 def check_target(path: Path) -> None:
@@ -220,7 +220,7 @@ def check_target(path: Path) -> None:
     except FileNotFoundError:
         return
     except OSError as error:
-        raise PlanFileError(f"cannot write the plan file {path}: {error.strerror or error}") from None
+        raise PlanFileError(f"cannot write the plan file {path}: {error.strerror or error}") from error
     if stat.S_ISREG(mode):
         return
     what = (
@@ -258,9 +258,9 @@ def load(path: Path) -> SavedPlan:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise PlanFileError(f"cannot read the plan file {path}: {error.strerror or error}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _not_a_plan_file(path) from None
+        raise PlanFileError(f"cannot read the plan file {path}: {error.strerror or error}") from error
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _not_a_plan_file(path) from error
     if not isinstance(document, dict) or "plan_file_version" not in document:
         raise _not_a_plan_file(path)
     if document["plan_file_version"] != PLAN_FILE_VERSION:
