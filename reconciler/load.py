@@ -73,8 +73,9 @@ class _ComposingResolver(CoreResolver):
 
     A fast path that pays for itself: BaseResolver.resolve walks its resolver lists for each of the ~290,000
     nodes of 10,000 party files, which made `validate` 5-8% slower. It reads CoreResolver's own table, so the
-    tags cannot drift; tests/test_load.py checks it tags every scalar and collection as CoreResolver does, and
-    that CoreResolver has no resolver this lookup leaves out (a `None` first character, a path resolver).
+    tags cannot drift; tests/unit/test_load.py checks it tags every scalar and collection as CoreResolver
+    does, and that CoreResolver has no resolver this lookup leaves out (a `None` first character, a path
+    resolver).
     """
 
     def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:

@@ -1,7 +1,7 @@
 """Refresh the ISO 3166-1 alpha-2 list in schema/party.schema.json from pycountry.
 
-Run after upgrading pycountry: `python scripts/update_country_codes.py`. tests/test_schema.py fails while the
-schema's list and pycountry's differ, so a new or withdrawn code cannot go unnoticed.
+Run after upgrading pycountry: `python scripts/update_country_codes.py`. tests/unit/test_schema.py fails while
+the schema's list and pycountry's differ, so a new or withdrawn code cannot go unnoticed.
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """Fixtures for database tests: a real PostgreSQL, and a fresh database with MaEVe's tables per test.
 
+The tests mirror the package: tests/unit/ (no database: load, validate, plan, render, plan files),
+tests/db/ (a real PostgreSQL: the database layer, store, state, apply, the workflows), tests/acceptance/ (the
+command line end to end, the docs and the CI workflows) and tests/reliability/ (faults, concurrency, hostile
+input, secrets). A unit test that asks for a database fixture fails at collection.
+
 With OCPI_PARTIES_TEST_DATABASE_URL set (a superuser URL such as postgresql://postgres@127.0.0.1:5432/postgres)
 the tests use that server; otherwise they start the embedded PostgreSQL once per test session in a temporary
 folder. Each test gets its own database, copied from a template that holds MaEVe's base tables.
@@ -34,6 +39,18 @@ from reconciler.database import Connection
 from reconciler.migrations import create_maeve_base, migrate
 
 TEST_URL_VARIABLE = "OCPI_PARTIES_TEST_DATABASE_URL"
+
+#: What a test in tests/unit/ may not ask for: each of these starts or needs a PostgreSQL server.
+SERVER_FIXTURES = frozenset({"postgres_admin", "template_database", "database_url", "empty_database_url"})
+UNIT = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep tests/unit/ free of the database: a unit test that needs a server belongs in tests/db/."""
+    for item in items:
+        needs = SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if needs and item.path.is_relative_to(UNIT):
+            raise pytest.UsageError(f"{item.nodeid} is a unit test but uses {', '.join(sorted(needs))}")
 
 
 @pytest.fixture(scope="session")

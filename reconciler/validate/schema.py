@@ -3,8 +3,8 @@ what they find.
 
 jsonschema-rs tells a valid file about ten times faster than jsonschema; jsonschema, imported only for a file
 that is not valid, yields every problem with what is needed to word it. Both read the same schema and the same
-`uri` check (`is_url`), and tests/test_validate.py checks that they accept the same documents. Each schema
-keyword's problems are worded by one function of `_WORDING`.
+`uri` check (`is_url`), and tests/unit/test_validate.py checks that they accept the same documents. Each
+schema keyword's problems are worded by one function of `_WORDING`.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def schema_directory() -> Path:
 
 
 #: URLs of the plainest shape, accepted without parsing: at 10,000 files, parsing every URL with `urlsplit`
-#: made `validate` 7-11% slower. Every URL it accepts passes `_is_split_url` too (tests/test_validate.py).
+#: made `validate` 7-11% slower. Every URL it accepts passes `is_split_url` too (tests/unit/test_validate.py).
 PLAIN_URL = re.compile(
     r"https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?"
 )

@@ -2,7 +2,7 @@
 -- MaEVe's tables with registration rows (NL-VLT EMSP, BE-PEE CPO) and locations written by MaEVe's SetLocation and
 -- by a writer of OCPI JSON (PT-CPO, FR-CPO); then that release's `apply` of its example parties/: rows for every
 -- declared role with an empty token (DE-EMO CPO and EMSP), every location given to the default party GB-TWK.
--- Made with pg_dump --inserts; tests/test_upgrade.py loads it.
+-- Made with pg_dump --inserts; tests/db/test_upgrade.py loads it.
 CREATE FUNCTION public.reconciler_location_owner_guard() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'

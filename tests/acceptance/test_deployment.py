@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import Run
+from deployment_grants import ROLES, grants_block
 from psycopg import errors, sql
 from psycopg.conninfo import make_conninfo
 
@@ -22,16 +23,7 @@ from reconciler import sample, store
 from reconciler.database import Connection
 from reconciler.migrations import migrate
 
-ROOT = Path(__file__).parent.parent
-DEPLOYMENT = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
-ROLES = ("ocpi_parties_plan", "ocpi_parties_apply")
-
-
-def grants_block() -> str:
-    section = DEPLOYMENT.split("## The database roles and their grants", 1)[1]
-    block = re.search(r"```sql\n(.*?)```", section, re.S)
-    assert block is not None
-    return block.group(1)
+ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from reconciler.errors import PlanFileError
 from reconciler.planfile import PLAN_FILE_VERSION, desired_digest, load, save
 from reconciler.validate import validate_path
 
-EXAMPLES = Path(__file__).parent / "examples" / "valid"
+EXAMPLES = Path(__file__).parents[1] / "examples" / "valid"
 
 
 def _desired(case: str):  # type: ignore[no-untyped-def]

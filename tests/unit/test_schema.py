@@ -101,7 +101,7 @@ def test_no_property_can_hold_a_secret() -> None:
 
 
 def test_shipped_party_files_point_editors_at_the_schema() -> None:
-    parties = Path(__file__).parent.parent / "parties"
+    parties = Path(__file__).parents[2] / "parties"
     for path in parties.glob("*.yaml"):
         first = path.read_text(encoding="utf-8").splitlines()[0]
         schema = "default-party" if path.name == "default-party.yaml" else "party"

@@ -23,7 +23,7 @@ from reconciler.database import ADVISORY_LOCK_KEY, Connection
 from reconciler.migrations import migrate
 from reconciler.plan_document import NO_CHANGES
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 PROCESSES = 8 if LONG else 4
 ROUNDS = 3 if LONG else 1
 COUNTRIES = ("GB", "BE", "FR", "DE", "XX", "ES", "IT")

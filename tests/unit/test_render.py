@@ -37,7 +37,7 @@ from reconciler.output import plain
 from reconciler.plan_document import NO_CHANGES, plan_document, plan_from_document, summary
 from reconciler.render import render_json, render_markdown, render_text, safe
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 GB_XXX = Identity("GB", "XXX")
 
 
@@ -370,7 +370,7 @@ def test_the_comment_ci_posts_for_a_huge_plan_stays_under_githubs_limit() -> Non
     plan = Plan((*creates(20_000).changes, *moves), peers)
     markdown = render_markdown(plan)
     # The comment script adds the marker, the commit and the run's address: bounded by its own length.
-    script = (Path(__file__).parent.parent / ".github" / "scripts" / "plan-comment.js").read_text(
+    script = (Path(__file__).parents[2] / ".github" / "scripts" / "plan-comment.js").read_text(
         encoding="utf-8"
     )
     assert "<!-- ocpi-parties-plan -->" in script
@@ -513,7 +513,7 @@ def test_drift_without_field_changes_is_still_listed() -> None:
 
 # ---------------------------------------------------------------------------------------------- docs
 
-DOCS = (Path(__file__).parent.parent / "docs" / "plan-format.md").read_text(encoding="utf-8")
+DOCS = (Path(__file__).parents[2] / "docs" / "plan-format.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

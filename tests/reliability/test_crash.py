@@ -51,7 +51,7 @@ from reconciler.migrations import migrate
 
 LOCATIONS = 50_000 if LONG else 5_000
 MOVE = "UPDATE locations AS l"
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 @dataclass(frozen=True)

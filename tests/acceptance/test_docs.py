@@ -9,7 +9,7 @@ from pathlib import Path
 from reconciler.errors import ExitCode
 from reconciler.model import PROBLEM_CODES
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
@@ -77,7 +77,7 @@ def test_license_file_is_the_apache_license_pyproject_declares() -> None:
     """pyproject.toml says Apache-2.0; the LICENSE file beside it holds that licence's text."""
     import tomllib
 
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     declared = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["license"]
     text = (root / "LICENSE").read_text(encoding="utf-8")
     assert declared == "Apache-2.0"
@@ -92,7 +92,7 @@ def test_the_documented_completion_command_prints_a_completion_script() -> None:
     import subprocess
     import sys
 
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     assert 'eval "$(_OCPI_PARTIES_COMPLETE=bash_source ocpi-parties)"' in (root / "README.md").read_text()
     program = "from reconciler.cli import main; main()"  # the console script's entry point
     environment = {**os.environ, "_OCPI_PARTIES_COMPLETE": "bash_source", "PYTHONPATH": str(root)}

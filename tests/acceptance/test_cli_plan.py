@@ -15,7 +15,7 @@ from reconciler.database import Connection
 from reconciler.planfile import load
 from reconciler.validate import validate_path
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def test_plan_on_a_live_maeve_database(run: Run, live: Connection, database_url: str, workdir: Path) -> None:

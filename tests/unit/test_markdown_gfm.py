@@ -1,7 +1,7 @@
 """The pull-request comment as GitHub shows it: rendered by cmark-gfm, GitHub's own Markdown renderer.
 
-tests/test_render.py checks the Markdown source; these tests check the page it becomes: summary first, the
-collapsible sections closed where they should be, the plan text intact in its code blocks, no HTML from a
+tests/unit/test_render.py checks the Markdown source; these tests check the page it becomes: summary first,
+the collapsible sections closed where they should be, the plan text intact in its code blocks, no HTML from a
 value, no link and no @mention made of a value.
 
 The extensions are GitHub's (tables, autolinks, strikethrough, task lists) and raw HTML is kept, as the page

@@ -23,7 +23,7 @@ from reconciler.changes import PartyRow
 from reconciler.model import Identity, Problem
 from reconciler.validate import check_file, read_back
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 VALID = sorted((ROOT / "tests" / "examples" / "valid").glob("*/parties"))
 EXAMPLE_FILES = [path for directory in [ROOT / "parties", *VALID] for path in fmt.party_files(directory)]
 

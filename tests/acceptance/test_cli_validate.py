@@ -24,7 +24,7 @@ from reconciler import cli as cli_module
 from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.model import ROLES
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 EXE = shutil.which("ocpi-parties", path=str(Path(sys.executable).parent)) or "ocpi-parties"
 BAD = ROOT / "tests" / "examples" / "invalid"
 

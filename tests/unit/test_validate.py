@@ -15,7 +15,7 @@ from reconciler.secret import hide_url_secrets, url_secrets
 from reconciler.validate import DEFAULT_FILE, DEFAULT_SCHEMA, PARTY_SCHEMA, check_file, schema, validate_path
 from reconciler.validate.problems import format_path
 
-REPOSITORY = Path(__file__).parent.parent / "parties"
+REPOSITORY = Path(__file__).parents[2] / "parties"
 
 
 def _write(directory: Path, files: dict[str, str]) -> Path:
@@ -163,7 +163,7 @@ def test_identity_parse() -> None:
 def test_moves_claims_and_tombstones_reach_the_desired_state() -> None:
     from reconciler.model import Tombstone
 
-    case = Path(__file__).parent / "examples" / "valid" / "moves-and-tombstones" / "parties"
+    case = Path(__file__).parents[1] / "examples" / "valid" / "moves-and-tombstones" / "parties"
     result = validate_path(case, "parties")
     assert not result.errors
     state = result.state
@@ -189,7 +189,7 @@ _TWK = "country_code: GB\nparty_id: TWK\nkind: hosted\nbusiness_details: {name: 
 
 
 def test_a_role_kind_overrides_the_file_kind() -> None:
-    case = Path(__file__).parent / "examples" / "valid" / "hosted-cpo-partner-emsp" / "parties"
+    case = Path(__file__).parents[1] / "examples" / "valid" / "hosted-cpo-partner-emsp" / "parties"
     result = validate_path(case, "parties")
     assert result.problems == () and result.state is not None
     party = result.state.party(Identity("GB", "ABC"))
@@ -261,7 +261,7 @@ def test_an_unknown_role_is_not_also_reported_as_hosted() -> None:
     assert [p.code for p in problems] == ["schema"]
 
 
-EXAMPLES = Path(__file__).parent / "examples"
+EXAMPLES = Path(__file__).parents[1] / "examples"
 _SCHEMA_FILES = sorted([*EXAMPLES.glob("*/*/parties/*.yaml"), *REPOSITORY.glob("*.yaml")])
 
 

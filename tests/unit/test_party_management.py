@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.validate import validate_path
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 GUIDE = (ROOT / "docs" / "party-management.md").read_text(encoding="utf-8")
 EXAMPLES = re.findall(r"```yaml\n# (parties/[A-Z]{2}-[A-Z0-9]{3}\.yaml)\n(.*?)```", GUIDE, re.S)
 

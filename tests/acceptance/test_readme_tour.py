@@ -35,7 +35,7 @@ import pytest
 
 from reconciler.connect import LIBPQ_VARIABLES
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SHOWN_FOLDER = "/home/me/ocpi-parties"
 SHOWN_ACTOR = "me@laptop"

@@ -15,7 +15,7 @@ from conftest import Run
 from reconciler import render
 from reconciler.database import Connection
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 ESCAPE = "\x1b["
 #: The SGR codes click writes for the colours of render._COLORS.
 GREEN, YELLOW, CYAN, BLUE, BRIGHT_BLACK = "\x1b[32m", "\x1b[33m", "\x1b[36m", "\x1b[34m", "\x1b[90m"

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from reconciler.cli import cli
 
-ROOT = Path(__file__).parent.parent
-SCHEMA = json.loads((Path(__file__).parent / "ocpi-2.2.1-credentials-role.schema.json").read_text())
+ROOT = Path(__file__).parents[2]
+SCHEMA = json.loads((Path(__file__).parents[1] / "ocpi-2.2.1-credentials-role.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
 
 

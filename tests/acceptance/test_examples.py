@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from reconciler.cli import cli
 from reconciler.model import PROBLEM_CODES
 
-EXAMPLES = Path(__file__).parent / "examples"
+EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
 def _cases(kind: str) -> list[Path]:
@@ -57,7 +57,7 @@ def test_every_problem_code_has_an_example(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_the_shipped_example_repository_is_one_of_the_valid_cases() -> None:
-    shipped = Path(__file__).parent.parent / "parties"
+    shipped = Path(__file__).parents[2] / "parties"
     copy = EXAMPLES / "valid" / "example-repository" / "parties"
     assert sorted(p.name for p in shipped.iterdir()) == sorted(p.name for p in copy.iterdir())
     for path in shipped.iterdir():

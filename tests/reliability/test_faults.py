@@ -39,7 +39,7 @@ from reconciler.database import Connection
 from reconciler.migrations import create_maeve_base, migrate
 from reconciler.secret import mask_conninfo
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def _binaries() -> Path:

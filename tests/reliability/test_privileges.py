@@ -1,6 +1,7 @@
 """Least privilege: `db migrate` by a role that owns MaEVe's tables (not a superuser), then the full cycle
 with only the roles and grants of docs/deployment.md (run as written there), and what the apply role cannot
-do. tests/test_deployment.py checks the cycle itself with those grants; this adds the owner and refusals."""
+do. tests/acceptance/test_deployment.py checks the cycle itself with those grants; this adds the owner and
+refusals."""
 
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from deployment_grants import ROLES, grants_block
 from maeve_sql import PEER_TOKEN, location_owner, save_location, save_party
 from psycopg import errors, sql
 from psycopg.conninfo import make_conninfo
 from reliability import run_cli, seed_live
-from test_deployment import ROLES, grants_block
 
 from reconciler.database import Connection
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 @dataclass(frozen=True)

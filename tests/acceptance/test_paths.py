@@ -15,7 +15,7 @@ from reconciler.database import Connection
 from reconciler.planfile import PLAN_FILE_VERSION, load
 from reconciler.validate import validate_path
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 # plan --out

@@ -34,7 +34,7 @@ from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.model import Identity
 from reconciler.validate import validate_path
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 #: MaEVe's 000005 up creates its three tables as this file does (see its header).
 MAEVE_000005_UP = (ROOT / "reconciler" / "sql" / "maeve_base.sql").read_text()
 MAEVE_LATEST = 30

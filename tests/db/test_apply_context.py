@@ -13,7 +13,7 @@ from conftest import Run
 from reconciler import git
 from reconciler.database import Connection
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def _git(repository: Path, *args: str) -> str:

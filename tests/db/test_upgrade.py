@@ -19,7 +19,7 @@ from maeve_sql import LIST_OCPI_PARTIES_FOR_ROLE, save_location
 
 from reconciler.database import Connection
 
-DUMP = Path(__file__).parent / "data" / "previous-release.sql"
+DUMP = Path(__file__).parents[1] / "data" / "previous-release.sql"
 
 #: The previous release's example party files, each with the `kind` this release asks for.
 

@@ -26,7 +26,7 @@ from conftest import Run
 from reconciler.database import Connection
 from reconciler.validate import schema_directory
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 LSP = ROOT / "tests" / "lsp"
 SERVER = LSP / "node_modules" / "yaml-language-server" / "bin" / "yaml-language-server"
 SCHEMAS = ("party.schema.json", "default-party.schema.json")

@@ -21,7 +21,7 @@ from maeve_sql import GET_LOCATION, location_data, location_owner, save_location
 from reconciler.database import Connection
 from reconciler.migrations import available
 
-DOC = Path(__file__).parent.parent / "docs" / "migrating-an-existing-deployment.md"
+DOC = Path(__file__).parents[2] / "docs" / "migrating-an-existing-deployment.md"
 _BLOCK = re.compile(r"^```(sh|sql)\n(.*?)^```", re.M | re.S)
 
 PEERS = [

@@ -24,7 +24,7 @@ import yaml
 from reconciler.connect import LIBPQ_VARIABLES
 from reconciler.database import Connection
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 ACTION = ROOT / "action.yml"
 BIN = Path(sys.executable).parent
