@@ -1,9 +1,9 @@
 """The plan's data contract: the actual state the plan reads, the change types it produces, and `Plan`.
 
-Plain frozen dataclasses, no I/O: `state` reads the actual state into them, `plan.compute_plan` computes the
-changes, `plan_document` writes and reads them as JSON, `render` shows them and `apply` executes them. Each of
-those dispatches on the `Change` union with a `match` that ends in `assert_never`, so a change type added
-here is reported by mypy wherever it is not handled yet.
+Plain frozen dataclasses, no I/O: `state` reads the actual state into them, `plan.compute_plan` computes
+the changes, `plan_document` writes and reads them as JSON, `output.plan` shows them and `apply` executes
+them. Each of those dispatches on the `Change` union with a `match` that ends in `assert_never`, so a change
+type added here is reported by mypy wherever it is not handled yet.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from reconciler.database import Settings
     from reconciler.editor import Written
     from reconciler.operations import FilesWritten
-    from reconciler.render import LocationLister
+    from reconciler.output.plan import LocationLister
     from reconciler.store import LocationRow, Page, PartyDetails
 
 # The modules behind the database and the other commands are imported by the commands that use them:
@@ -375,10 +375,10 @@ _OFFSET = click.option("--offset", type=click.IntRange(min=0), default=0, show_d
 
 
 def _render() -> ModuleType:
-    """reconciler.render, imported when a plan is printed (not by validate)."""
-    from reconciler import render
+    """reconciler.output.plan, imported when a plan is printed (not by validate)."""
+    from reconciler.output import plan as plan_output
 
-    return render
+    return plan_output
 
 
 #: The formats of a plan (plan, show): the plan, with what lists the ids of the locations a move concerns
@@ -725,16 +725,16 @@ def history(ctx: click.Context, settings: Settings, limit: int, output_format: s
 
 def _pull_request(entry: HistoryEntry) -> str:
     """`pull request #17 (https://...)`, or what of it was recorded."""
-    from reconciler import render
+    from reconciler.output import plan as plan_output
 
     number = f"#{entry.pull_request_number}" if entry.pull_request_number else ""
-    url = f"({render.safe(entry.pull_request_url)})" if entry.pull_request_url else ""
+    url = f"({plan_output.safe(entry.pull_request_url)})" if entry.pull_request_url else ""
     return " ".join(["pull request", *(part for part in (number, url) if part)])
 
 
 def _entry_text(entry: HistoryEntry, style: Style) -> str:
     """One apply of the history: who, when, from what, and its changes as the plan showed them."""
-    from reconciler import render
+    from reconciler.output import plan as plan_output
     from reconciler.plan_document import recorded_plan
 
     try:
@@ -748,13 +748,13 @@ def _entry_text(entry: HistoryEntry, style: Style) -> str:
     lines = [
         f"Apply #{entry.id}",
         f"  applied at:   {entry.applied_at}",
-        f"  revision:     {render.safe(entry.revision or '(none)')}",
+        f"  revision:     {plan_output.safe(entry.revision or '(none)')}",
         f"  pull request: {pull.removeprefix('pull request ')}",
-        f"  actor:        {render.safe(entry.actor)}",
-        f"  tool version: {render.safe(entry.tool_version)}",
+        f"  actor:        {plan_output.safe(entry.actor)}",
+        f"  tool version: {plan_output.safe(entry.tool_version)}",
         "",
     ]
-    return "\n".join([*lines, render.render_text(made, style=style)])
+    return "\n".join([*lines, plan_output.render_text(made, style=style)])
 
 
 ENTRY_FORMATS: dict[str, _Format[HistoryEntry]] = {

@@ -27,7 +27,7 @@ from reconciler.database import Connection
 from reconciler.errors import ReconcilerError
 from reconciler.fmt import DETAIL_KEYS, LOGO_KEYS, canonical_text, plain_ok
 from reconciler.model import CPO, NAME_NEEDED, ROLES, Identity, Kind
-from reconciler.render import value_text
+from reconciler.output.plan import value_text
 from reconciler.state import get_default_party, party_rows
 from reconciler.validate import check_file
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from reconciler.database import Settings
     from reconciler.editor import Written
     from reconciler.importer import Draft, ImportResult
-    from reconciler.render import LocationLister
+    from reconciler.output.plan import LocationLister
 
 # The modules behind the database are imported by the workflows that use them: psycopg and the rest take a
 # third of a second to import, which `validate` and `init` never need.
@@ -333,7 +333,8 @@ def apply_if_same_as(
     """`apply --if-same-as`: the decision table of the README's apply section. The reviewed plan file is
     applied while it holds; when it is stale, the current plan of `path` only if it makes the same changes;
     else nothing. `report` is filled in on the way."""
-    from reconciler import planfile, render, state
+    from reconciler import planfile, state
+    from reconciler.output import plan as plan_output
     from reconciler.plan_document import plan_document, same_changes, summary
 
     reviewed = planfile.load(reviewed_file)
@@ -370,7 +371,7 @@ def apply_if_same_as(
         f"(`ocpi-parties plan {path}`) in a new pull request"
     )
     report.outcome = DIFFERENT
-    report.difference_markdown = render.difference_markdown(shown, current)
+    report.difference_markdown = plan_output.difference_markdown(shown, current)
     report.error = differs.message
     return Reviewed(current, differs=differs)
 

@@ -2,7 +2,7 @@
 
 A pure function over plain data: no I/O, no clock. The actual state is read by `state` (party rows, the
 default party, location counts per recorded identity, the claimed location ids, the last applied state);
-the plan is rendered by `render` and executed by `apply`, which both dispatch on the change types of
+the plan is rendered by `output.plan` and executed by `apply`, which both dispatch on the change types of
 `changes`.
 """
 

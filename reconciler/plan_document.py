@@ -1,7 +1,7 @@
 """The plan as data: its versioned JSON document, its summary line, and the plan read back from either.
 
 `plan --format json` prints the document, a plan file saves it (`planfile`) and the apply history records its
-`changes`; `plan_from_document` reads each back, to be shown again (`render`) or compared, never applied.
+`changes`; `plan_from_document` reads each back, to be shown again (`output.plan`) or compared, never applied.
 docs/plan-format.md describes every key. Values that came from the database are written with the password
 of a URL (`https://user:pw@host`) hidden.
 """

@@ -1,7 +1,7 @@
 """What counts as a secret in a URL or a connection string, and how every output shows a secret: `***`.
 
 One definition for the places that meet URLs: `validate` refuses a party file URL that carries a secret
-(`secret-in-git`), `render` hides the same parts of a URL read from the database, and the database a
+(`secret-in-git`), `output.plan` hides the same parts of a URL read from the database, and the database a
 command uses is named by `mask_conninfo`. A connection string (a `postgresql://` URL or libpq's
 key=value settings) is read by libpq itself, never by searching its text, so no part of a password that
 libpq would use can be left over; `hide_secrets` is the one function for any other text that is shown.

@@ -1,9 +1,9 @@
 """What the commands print, as strings: each module renders one kind of result and prints nothing.
 
-`validation` renders validate's result (text, JSON, GitHub annotations), `database` what the database read
-commands show (parties, locations, the default party, `db status`, `db migrate`). The plan's renderings
-(text, JSON, Markdown) are `reconciler.render`'s. Text is styled through a `Style`, which the command line
-chooses: colours on a terminal, `plain` everywhere else.
+`plan` renders a plan (text, JSON, Markdown), `validation` validate's result (text, JSON, GitHub
+annotations), `database` what the database read commands show (parties, locations, the default party,
+`db status`, `db migrate`). Text is styled through a `Style`, which the command line chooses: colours on a
+terminal, `plain` everywhere else.
 """
 
 from __future__ import annotations

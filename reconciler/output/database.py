@@ -13,7 +13,7 @@ from typing import Any
 from reconciler.changes import PartyRow, details_problem
 from reconciler.migrations import Step
 from reconciler.model import Identity
-from reconciler.render import safe, value_text
+from reconciler.output.plan import safe, value_text
 from reconciler.secret import hide_secrets
 from reconciler.store import LocationRow, Page, PartyDetails, Status
 

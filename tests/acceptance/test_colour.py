@@ -12,12 +12,12 @@ import pytest
 import terminal
 from conftest import Run
 
-from reconciler import render
 from reconciler.database import Connection
+from reconciler.output import plan as plan_output
 
 ROOT = Path(__file__).parents[2]
 ESCAPE = "\x1b["
-#: The SGR codes click writes for the colours of render._COLORS.
+#: The SGR codes click writes for the colours of plan_output._COLORS.
 GREEN, YELLOW, CYAN, BLUE, BRIGHT_BLACK = "\x1b[32m", "\x1b[33m", "\x1b[36m", "\x1b[34m", "\x1b[90m"
 
 
@@ -43,9 +43,13 @@ def in_pipe(args: list[str], cwd: Path) -> str:
 
 
 def test_every_symbol_has_a_colour_of_its_own() -> None:
-    assert set(render._COLORS) == set(render._LEGEND)
-    assert len(set(render._COLORS.values())) == len(render._COLORS)
-    assert (render._COLORS["+"], render._COLORS["~"], render._COLORS["-"]) == ("green", "yellow", "red")
+    assert set(plan_output._COLORS) == set(plan_output._LEGEND)
+    assert len(set(plan_output._COLORS.values())) == len(plan_output._COLORS)
+    assert (plan_output._COLORS["+"], plan_output._COLORS["~"], plan_output._COLORS["-"]) == (
+        "green",
+        "yellow",
+        "red",
+    )
 
 
 def test_plan_is_coloured_on_a_terminal_only(live: Connection, database_url: str, workdir: Path) -> None:

@@ -19,9 +19,9 @@ from reconciler.database import Connection, Settings
 from reconciler.migrations import migrate
 from reconciler.model import Identity
 from reconciler.output import database as database_output
+from reconciler.output.plan import render_json, render_markdown, render_text
 from reconciler.plan import FieldChange, Plan, UpdateParty
 from reconciler.plan import PartyRow as PlanRow
-from reconciler.render import render_json, render_markdown, render_text
 from reconciler.secret import hide_secrets, hide_url_secrets, mask_conninfo
 
 SECRET = "secret"

@@ -14,8 +14,8 @@ from render_cases import every_change
 
 from reconciler.apply import _Work
 from reconciler.changes import Change, Counts, DeleteParty, Plan, RunMigrations, count_changes
+from reconciler.output.plan import _change_lines
 from reconciler.plan_document import change_document, change_of
-from reconciler.render import _change_lines
 
 
 def _samples() -> list[Change]:

@@ -1,8 +1,8 @@
 """The pull-request comment as GitHub shows it: rendered by cmark-gfm, GitHub's own Markdown renderer.
 
-tests/unit/test_render.py checks the Markdown source; these tests check the page it becomes: summary first,
-the collapsible sections closed where they should be, the plan text intact in its code blocks, no HTML from a
-value, no link and no @mention made of a value.
+tests/unit/test_output_plan.py checks the Markdown source; these tests check the page it becomes: summary
+first, the collapsible sections closed where they should be, the plan text intact in its code blocks, no HTML
+from a value, no link and no @mention made of a value.
 
 The extensions are GitHub's (tables, autolinks, strikethrough, task lists) and raw HTML is kept, as the page
 is before GitHub's sanitiser, so `<details>` renders as HTML. GitHub's tag filter is left out: it would turn a
@@ -21,11 +21,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from render_cases import OLD, creates, every_change
-from test_render import hostile_plan
+from test_output_plan import hostile_plan
 
 from reconciler.changes import Drift, PartyRow, Plan
+from reconciler.output.plan import render_markdown, render_text
 from reconciler.plan_document import NO_CHANGES, summary
-from reconciler.render import render_markdown, render_text
 
 #: Options as GitHub's wrapper sets them, and raw HTML kept.
 OPTIONS = cmarkgfm.Options.CMARK_OPT_GITHUB_PRE_LANG | cmarkgfm.Options.CMARK_OPT_UNSAFE

@@ -34,8 +34,8 @@ from reconciler.changes import (
 from reconciler.errors import PlanDocumentError
 from reconciler.model import Identity, Source
 from reconciler.output import plain
+from reconciler.output.plan import render_json, render_markdown, render_text, safe
 from reconciler.plan_document import NO_CHANGES, plan_document, plan_from_document, summary
-from reconciler.render import render_json, render_markdown, render_text, safe
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 GB_XXX = Identity("GB", "XXX")
