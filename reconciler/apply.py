@@ -366,7 +366,7 @@ def apply(
     *,
     label: str,
     allow_delete: bool,
-    expected: str | None,
+    reviewed_fingerprint: str | None,
     revision: str | None,
     actor: str,
     pull_request: int | None = None,
@@ -374,9 +374,9 @@ def apply(
 ) -> Outcome:
     """Apply the plan for `desired` in one transaction; see the module's description.
 
-    `expected` is the fingerprint of the plan the user reviewed (None with --auto-approve: the plan computed
-    under the lock is the one applied). Nothing is printed: the caller shows `Outcome.plan` (or the refused
-    plan of `NothingApplied`) once the transaction has ended and no lock is held.
+    `reviewed_fingerprint` is the fingerprint of the plan the user reviewed (None with --auto-approve: the
+    plan computed under the lock is the one applied). Nothing is printed: the caller shows `Outcome.plan` (or
+    the refused plan of `NothingApplied`) once the transaction has ended and no lock is held.
     """
     committing = False
     try:
@@ -391,7 +391,7 @@ def apply(
                 # Its writes wait for the commit instead; the state is read again under the lock.
                 connection.execute("LOCK TABLE locations IN SHARE ROW EXCLUSIVE MODE")
                 plan, fingerprint = plan_against(connection, desired, allow_delete=allow_delete)
-            if expected is not None and fingerprint != expected:
+            if reviewed_fingerprint is not None and fingerprint != reviewed_fingerprint:
                 raise StalePlan(
                     "stale plan: the database changed since the plan was made (rows it concerns, the default "
                     "party or the location counts); nothing was changed. Run plan again"

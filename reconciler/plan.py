@@ -547,29 +547,29 @@ def fingerprint(desired: DesiredState, actual: ActualState, plan: Plan) -> str:
     """
     declared = _declared(desired)
     tombstoned = {row_key(t.identity, EVERY_ROLE)[:2] for t in desired.tombstones}
-    facts: list[Any] = []
+    parts: list[Any] = []
     rows = actual.rows_by_key
     cpo: list[str] = []
     for key in sorted(rows):
         row = rows[key]
         if row.managed or key in declared or key[:2] in tombstoned:
             url = None if row.credentials else row.url
-            facts.append(["row", *key, url, row.business_details, row.managed, str(row.id), row.credentials])
+            parts.append(["row", *key, url, row.business_details, row.managed, str(row.id), row.credentials])
         if key[2] == CPO:
             cpo.append(f"{row.identity}#{row.id}")
-    facts.append(["cpo", cpo])
-    facts.append(["default", str(actual.default_party)])
-    facts.append(["migrations", list(actual.pending_migrations)])
+    parts.append(["cpo", cpo])
+    parts.append(["default", str(actual.default_party)])
+    parts.append(["migrations", list(actual.pending_migrations)])
     if actual.rules is not None:
-        facts.append(["claims", sorted((k, str(v)) for k, v in actual.rules.claims.items())])
-        facts.append(["moved", sorted((str(k), str(v)) for k, v in actual.rules.moved_from.items())])
+        parts.append(["claims", sorted((k, str(v)) for k, v in actual.rules.claims.items())])
+        parts.append(["moved", sorted((str(k), str(v)) for k, v in actual.rules.moved_from.items())])
     for move in plan.changes:
         if isinstance(move, MoveLocations):
-            facts.append(["move", move.reason, str(move.to), [[*g.key, g.count] for g in move.groups]])
-    facts.extend(
+            parts.append(["move", move.reason, str(move.to), [[*g.key, g.count] for g in move.groups]])
+    parts.extend(
         ["claimed", key, str(value.recorded), str(value.owner), value.owned]
         for key, value in sorted(actual.claimed.items())
     )
-    # No check for circular references: the facts are data decoded from JSON, which cannot hold any.
-    digest = json.dumps(facts, sort_keys=True, default=str, check_circular=False)
+    # No check for circular references: the parts are data decoded from JSON, which cannot hold any.
+    digest = json.dumps(parts, sort_keys=True, default=str, check_circular=False)
     return hashlib.sha256(digest.encode()).hexdigest()

@@ -412,7 +412,7 @@ def test_apply_refuses_a_database_migrated_by_a_newer_ocpi_parties(
     assert desired is not None
     with pytest.raises(ReconcilerError, match="migrated by a newer ocpi-parties") as raised:
         apply_module.apply(
-            live, desired, label="db", allow_delete=False, expected=None, revision=None, actor="t"
+            live, desired, label="db", allow_delete=False, reviewed_fingerprint=None, revision=None, actor="t"
         )
     assert raised.value.exit_code == ExitCode.DATABASE
     assert snapshot(live) == before

@@ -195,7 +195,7 @@ class Ownership(RuleBasedStateMachine):
                 desired,
                 label="test",
                 allow_delete=True,
-                expected=None,
+                reviewed_fingerprint=None,
                 revision=None,
                 actor="test",
             )

@@ -155,7 +155,13 @@ def test_accepted_values_are_stored_and_read_back_byte_for_byte(
         # A partner's row comes from OCPI registration; apply then manages its business details only.
         save_party(migrated, "EMSP", "GB", "TWK", url="https://registered.example/versions", token="t")
     apply_module.apply(
-        migrated, desired, label="test", allow_delete=True, expected=None, revision=None, actor="hypothesis"
+        migrated,
+        desired,
+        label="test",
+        allow_delete=True,
+        reviewed_fingerprint=None,
+        revision=None,
+        actor="hypothesis",
     )
     show = ["parties", "show", "GB-TWK", "--format", "json", "--database-url", database_url]
     shown = CliRunner().invoke(cli, show)
