@@ -1179,7 +1179,9 @@ def default_command(settings: Settings) -> None:
 
 
 #: Allocations between two runs of Python's cycle collector while a command runs (Python's default: 700).
-COLLECT_EVERY = 100_000
+#: At 100,000 the collector still took about 0.1 s of a 1.9 s `plan` of 10,000 files; at 1,000,000 it runs
+#: a few times per command, and the peak memory of that plan stays the same (134 MiB).
+COLLECT_EVERY = 1_000_000
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ from reconciler.validate import DEFAULT_FILE, ValidationResult, validate_path
 
 if TYPE_CHECKING:
     from reconciler.apply import Outcome
-    from reconciler.changes import Plan
+    from reconciler.changes import ActualState, Plan
     from reconciler.connect import Session
     from reconciler.database import Settings
     from reconciler.editor import Written
@@ -100,7 +100,9 @@ class Planned:
 
     plan: Plan
     desired: DesiredState
-    fingerprint: str
+    #: What the plan was computed from: saving it takes its fingerprint (`plan.fingerprint`), which a plan
+    #: that is only shown never needs (about 4% of a plan of 10,000 files).
+    actual: ActualState
     allow_delete: bool
     locations: LocationLister
 
@@ -113,20 +115,23 @@ def plan(
     that the plan can be shown with the ids of the locations it moves (streamed, however many)."""
     from reconciler import migrations, planfile, state
     from reconciler.connect import session
+    from reconciler.plan import compute_plan
 
     if out is not None:
         planfile.check_target(out)
     desired = desired_state(path, console)
     with session(settings, read_only=True, notify=console.notify) as opened:
         migrations.refuse_newer(opened.connection, opened.target.label)
-        made, fingerprint = state.plan_against(opened.connection, desired, allow_delete=allow_delete)
+        actual = state.read_actual_state(opened.connection, desired)
+        made = compute_plan(desired, actual, allow_delete=allow_delete)
         lister = functools.partial(state.location_ids, opened.connection, desired=desired)
-        yield Planned(made, desired, fingerprint, allow_delete, lister)
+        yield Planned(made, desired, actual, allow_delete, lister)
 
 
 def keep_plan(planned: Planned, *, out: Path | None, revision: str | None) -> None:
     """Refuse a plan that cannot be applied (exit 1); else save it to `out` for `apply FILE`, if given."""
     from reconciler import apply, planfile
+    from reconciler.plan import fingerprint
     from reconciler.plan_document import plan_document
 
     apply.refuse_unapplicable(planned.plan, "; no plan file was written" if out else "")
@@ -134,7 +139,7 @@ def keep_plan(planned: Planned, *, out: Path | None, revision: str | None) -> No
         planfile.save(
             out,
             desired=planned.desired,
-            fingerprint=planned.fingerprint,
+            fingerprint=fingerprint(planned.desired, planned.actual, planned.plan),
             allow_delete=planned.allow_delete,
             revision=revision,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -186,7 +191,7 @@ def _apply(
     desired: DesiredState,
     *,
     allow_delete: bool,
-    expected: str | None,
+    reviewed_fingerprint: str | None,
     revision: str | None,
     context: ApplyContext,
 ) -> Outcome:
@@ -197,7 +202,7 @@ def _apply(
         desired,
         label=opened.target.label,
         allow_delete=allow_delete,
-        expected=expected,
+        reviewed_fingerprint=reviewed_fingerprint,
         revision=revision,
         actor=context.actor,
         pull_request=context.pull_request,
@@ -222,7 +227,7 @@ def apply_plan_file(
             opened,
             saved.desired,
             allow_delete=saved.allow_delete,
-            expected=saved.fingerprint,
+            reviewed_fingerprint=saved.fingerprint,
             revision=revision or saved.revision,
             context=context,
         )
@@ -246,18 +251,25 @@ def apply_parties(
     with _writer(settings, console) as opened:
         desired = desired_state(path, console)
         revision = revision_of(revision, path)
-        expected = None
+        reviewed_fingerprint = None
         if confirm:
             if not console.interactive:
                 raise ReconcilerError(
                     "stdin is not a terminal, so apply cannot ask for confirmation: review the plan and "
                     "run with --auto-approve, or save it with `plan --out FILE` and run `apply FILE`"
                 )
-            made, expected = state.plan_against(opened.connection, desired, allow_delete=allow_delete)
+            made, reviewed_fingerprint = state.plan_against(
+                opened.connection, desired, allow_delete=allow_delete
+            )
             if not console.confirm(made, ask=made.has_changes and made.can_apply):
                 raise ReconcilerError("not applied: the changes were not confirmed")
         return _apply(
-            opened, desired, allow_delete=allow_delete, expected=expected, revision=revision, context=context
+            opened,
+            desired,
+            allow_delete=allow_delete,
+            reviewed_fingerprint=reviewed_fingerprint,
+            revision=revision,
+            context=context,
         )
 
 
@@ -344,16 +356,21 @@ def apply_if_same_as(
     revision = revision_of(revision, path)
     outcome: Outcome | None = None
     with _writer(settings, console) as opened:
-        current, facts = state.plan_against(opened.connection, desired, allow_delete=reviewed.allow_delete)
+        current, fingerprint = state.plan_against(
+            opened.connection, desired, allow_delete=reviewed.allow_delete
+        )
         report.current_summary = summary(current)
-        fresh = planfile.desired_digest(desired) == reviewed.desired_digest and facts == reviewed.fingerprint
+        fresh = (
+            planfile.desired_digest(desired) == reviewed.desired_digest
+            and fingerprint == reviewed.fingerprint
+        )
         same = same_changes(reviewed.rendered, plan_document(current))
         if fresh or (same and current.has_changes):
             outcome = _apply(
                 opened,
                 reviewed.desired if fresh else desired,
                 allow_delete=reviewed.allow_delete,
-                expected=reviewed.fingerprint if fresh else facts,
+                reviewed_fingerprint=reviewed.fingerprint if fresh else fingerprint,
                 revision=revision or (reviewed.revision if fresh else None),
                 context=context,
             )

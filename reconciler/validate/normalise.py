@@ -6,6 +6,7 @@ and shares everything else with the loaded data, so a file without secrets or co
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,6 +131,12 @@ class _Copy:
         return made
 
 
+@functools.cache
+def _is_secret_key(key: str) -> bool:
+    """Whether a key would hold a secret; asked once per spelling (files repeat the same few keys)."""
+    return _SECRET_KEY.match(key) is not None
+
+
 def _secret_keys(loaded: LoadedFile) -> list[JsonPath]:
     """The paths of the keys that would hold a secret, in document order; none inside another one.
 
@@ -138,7 +145,7 @@ def _secret_keys(loaded: LoadedFile) -> list[JsonPath]:
     found: list[JsonPath] = []
     for path in loaded.key_marks:
         key = path[-1]
-        if not (isinstance(key, str) and _SECRET_KEY.match(key)):
+        if not (isinstance(key, str) and _is_secret_key(key)):
             continue
         if not any(path[: len(outer)] == outer for outer in found):
             found.append(path)
@@ -157,16 +164,16 @@ def _leave_out_secrets(problems: FileProblems, copy: _Copy) -> None:
         copy.delete(path)
 
 
-def _strings(data: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, str]]:
-    """Every string value in `data` with its path, in document order."""
-    if isinstance(data, str):
-        yield path, data
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            yield from _strings(value, (*path, key))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            yield from _strings(value, (*path, index))
+def _credential_urls(data: Any, path: JsonPath, found: list[tuple[JsonPath, str, list[str]]]) -> None:
+    """Every string in the mapping or list `data` (at `path`) that is a URL carrying a credential, with its
+    path and where the credential is, in document order. A path is built only for what is found."""
+    for key, value in data.items() if isinstance(data, dict) else enumerate(data):
+        if isinstance(value, str):
+            where = url_secrets(value)
+            if where:
+                found.append(((*path, key), value, where))
+        elif isinstance(value, dict | list):
+            _credential_urls(value, (*path, key), found)
 
 
 def _hide_url_secrets(problems: FileProblems, copy: _Copy) -> None:
@@ -176,10 +183,14 @@ def _hide_url_secrets(problems: FileProblems, copy: _Copy) -> None:
     (`reconciler.secret`), shared with the plan's rendering; the message names where the secret is, never
     the secret, and the value is hidden before any later check could quote it.
     """
-    for path, value in list(_strings(copy.data)):
-        found = url_secrets(value)
-        if not found:
-            continue
+    data = copy.data
+    found_urls: list[tuple[JsonPath, str, list[str]]] = []
+    if isinstance(data, str):
+        where = url_secrets(data)
+        found_urls = [((), data, where)] if where else []
+    elif isinstance(data, dict | list):
+        _credential_urls(data, (), found_urls)
+    for path, value, found in found_urls:
         problems.add(
             path,
             "secret-in-git",
