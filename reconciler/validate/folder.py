@@ -12,7 +12,7 @@ from pathlib import Path
 
 from reconciler.errors import UsageError
 from reconciler.model import Declared, DesiredState, Identity, Party, Problem, Severity, Source, Tombstone
-from reconciler.validate.file import check_file
+from reconciler.validate.file import Checked, check_file, check_files
 from reconciler.validate.names import DEFAULT_FILE, PARTY_FILE, shown_path
 from reconciler.validate.rules import default_problems, move_problems
 
@@ -62,18 +62,13 @@ class _Directory:
     default_file_seen: bool = False
     checked: int = 0
 
-    def default_file(self, entry_path: str, file: str) -> None:
-        self.checked += 1
-        self.default_file_seen = True
-        checked = check_file(file, path=entry_path)
-        self.problems.extend(checked.problems)
-        self.default = checked.default
-
-    def party_file(self, name: str, entry_path: str, file: str) -> None:
-        self.checked += 1
+    def first_of_its_identity(self, name: str, file: str) -> bool:
+        """Whether the party file `name` is the first to name its identity; a later one is a problem."""
         match = PARTY_FILE.match(name)
         identity = Identity(match.group(1).upper(), match.group(2).upper()) if match else None
-        if identity is not None and identity in self.named:
+        if identity is None:
+            return True
+        if identity in self.named:
             # Only file names that differ in case can name the same identity twice.
             self.problems.append(
                 Problem(
@@ -83,11 +78,17 @@ class _Directory:
                     "keep one file per party",
                 )
             )
-            return
-        if identity is not None:
-            self.named[identity] = file
-        checked = check_file(file, path=entry_path)
+            return False
+        self.named[identity] = file
+        return True
+
+    def add(self, default: bool, checked: Checked) -> None:
+        """What one checked file declares, and its problems."""
         self.problems.extend(checked.problems)
+        if default:
+            self.default_file_seen = True
+            self.default = checked.default
+            return
         self.tombstones.extend(checked.tombstones)
         if checked.party is not None:
             self.parties[checked.party.identity] = checked.party
@@ -95,16 +96,22 @@ class _Directory:
 
 def _validate_directory(directory: Path, shown: str) -> ValidationResult:
     found = _Directory([], {}, {}, [])
+    jobs: list[tuple[str, str]] = []
     for name, entry_path, is_file, refused in _listing(directory, shown):
         file = shown_path(shown, name)
         if refused is not None:
             found.problems.append(refused)
         elif is_file and name == DEFAULT_FILE:
-            found.default_file(entry_path, file)
+            found.checked += 1
+            jobs.append((file, entry_path))
         elif is_file and name.endswith(".yaml"):
-            found.party_file(name, entry_path, file)
+            found.checked += 1
+            if found.first_of_its_identity(name, file):
+                jobs.append((file, entry_path))
         else:
             found.problems.append(_unknown_entry(Path(entry_path), file))
+    for (_, entry_path), checked in zip(jobs, check_files(jobs), strict=True):
+        found.add(os.path.basename(entry_path) == DEFAULT_FILE, checked)
     problems = found.problems
     problems.extend(
         default_problems(

@@ -13,6 +13,7 @@ import difflib
 import functools
 import json
 import re
+import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,9 +111,24 @@ class SchemaProblem:
     key: bool = False
 
 
+def _fast_is_valid(schema_name: str, data: Any) -> bool:
+    """jsonschema-rs's verdict (compiling the validator first), with Ctrl-C held back until it is given.
+
+    jsonschema-rs runs Python code (`is_url`) from Rust and may drop an exception raised there: a Ctrl-C that
+    landed while it compiled was printed as "Exception ignored in: 'uri'" and left a validator that found
+    every URL invalid, so an interrupted validate ended with exit 1 and false problems. Held back, the
+    Ctrl-C is raised here once jsonschema-rs has returned.
+    """
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return fast_validator(schema_name).is_valid(data)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def schema_problems(data: Any, schema_name: str) -> list[SchemaProblem]:
     """Every problem the schema `schema_name` finds in `data`, worded for the file's author."""
-    if fast_validator(schema_name).is_valid(data):
+    if _fast_is_valid(schema_name, data):
         return []
     found: list[SchemaProblem] = []
     required_at: set[JsonPath] = set()

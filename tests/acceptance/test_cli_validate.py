@@ -308,3 +308,46 @@ def test_role_options_list_the_roles_in_upper_case_and_take_any_case(command: tu
     assert "--role [CPO|EMSP|HUB|NAP|NSP|OTHER|SCSP]" in out
     choice = cli_module._RoleChoice(ROLES, case_sensitive=False)
     assert [choice.convert(text, None, None) for text in ("emsp", "Cpo", "SCSP")] == ["EMSP", "CPO", "SCSP"]
+
+
+def test_ctrl_c_while_two_processes_check_the_files_ends_both(tmp_path: Path) -> None:
+    """From PARALLEL_FROM files on, a forked copy checks half of them: Ctrl-C (SIGINT to the process group,
+    as a terminal sends it) ends both, with the usual message and exit code, and leaves no process behind."""
+    import signal
+    import time
+
+    from reconciler.validate import file as file_module
+
+    if not file_module._forkable():
+        pytest.skip("needs Linux and two CPUs")
+    parties = tmp_path / "parties"
+    parties.mkdir()
+    (parties / "default-party.yaml").write_text("default_party: GB-A0000\n")
+    body = "kind: hosted\nroles:\n  - role: CPO\n    business_details:\n      name: Party {n}\n"
+    for n in range(4 * file_module.PARALLEL_FROM):
+        (parties / f"GB-A{n:04d}.yaml").write_text(
+            f"country_code: GB\nparty_id: A{n:04d}\n" + body.format(n=n)
+        )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "validate", str(parties)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(_children(process.pid)) == 0 and process.poll() is None:
+        time.sleep(0.01)  # until the copy is checking its half
+    copies = _children(process.pid)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert copies, "no forked copy was seen"
+    assert process.returncode == ExitCode.INTERRUPTED, err.decode()
+    assert err.decode().strip().splitlines()[-1].startswith("error: interrupted")
+    for pid in copies:  # ended and reaped: no process left, not even a zombie
+        assert not Path(f"/proc/{pid}").exists()
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []

@@ -437,3 +437,32 @@ def test_check_file_reports_what_keeps_a_file_from_loading_and_keeps_tombstones(
     deleted = check_file("NL-VLT.yaml", text="country_code: NL\nparty_id: VLT\ndeleted: true\n")
     assert deleted.problems == () and deleted.party is None
     assert [(str(t.identity), t.role) for t in deleted.tombstones] == [("NL-VLT", None)]
+
+
+def test_ctrl_c_is_held_back_while_jsonschema_rs_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """jsonschema-rs may drop a KeyboardInterrupt raised while it runs Python code for it (seen as "Exception
+    ignored in: 'uri'", then a validate that ended with exit 1 and false problems): Ctrl-C waits until it
+    returns, and is raised then."""
+    import os
+    import signal
+
+    import jsonschema_rs
+
+    blocked_in_check: list[bool] = []
+
+    def url(value: str) -> bool:
+        blocked_in_check.append(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set()))
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C lands while jsonschema-rs runs
+        return True
+
+    def compiled(name: str) -> jsonschema_rs.Validator:
+        blocked_in_check.append(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set()))
+        return jsonschema_rs.validator_for(
+            {"type": "string", "format": "uri"}, validate_formats=True, formats={"uri": url}
+        )
+
+    monkeypatch.setattr(schema, "fast_validator", compiled)
+    with pytest.raises(KeyboardInterrupt):
+        schema._fast_is_valid("party", "https://example.com")
+    assert blocked_in_check == [True, True]  # while compiling and while checking
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())  # and not after
