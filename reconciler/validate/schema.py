@@ -119,6 +119,8 @@ def _fast_is_valid(schema_name: str, data: Any) -> bool:
     every URL invalid, so an interrupted validate ended with exit 1 and false problems. Held back, the
     Ctrl-C is raised here once jsonschema-rs has returned.
     """
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows: no signal masks to hold it back
+        return fast_validator(schema_name).is_valid(data)
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         return fast_validator(schema_name).is_valid(data)
