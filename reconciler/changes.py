@@ -385,34 +385,6 @@ class Plan:
         """What the applicable changes add, change, delete, adopt, release, move and migrate."""
         return count_changes(self.applicable)
 
-    @property
-    def to_add(self) -> int:
-        return self.counts.to_add
-
-    @property
-    def to_change(self) -> int:
-        return self.counts.to_change
-
-    @property
-    def to_delete(self) -> int:
-        return self.counts.to_delete
-
-    @property
-    def to_adopt(self) -> int:
-        return self.counts.to_adopt
-
-    @property
-    def to_release(self) -> int:
-        return self.counts.to_release
-
-    @property
-    def migrations_to_run(self) -> int:
-        return self.counts.migrations_to_run
-
-    @property
-    def locations_to_move(self) -> int:
-        return self.counts.locations_to_move
-
 
 @dataclass
 class Counts:

@@ -312,11 +312,11 @@ def complete_line(outcome: Outcome) -> str:
     """`Apply complete: 1 added, ...; 2 locations moved. Recorded as apply #7.`"""
     from reconciler.plan_document import number
 
-    made = outcome.plan
+    counts = outcome.plan.counts
     return (
-        f"Apply complete: {made.to_add:,} added, {made.to_change:,} changed, {made.to_delete:,} deleted, "
-        f"{made.to_adopt:,} adopted"
-        + (f", {made.to_release:,} released" if made.to_release else "")
+        f"Apply complete: {counts.to_add:,} added, {counts.to_change:,} changed, "
+        f"{counts.to_delete:,} deleted, {counts.to_adopt:,} adopted"
+        + (f", {counts.to_release:,} released" if counts.to_release else "")
         + f"; {number(outcome.locations_moved, 'location')} moved. "
         f"Recorded as apply #{outcome.history_id}."
     )

@@ -70,15 +70,16 @@ def summary(plan: Plan) -> str:
             waiting = number(len(plan.awaiting), "partner role")
             return f"{NO_CHANGES[:-1]}; {waiting} awaiting OCPI registration."
         return NO_CHANGES
-    text = f"Plan: {plan.to_add:,} to add, {plan.to_change:,} to change, {plan.to_delete:,} to delete, "
-    text += f"{plan.to_adopt:,} to adopt"
-    if plan.to_release:
-        text += f", {plan.to_release:,} to release"
-    text += f"; {number(plan.locations_to_move, 'location')} to move"
+    counts = plan.counts
+    text = f"Plan: {counts.to_add:,} to add, {counts.to_change:,} to change, {counts.to_delete:,} to delete, "
+    text += f"{counts.to_adopt:,} to adopt"
+    if counts.to_release:
+        text += f", {counts.to_release:,} to release"
+    text += f"; {number(counts.locations_to_move, 'location')} to move"
     if plan.awaiting:
         text += f"; {len(plan.awaiting):,} awaiting registration"
-    if plan.migrations_to_run:
-        text += f"; {number(plan.migrations_to_run, 'migration')} to run"
+    if counts.migrations_to_run:
+        text += f"; {number(counts.migrations_to_run, 'migration')} to run"
     if plan.blocked:
         text += f"; {number(len(plan.blocked), 'deletion')} blocked"
     return text + "."
@@ -205,14 +206,14 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "has_changes": plan.has_changes,
         "summary": {
             "text": summary(plan),
-            "to_add": plan.to_add,
-            "to_change": plan.to_change,
-            "to_delete": plan.to_delete,
-            "to_adopt": plan.to_adopt,
-            "to_release": plan.to_release,
+            "to_add": plan.counts.to_add,
+            "to_change": plan.counts.to_change,
+            "to_delete": plan.counts.to_delete,
+            "to_adopt": plan.counts.to_adopt,
+            "to_release": plan.counts.to_release,
             "awaiting_registration": len(plan.awaiting),
-            "locations_to_move": plan.locations_to_move,
-            "migrations_to_run": plan.migrations_to_run,
+            "locations_to_move": plan.counts.locations_to_move,
+            "migrations_to_run": plan.counts.migrations_to_run,
             "deletions_blocked": len(plan.blocked),
         },
         "changes": [change_document(c) for c in plan.changes],

@@ -590,17 +590,16 @@ _MOVE_FACTS = {
 def _facts(plan: Plan) -> list[str]:
     """What a reviewer should see before opening anything: default party, moves, blocked deletions."""
     facts: list[str] = []
-    if plan.migrations_to_run:
-        facts.append(
-            f"- **Database:** {number(plan.migrations_to_run, 'migration')} of ocpi-parties to run first"
-        )
+    migrations = plan.counts.migrations_to_run
+    if migrations:
+        facts.append(f"- **Database:** {number(migrations, 'migration')} of ocpi-parties to run first")
     default = next((c for c in plan.applicable if isinstance(c, SetDefaultParty)), None)
     if default is not None:
         before = _code(str(default.before)) if default.before else "(none)"
         facts.append(f"- **Default party:** {before} → {_code(str(default.after))}")
     moves = [c for c in plan.applicable if isinstance(c, MoveLocations)]
     if moves:
-        facts.append(f"- **Locations to move:** {plan.locations_to_move:,}")
+        facts.append(f"- **Locations to move:** {plan.counts.locations_to_move:,}")
         items = [f"{m.count:,} to {_code(str(m.to))}, {_markdown_text(_MOVE_FACTS[m.reason])}" for m in moves]
         facts.extend(f"  {line}" for line in _bullets(items, "moves (see the full plan)"))
     if plan.awaiting:

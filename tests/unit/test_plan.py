@@ -126,7 +126,13 @@ def orphans(owner: Identity, count: int) -> LocationGroup:
 def test_nothing_to_do() -> None:
     plan = compute_plan(desired(party(TWK, "CPO")), actual(row(TWK, "CPO")))
     assert plan.changes == () and not plan.has_changes
-    assert (plan.to_add, plan.to_change, plan.to_delete, plan.to_adopt, plan.locations_to_move) == (
+    assert (
+        plan.counts.to_add,
+        plan.counts.to_change,
+        plan.counts.to_delete,
+        plan.counts.to_adopt,
+        plan.counts.locations_to_move,
+    ) == (
         0,
         0,
         0,
@@ -142,7 +148,7 @@ def test_rows_are_created_for_hosted_roles_only() -> None:
         actual(row(TWK, "CPO")),
     )
     assert plan.changes == (CreateParty(ES, "CPO", "https://es.example", {"name": "N"}),)
-    assert plan.to_add == 1
+    assert plan.counts.to_add == 1
     assert plan.awaiting == (AwaitRegistration(VLT, "EMSP"), AwaitRegistration(VLT, "NSP"))
 
 
@@ -160,7 +166,7 @@ def test_a_registered_partner_is_adopted_once_registration_created_its_row() -> 
     assert plan.changes == (
         AdoptParty(VLT, "EMSP", (FieldChange("business_details", None, {"name": "Voltkaart"}),)),
     )
-    assert plan.awaiting == () and plan.to_adopt == 1 and plan.unmanaged == ()
+    assert plan.awaiting == () and plan.counts.to_adopt == 1 and plan.unmanaged == ()
 
 
 def test_update_reports_field_level_before_and_after() -> None:
@@ -190,7 +196,7 @@ def test_update_reports_field_level_before_and_after() -> None:
             ),
         ),
     )
-    assert plan.to_change == 1
+    assert plan.counts.to_change == 1
 
 
 def test_url_left_out_of_the_file_is_left_alone() -> None:
@@ -223,7 +229,7 @@ def test_a_credential_less_partner_row_of_an_earlier_version_is_deleted() -> Non
     emsp = row(VLT, "EMSP", url="https://v.example", credentials=False)
     plan = compute_plan(desired(party(TWK, "CPO"), party(VLT, "EMSP")), actual(row(TWK, "CPO"), emsp))
     assert plan.changes == (DeleteParty(VLT, "EMSP", CREDENTIAL_LESS),)
-    assert plan.to_delete == 1 and plan.blocked == ()
+    assert plan.counts.to_delete == 1 and plan.blocked == ()
     assert plan.awaiting == (AwaitRegistration(VLT, "EMSP"),)
 
 
@@ -233,7 +239,7 @@ def test_a_credential_less_row_of_another_role_is_deleted_when_no_file_declares_
         desired(party(TWK, "CPO")), actual(row(TWK, "CPO"), row(VLT, "EMSP", credentials=False))
     )
     assert plan.changes == (DeleteParty(VLT, "EMSP", CREDENTIAL_LESS),)
-    assert plan.blocked == () and plan.to_delete == 1
+    assert plan.blocked == () and plan.counts.to_delete == 1
 
 
 def test_the_locations_of_a_credential_less_partner_cpo_go_to_the_default_party_first() -> None:
@@ -285,10 +291,10 @@ def test_deleting_a_managed_row_is_blocked_without_tombstone_or_flag() -> None:
     (blocked,) = plan.changes
     assert isinstance(blocked, DeleteParty) and blocked.blocked
     assert "tombstone" in blocked.reason and "--allow-delete" in blocked.reason
-    assert plan.blocked == (blocked,) and plan.to_delete == 0 and not plan.has_changes
+    assert plan.blocked == (blocked,) and plan.counts.to_delete == 0 and not plan.has_changes
     allowed = compute_plan(state, current, allow_delete=True)
     assert allowed.changes == (DeleteParty(OLD, "CPO", "no longer declared in the party files"),)
-    assert allowed.to_delete == 1
+    assert allowed.counts.to_delete == 1
 
 
 def test_a_registered_row_is_released_never_deleted() -> None:
@@ -303,7 +309,7 @@ def test_a_registered_row_is_released_never_deleted() -> None:
             (release,) = plan.changes
             assert isinstance(release, ReleaseParty) and (release.identity, release.role) == (VLT, "EMSP")
             assert "OCPI credentials DELETE" in release.reason
-            assert plan.to_release == 1 and plan.to_delete == 0 and plan.blocked == ()
+            assert plan.counts.to_release == 1 and plan.counts.to_delete == 0 and plan.blocked == ()
 
 
 def test_tombstones_allow_deletion_of_one_role_or_all() -> None:
@@ -357,7 +363,7 @@ def test_orphans_go_to_the_default_party_grouped_with_counts() -> None:
             MoveReason.ORPHANS, TWK, (orphans(ORPHAN_BE, 200), orphans(ORPHAN_GB, 1000), orphans(VLT, 3))
         ),
     )
-    assert plan.locations_to_move == 1203
+    assert plan.counts.locations_to_move == 1203
     assert plan.owners == LocationOwners(recorded=1253, unowned_now=1203, unowned_after=0)
 
 
@@ -376,7 +382,7 @@ def test_owners_count_claimed_ids_and_a_deleted_cpo() -> None:
             claimed={"LOC-1": ClaimedLocation(None, ORPHAN_GB, False)},
         ),
     )
-    assert plan.locations_to_move == 14
+    assert plan.counts.locations_to_move == 14
     assert plan.owners == LocationOwners(recorded=14, unowned_now=10, unowned_after=0)
 
 
@@ -476,7 +482,7 @@ def test_claimed_ids_move_and_leave_their_group() -> None:
         ),
         MoveLocations(MoveReason.ORPHANS, TWK, (orphans(ORPHAN_GB, 9),)),
     )
-    assert plan.locations_to_move == 11
+    assert plan.counts.locations_to_move == 11
     assert plan.notes == ("location 'GONE' claimed by ES-CPO at f:9:5 does not exist",)
 
 
