@@ -360,6 +360,20 @@ def refuse_unapplicable(plan: Plan, consequence: str) -> None:
         )
 
 
+def _applicable(
+    connection: Connection, desired: DesiredState, allow_delete: bool, reviewed_fingerprint: str | None
+) -> Plan:
+    """The plan for the database as it is now; refused if it is not the one reviewed or cannot be applied."""
+    plan, fingerprint = plan_against(connection, desired, allow_delete=allow_delete)
+    if reviewed_fingerprint is not None and fingerprint != reviewed_fingerprint:
+        raise StalePlan(
+            "stale plan: the database changed since the plan was made (rows it concerns, the default "
+            "party or the location counts); nothing was changed. Run plan again"
+        )
+    refuse_unapplicable(plan, "; nothing was changed")
+    return plan
+
+
 def apply(
     connection: Connection,
     desired: DesiredState,
@@ -384,19 +398,14 @@ def apply(
             _lock(connection, label)
             # A newer ocpi-parties may have changed what this one writes: refused (exit code 3), as plan does.
             migrations.refuse_newer(connection, label)
-            plan, fingerprint = plan_against(connection, desired, allow_delete=allow_delete)
+            plan = _applicable(connection, desired, allow_delete, reviewed_fingerprint)
             if _owners_change(plan):
                 # A location MaEVe writes after the state is read and before the commit would miss both
                 # the moves and the new default party (its guard cannot see them yet) and stay an orphan.
-                # Its writes wait for the commit instead; the state is read again under the lock.
+                # Its writes wait for the commit instead; the state is read again under the lock. A plan
+                # refused on the first reading never takes this lock.
                 connection.execute("LOCK TABLE locations IN SHARE ROW EXCLUSIVE MODE")
-                plan, fingerprint = plan_against(connection, desired, allow_delete=allow_delete)
-            if reviewed_fingerprint is not None and fingerprint != reviewed_fingerprint:
-                raise StalePlan(
-                    "stale plan: the database changed since the plan was made (rows it concerns, the default "
-                    "party or the location counts); nothing was changed. Run plan again"
-                )
-            refuse_unapplicable(plan, "; nothing was changed")
+                plan = _applicable(connection, desired, allow_delete, reviewed_fingerprint)
             if not plan.has_changes:
                 return Outcome(plan)
             work = _Work.of(plan)

@@ -410,3 +410,21 @@ def test_apply_asks_for_confirmation_on_a_terminal(
     else:
         assert code == 1 and "Apply complete:" not in output
         assert history == (False,), "declining changed nothing, not even the migrations"
+
+
+def test_a_refused_plan_never_waits_for_the_lock_on_locations(
+    run: Run, live: Connection, database_url: str, workdir: Path
+) -> None:
+    """A plan refused on the first reading (here a stale plan file whose locations would move) is refused at
+    once: apply never asks for the lock that makes MaEVe's location writes wait."""
+    code, out, _ = run("plan", "--out", "plan.json", "--database-url", database_url)
+    assert code == 0 and "locations to move" in out
+    save_location(live, "LOC-GB-9", "GB")  # MaEVe writes another location: the reviewed plan is stale
+    before = snapshot(live)
+    with psycopg.connect(database_url, autocommit=True) as maeve:
+        maeve.execute("BEGIN")
+        maeve.execute("LOCK TABLE locations IN ROW EXCLUSIVE MODE")  # as MaEVe's upsert holds it
+        code, _, err = run("apply", "plan.json", "--database-url", database_url, "--lock-timeout", "300ms")
+        maeve.execute("ROLLBACK")
+    assert code == 1 and "stale plan" in err, err
+    assert snapshot(live) == before
