@@ -13,7 +13,6 @@ import difflib
 import functools
 import json
 import re
-import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 
 import jsonschema_rs
 
+from reconciler.interrupt import ctrl_c_held
 from reconciler.load import JsonPath
 
 if TYPE_CHECKING:
@@ -119,13 +119,8 @@ def _fast_is_valid(schema_name: str, data: Any) -> bool:
     every URL invalid, so an interrupted validate ended with exit 1 and false problems. Held back, the
     Ctrl-C is raised here once jsonschema-rs has returned.
     """
-    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows: no signal masks to hold it back
+    with ctrl_c_held():
         return fast_validator(schema_name).is_valid(data)
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        return fast_validator(schema_name).is_valid(data)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def schema_problems(data: Any, schema_name: str) -> list[SchemaProblem]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -107,3 +108,31 @@ def test_a_few_files_are_checked_in_this_process(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(file_module, "_forked", no_fork)
     assert check_files(_jobs(tmp_path)) == [check_file("parties/GB-C01.yaml", path=tmp_path / "GB-C01.yaml")]
+
+
+def test_a_caller_that_ignores_sigchld_gets_the_same_results(tmp_path: Path, parallel: None) -> None:
+    """With SIGCHLD ignored the kernel reaps the copy itself: its results are not trusted, this process
+    checks the second half too."""
+    for number in range(6):
+        (tmp_path / f"GB-E{number:02d}.yaml").write_text(f"country_code: GB\nparty_id: E{number:02d}\n")
+    jobs = _jobs(tmp_path)
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        assert check_files(jobs) == [check_file(file, path=path) for file, path in jobs]
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
+def test_the_signal_mask_is_put_back_as_it_was(tmp_path: Path, parallel: None) -> None:
+    for number in range(4):
+        (tmp_path / f"GB-F{number:02d}.yaml").write_text(f"country_code: GB\nparty_id: F{number:02d}\n")
+    jobs = _jobs(tmp_path)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    check_files(jobs)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # a caller that holds it back
+    try:
+        check_files(jobs)
+        assert signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
