@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote
 
 import psycopg
@@ -35,6 +35,7 @@ from reconciler.database import (
     check_maeve_tables,
     configure,
     map_error,
+    secrets_of,
 )
 from reconciler.errors import UsageError
 from reconciler.secret import SECRET_SETTINGS, mask_conninfo
@@ -132,6 +133,8 @@ def session(
         )
     except psycopg.Error as error:
         raise map_error(error, target, settings) from error
+    # The password libpq sent may come from a password or service file, which the target does not know of.
+    target = replace(target, secrets=(*target.secrets, *secrets_of(connection)))
     try:
         with connection:
             configure(connection, settings, read_only=read_only)

@@ -10,6 +10,7 @@ import ast
 import graphlib
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from reconciler import connect, embedded
@@ -106,3 +107,23 @@ def test_an_unreadable_setting_is_a_usage_error_that_keeps_no_cause() -> None:
         resolve(Settings(url="host=h password=pw' nonsense"), {})
     assert raised.value.exit_code == ExitCode.USAGE
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_an_error_never_shows_a_password_libpq_read_from_a_password_file(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path
+) -> None:
+    """The URL names no password; libpq takes one from PGPASSFILE (the server here trusts the login, so it
+    is never checked). A session's error that quotes it shows *** instead."""
+    secret = "pw-from-a-password-file"
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"*:*:*:*:{secret}\n")
+    passfile.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+
+    def failing(connection: object, target: Target) -> None:
+        raise psycopg.errors.RaiseException(f"the server quoted {secret} back")
+
+    monkeypatch.setattr(connect, "check_maeve_tables", failing)
+    with pytest.raises(ReconcilerError) as raised, session(Settings(url=database_url)):
+        pass
+    assert secret not in raised.value.message and "the server quoted *** back" in raised.value.message
