@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum, auto
 from pathlib import Path
@@ -305,6 +306,15 @@ def check_maeve_tables(connection: Connection, target: Target) -> None:
             f"the tables of {target.label} are not MaEVe's ({lacking}): is it MaEVe's database? Nothing was "
             "changed; point --database-url at MaEVe's database"
         )
+
+
+@contextmanager
+def snapshot(connection: Connection) -> Iterator[None]:
+    """A transaction whose statements all read one snapshot (REPEATABLE READ): a page and its count, or the
+    parts of `db status`, agree with each other however MaEVe writes meanwhile."""
+    with connection.transaction():
+        connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
 
 
 def lock_database(connection: Connection) -> None:

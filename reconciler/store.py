@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.rows import RowFactory, kwargs_row
 
 from reconciler.changes import PartyRow
-from reconciler.database import Connection, exists
+from reconciler.database import Connection, exists, snapshot
 from reconciler.errors import StoreError
 from reconciler.migrations import Applied, DatabaseObject, Migration, applied, available, missing, unknown
 from reconciler.model import CPO, Identity
@@ -213,7 +213,7 @@ def party_page(
     connection: Connection, role: str | None = None, offset: int = 0, limit: int = 100
 ) -> Page[PartyRow]:
     """A page of `list_parties` and the number of rows of every page (one count query), in one snapshot."""
-    with connection.transaction():
+    with snapshot(connection):
         rows = list_parties(connection, role=role, offset=offset, limit=limit)
         where = sql.SQL(" WHERE role = %s") if role else sql.SQL("")
         total = _count(
@@ -290,8 +290,9 @@ def list_locations(
 def location_page(
     connection: Connection, identity: Identity, offset: int = 0, limit: int = 100
 ) -> Page[LocationRow]:
-    """A page of `list_locations` and the number of locations recorded under `identity` (one count query)."""
-    with connection.transaction():
+    """A page of `list_locations` and the number of locations recorded under `identity` (one count query), in
+    one snapshot."""
+    with snapshot(connection):
         rows = list_locations(connection, identity, offset=offset, limit=limit)
         total = _count(
             connection, sql.SQL("SELECT count(*) FROM locations WHERE {}").format(_matching(identity))
@@ -389,7 +390,7 @@ def _managed_count(connection: Connection) -> int:
 
 def status(connection: Connection) -> Status:
     """Migrations, party and location counts, the default party and the foreign key, in one snapshot."""
-    with connection.transaction():
+    with snapshot(connection):
         done = applied(connection)
         default = get_default_party(connection)
         return Status(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from maeve_sql import location_owner, save_location, save_party
 
@@ -308,3 +309,26 @@ def test_set_location_party_gives_the_location_to_the_cpo_row_as_it_is_spelled(m
     save_location(migrated, "L", "BE")
     store.set_location_party(migrated, "L", ES_CPO)
     assert location_owner(migrated, "L") == ("es", "cpo", "CPO")
+
+
+@pytest.mark.parametrize("page", ["parties", "status"])
+def test_a_page_and_its_count_read_one_snapshot(
+    connection: Connection, database_url: str, monkeypatch: pytest.MonkeyPatch, page: str
+) -> None:
+    """MaEVe registers a partner between the page's rows and its count: both still describe one moment."""
+    migrate(connection)
+    real = store.list_parties if page == "parties" else store.applied
+    name = "list_parties" if page == "parties" else "applied"
+
+    def and_meanwhile(*args: object, **kwargs: object) -> object:
+        found = real(*args, **kwargs)  # type: ignore[operator]
+        with psycopg.connect(database_url, autocommit=True) as maeve:
+            save_party(maeve, "EMSP", "DE", "NEW", url="https://new.example/versions", token="t")
+        return found
+
+    monkeypatch.setattr(store, name, and_meanwhile)
+    if page == "parties":
+        listed = store.party_page(connection)
+        assert listed.total == len(listed.rows) == 0
+    else:
+        assert store.status(connection).parties == 0
