@@ -1,7 +1,9 @@
 """One error base class and the exit codes the command line documents.
 
 Every failure the tool expects is a `ReconcilerError`; its subclass is its category and carries the exit code
-it maps to. Every error class of the package is defined here. `cli.main` turns one into a line on stderr.
+it maps to. Every `ReconcilerError` class of the package is defined here (internal control flow, such as
+`cli._OutputLost` or `load._Refused`, stays where it is raised and caught). `cli.main` turns one into a line
+on stderr.
 Anything else is a bug and gets `ExitCode.INTERNAL`.
 """
 

@@ -117,7 +117,7 @@ class ImportResult:
 
 def read_party_rows(connection: Connection) -> tuple[list[PartyRow], Identity | None]:
     """Every party row without its token (business details None before migrating), and the default party."""
-    return party_rows(connection), get_default_party(connection)
+    return party_rows(connection, times=False), get_default_party(connection)
 
 
 def _identity_problem(country_code: str, party_id: str, roles: Iterable[str]) -> str | None:

@@ -364,7 +364,8 @@ def apply_if_same_as(
             planfile.desired_digest(desired) == reviewed.desired_digest
             and fingerprint == reviewed.fingerprint
         )
-        same = same_changes(reviewed.rendered, plan_document(current))
+        # A fresh plan is the reviewed one; only another needs its changes compared with the reviewed ones.
+        same = not fresh and same_changes(reviewed.rendered, plan_document(current))
         if fresh or (same and current.has_changes):
             outcome = _apply(
                 opened,

@@ -13,6 +13,7 @@ import pytest
 
 from reconciler import operations
 from reconciler.apply import Outcome
+from reconciler.changes import Plan
 from reconciler.database import Connection, Settings
 from reconciler.errors import (
     DatabaseError,
@@ -25,7 +26,6 @@ from reconciler.errors import (
 )
 from reconciler.model import Identity
 from reconciler.operations import ApplyContext, Report
-from reconciler.plan import Plan
 from reconciler.validate import ValidationResult
 
 CONTEXT = ApplyContext("tester@example")

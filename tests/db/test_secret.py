@@ -14,14 +14,13 @@ from conftest import Run
 from maeve_sql import save_party
 
 from reconciler import store
+from reconciler.changes import FieldChange, PartyRow, Plan, UpdateParty
 from reconciler.connect import resolve
 from reconciler.database import Connection, Settings
 from reconciler.migrations import migrate
 from reconciler.model import Identity
 from reconciler.output import database as database_output
 from reconciler.output.plan import render_json, render_markdown, render_text
-from reconciler.plan import FieldChange, Plan, UpdateParty
-from reconciler.plan import PartyRow as PlanRow
 from reconciler.secret import hide_secrets, hide_url_secrets, mask_conninfo
 
 SECRET = "secret"
@@ -77,7 +76,7 @@ def test_the_database_a_command_uses_is_named_without_its_password(text: str) ->
 
 @pytest.mark.parametrize("text", FORMS)
 def test_the_plan_never_shows_a_password_of_a_connection_string(text: str) -> None:
-    row = PlanRow(Identity("BE", "SEC"), "EMSP", text, None, False)
+    row = PartyRow(Identity("BE", "SEC"), "EMSP", text, None, False)
     change = UpdateParty(Identity("BE", "SEC"), "CPO", (FieldChange("url", text, "https://ocpi.example/v"),))
     plan = Plan((change,), (row,))
     for output in (render_text(plan), render_json(plan), render_markdown(plan)):
