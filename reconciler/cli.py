@@ -635,8 +635,8 @@ def _apply_if_same_as(
     """`apply --if-same-as`. The report is written before anything is printed, and on every failure before
     the command exits."""
     report = Report()
-    try:
-        with _showing_refused(console):
+    with _showing_refused(console):  # a refused plan is shown once the report is written
+        try:
             reviewed = operations.apply_if_same_as(
                 settings,
                 target,
@@ -646,15 +646,15 @@ def _apply_if_same_as(
                 context=context,
                 console=console,
             )
-        _write_report(report, report_file)
-    except BaseException as error:
-        if report.outcome == FAILED:
-            report.error = _failure(error)
-            try:
-                _write_report(report, report_file)
-            except ReconcilerError as unwritten:
-                click.echo(f"warning: {unwritten.message}", err=True)  # the first error is the one to see
-        raise
+            _write_report(report, report_file)
+        except BaseException as error:
+            if report.outcome == FAILED:
+                report.error = _failure(error)
+                try:
+                    _write_report(report, report_file)
+                except ReconcilerError as unwritten:
+                    click.echo(f"warning: {unwritten.message}", err=True)  # the first error is the one to see
+            raise
     _show_plan(reviewed.plan)
     if reviewed.outcome is not None:
         _show_outcome(reviewed.outcome)
