@@ -34,10 +34,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, PlainScalarString
 
-from reconciler.errors import UsageError
-from reconciler.load import MAX_FILE_BYTES, CoreResolver, decode, parse_text
+from reconciler.load import CoreResolver, decode, parse_text, read_file
 from reconciler.model import Problem, Source
-from reconciler.validate import DEFAULT_FILE, PARTY_FILE, case_fields, holder, read_back
+from reconciler.validate import DEFAULT_FILE, PARTY_FILE, case_fields, holder, read_back, require_party_path
 
 #: Key orders of the canonical form: the order of the properties in schema/party.schema.json.
 PARTY_KEYS = (
@@ -300,14 +299,9 @@ def party_files(path: Path) -> list[Path]:
 
 def format_file(path: Path, file: str) -> Formatted:
     """Read `path` (shown as `file`) and work out its canonical text; nothing is written."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        problem = Problem(Source(file), "unreadable", f"cannot read the file: {error.strerror or error}")
-        return Formatted(file, b"", problem)
-    if len(raw) > MAX_FILE_BYTES:
-        message = f"the file is {len(raw):,} bytes; party files are limited to {MAX_FILE_BYTES:,}"
-        return Formatted(file, raw, Problem(Source(file, 1, 1), "too-large", message))
+    raw = read_file(path, file)
+    if isinstance(raw, Problem):
+        return Formatted(file, b"", raw)
     text = decode(raw, file)
     if isinstance(text, Problem):
         return Formatted(file, raw, text)
@@ -340,8 +334,7 @@ def format_path(path: Path, shown: str, *, write: bool) -> tuple[list[str], list
     Returns the files not in canonical form (rewritten when `write`) and the problems of those that cannot be
     formatted, which are left as they are. Each file is replaced in one step, so none is ever half-written.
     """
-    if not path.exists():
-        raise UsageError(f"{shown}: no such file or directory")
+    require_party_path(path, shown)
     changed: list[str] = []
     problems: list[Problem] = []
     for file_path in party_files(path):

@@ -370,20 +370,27 @@ def _second_document(second: Node | None, text: str, file: str) -> Problem:
     )
 
 
-def load_file(path: str | Path, file: str) -> LoadedFile | Problem:
-    """Read and parse `path`; `file` is the name used in messages (usually the path as the user gave it)."""
+def read_file(path: str | Path, file: str) -> bytes | Problem:
+    """The bytes of `path` (named `file` in messages), never more than MAX_FILE_BYTES of them read: a larger
+    file, or a device that never ends, is a problem."""
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            if size > MAX_FILE_BYTES:
-                return Problem(
-                    Source(file, 1, 1),
-                    "too-large",
-                    f"the file is {size:,} bytes; party files are limited to {MAX_FILE_BYTES:,}",
-                )
-            raw = handle.read()
+            raw = handle.read(MAX_FILE_BYTES + 1) if size <= MAX_FILE_BYTES else b""
     except OSError as error:
         return Problem(Source(file), "unreadable", f"cannot read the file: {error.strerror or error}")
+    if size > MAX_FILE_BYTES or len(raw) > MAX_FILE_BYTES:
+        shown = f"{size:,} bytes" if size > MAX_FILE_BYTES else f"more than {MAX_FILE_BYTES:,} bytes"
+        limit = f"party files are limited to {MAX_FILE_BYTES:,}"
+        return Problem(Source(file, 1, 1), "too-large", f"the file is {shown}; {limit}")
+    return raw
+
+
+def load_file(path: str | Path, file: str) -> LoadedFile | Problem:
+    """Read and parse `path`; `file` is the name used in messages (usually the path as the user gave it)."""
+    raw = read_file(path, file)
+    if isinstance(raw, Problem):
+        return raw
     text = decode(raw, file)
     if isinstance(text, Problem):
         return text

@@ -9,7 +9,7 @@ called; `problems` reports a problem at its place in the file.
 """
 
 from reconciler.validate.file import Checked, check_file
-from reconciler.validate.folder import ValidationResult, validate_path
+from reconciler.validate.folder import ValidationResult, require_party_path, validate_path
 from reconciler.validate.names import DEFAULT_FILE, PARTY_FILE
 from reconciler.validate.normalise import case_fields, holder, read_back
 from reconciler.validate.schema import DEFAULT_SCHEMA, PARTY_SCHEMA, schema_directory
@@ -25,6 +25,7 @@ __all__ = [
     "check_file",
     "holder",
     "read_back",
+    "require_party_path",
     "schema_directory",
     "validate_path",
 ]

@@ -33,9 +33,8 @@ class ValidationResult:
         return tuple(p for p in self.problems if p.severity is Severity.WARNING)
 
 
-def validate_path(path: Path, display: str | None = None) -> ValidationResult:
-    """Validate a parties directory (every file plus the rules across files) or a single file."""
-    shown = display if display is not None else str(path)
+def require_party_path(path: Path, shown: str) -> None:
+    """Refuse (UsageError) a path that is no file and no directory: missing, a device, pipe or socket."""
     if not path.exists():
         raise UsageError(f"{shown}: no such file or directory")
     if not path.is_file() and not path.is_dir():
@@ -43,6 +42,12 @@ def validate_path(path: Path, display: str | None = None) -> ValidationResult:
             f"{shown} is neither a party file nor a parties directory (a device, pipe or socket): "
             "give the parties directory"
         )
+
+
+def validate_path(path: Path, display: str | None = None) -> ValidationResult:
+    """Validate a parties directory (every file plus the rules across files) or a single file."""
+    shown = display if display is not None else str(path)
+    require_party_path(path, shown)
     if path.is_file():
         checked = check_file(shown, path=path)
         return ValidationResult(tuple(sorted(checked.problems, key=Problem.sort_key)), 1)

@@ -111,16 +111,19 @@ def test_a_plan_file_stores_sources_as_objects(run: Run, workdir: Path, tmp_path
 # the wrong kind of path
 
 
-@pytest.mark.parametrize("command", ["validate", "plan", "apply"])
-def test_a_device_is_a_usage_error(run: Run, workdir: Path, command: str) -> None:
-    code, out, err = run(command, "/dev/null")
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/zero"])
+@pytest.mark.parametrize("command", ["validate", "plan", "apply", "fmt"])
+def test_a_device_is_a_usage_error(run: Run, workdir: Path, command: str, device: str) -> None:
+    """fmt too: /dev/zero, read as a file, never ends."""
+    code, out, err = run(command, device)
     assert code == 2 and out == ""
-    assert "error: /dev/null is neither a party file nor a parties directory" in err
+    assert f"error: {device} is neither a party file nor a parties directory" in err
 
 
-def test_a_fifo_is_a_usage_error(run: Run, workdir: Path) -> None:
+@pytest.mark.parametrize("command", ["validate", "fmt"])
+def test_a_fifo_is_a_usage_error(run: Run, workdir: Path, command: str) -> None:
     os.mkfifo(workdir / "pipe")
-    code, out, err = run("validate", "pipe")
+    code, out, err = run(command, "pipe")
     assert code == 2 and out == ""
     assert "error: pipe is neither a party file nor a parties directory (a device, pipe or socket)" in err
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from reconciler import fmt, importer
 from reconciler.changes import PartyRow
+from reconciler.load import MAX_FILE_BYTES
 from reconciler.model import Identity, Problem
 from reconciler.validate import check_file, read_back
 
@@ -374,7 +375,7 @@ def test_valid_examples_are_canonical_except_those_that_show_what_validate_reads
 
 def test_a_file_past_the_size_limit_is_refused_as_validate_refuses_it(tmp_path: Path) -> None:
     path = tmp_path / "GB-TWK.yaml"
-    path.write_text("# " + "x" * fmt.MAX_FILE_BYTES + "\ncountry_code: GB\n", encoding="utf-8")
+    path.write_text("# " + "x" * MAX_FILE_BYTES + "\ncountry_code: GB\n", encoding="utf-8")
     result = fmt.format_file(path, "GB-TWK.yaml")
     assert isinstance(result.canonical, Problem) and result.canonical.code == "too-large"
 

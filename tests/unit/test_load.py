@@ -271,3 +271,25 @@ def test_the_core_resolver_has_no_resolver_the_composer_leaves_out() -> None:
     # The composer looks resolvers up by a scalar's first character and tracks no paths.
     assert None not in load.IMPLICIT_RESOLVERS
     assert not CoreResolver.yaml_path_resolvers
+
+
+def test_a_file_is_never_read_past_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that says it is small (a device, a file still being written) is read only up to the limit."""
+    from reconciler import load as load_module
+
+    path = tmp_path / "GB-BIG.yaml"
+    path.write_bytes(b"a: 1\n" + b"#" * (MAX_FILE_BYTES + 10))
+    real_fstat = os.fstat
+
+    class Small:
+        def __init__(self, real: os.stat_result) -> None:
+            self.st_size = 5
+            self.real = real
+
+    monkeypatch.setattr(load_module.os, "fstat", lambda fd: Small(real_fstat(fd)))
+    problem = load_module.read_file(path, "GB-BIG.yaml")
+    assert isinstance(problem, Problem) and problem.code == "too-large"
+    assert (
+        problem.message
+        == f"the file is more than {MAX_FILE_BYTES:,} bytes; party files are limited to {MAX_FILE_BYTES:,}"
+    )
