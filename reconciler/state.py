@@ -67,7 +67,9 @@ _CLAIMED = sql.SQL(
 )
 
 
-def _location_columns(connection: Connection) -> dict[str, sql.Composable]:
+def location_columns(connection: Connection) -> dict[str, sql.Composable]:
+    """The location columns of `_GROUPS` and `_CLAIMED` (and of `store`'s location lists): the recorded
+    identity, or its stand-ins before migration 0006, and whether a location is owned."""
     recorded = (
         _RECORDED_NOW if exists(connection, "locations", "recorded_country_code") else _RECORDED_BEFORE_0006
     )
@@ -152,7 +154,7 @@ def _holds_credentials(connection: Connection) -> sql.SQL:
     return sql.SQL("true")
 
 
-def _zoned(column: str) -> sql.Composed:
+def zoned(column: str) -> sql.Composed:
     """A `timestamp without time zone` column of MaEVe's as a `timestamptz`.
 
     MaEVe writes NOW() into such columns, and so does ocpi-parties: PostgreSQL stores the time of day in the
@@ -189,8 +191,8 @@ def party_rows(
         details=details,
         managed=managed,
         credentials=credentials,
-        created_at=_zoned("p.created_at") if times else never,
-        updated_at=_zoned("p.updated_at") if times else never,
+        created_at=zoned("p.created_at") if times else never,
+        updated_at=zoned("p.updated_at") if times else never,
         join=join,
         rest=rest or sql.SQL(""),
     )
@@ -237,7 +239,7 @@ def read_actual_state(connection: Connection, desired: DesiredState) -> ActualSt
     claimed_ids = sorted({claim.value for party in desired.parties for claim in party.locations})
     pending = tuple(migration.label for migration in migrations.pending(connection))
     rows = tuple(party_rows(connection, times=False))
-    columns = _location_columns(connection)
+    columns = location_columns(connection)
     default = get_default_party(connection)
     with connection.cursor(row_factory=tuple_row) as cursor:
         groups = tuple(

@@ -22,11 +22,11 @@ from reconciler.migrations import Applied, DatabaseObject, Migration, applied, a
 from reconciler.model import CPO, Identity
 from reconciler.state import (
     DEFAULT_PARTY_KEY,
-    _location_columns,
-    _zoned,
     default_recorded,
     get_default_party,
+    location_columns,
     party_rows,
+    zoned,
 )
 
 LOCATION_KEY = "locations_party_fk"
@@ -279,8 +279,8 @@ def list_locations(
     )
     statement = sql.SQL(query).format(
         # Before migration 0005 adds party_role, a location is owned when its identity names a CPO row.
-        owned=_location_columns(connection)["owned"],
-        updated_at=_zoned("l.updated_at"),
+        owned=location_columns(connection)["owned"],
+        updated_at=zoned("l.updated_at"),
         identity=_matching(identity, "l.country_code", "l.party_id"),
     )
     with connection.cursor(row_factory=_with_identity(LocationRow)) as cursor:
